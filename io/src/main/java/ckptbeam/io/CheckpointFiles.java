@@ -1,0 +1,230 @@
+package ckptbeam.io;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import org.apache.beam.sdk.io.FileSystems;
+import org.apache.beam.sdk.io.fs.MatchResult;
+import org.apache.beam.sdk.io.fs.ResolveOptions.StandardResolveOptions;
+import org.apache.beam.sdk.io.fs.ResourceId;
+import org.apache.beam.sdk.util.MimeTypes;
+
+/**
+ * File access for checkpoints through Beam's {@link FileSystems}, so that local paths and {@code gs://} URLs
+ * work the same way. Local files take a fast path (positional reads on a {@link FileChannel}).
+ */
+public final class CheckpointFiles {
+  private CheckpointFiles() {}
+
+  /** Whether a path is on the local file system (no URL scheme, or {@code file:}). */
+  public static boolean isLocal(String path) {
+    int colon = path.indexOf(':');
+    int slash = path.indexOf('/');
+    return colon < 0 || (slash >= 0 && slash < colon) || path.startsWith("file:");
+  }
+
+  /** {@code dir} joined with a relative {@code name} (which may contain '/'). */
+  public static String resolve(String dir, String name) {
+    if (isLocal(dir)) {
+      return Paths.get(dir).resolve(name).toString();
+    }
+    String base = dir.endsWith("/") ? dir : dir + "/";
+    return base + name;
+  }
+
+  /** Size of a file, or -1 when it does not exist. */
+  public static long sizeOrMissing(String path) throws IOException {
+    if (isLocal(path)) {
+      Path p = Paths.get(path);
+      return Files.isRegularFile(p) ? Files.size(p) : -1;
+    }
+    MatchResult m = FileSystems.match(path);
+    if (m.status() != MatchResult.Status.OK || m.metadata().isEmpty()) {
+      return -1;
+    }
+    return m.metadata().get(0).sizeBytes();
+  }
+
+  public static boolean exists(String path) throws IOException {
+    return sizeOrMissing(path) >= 0;
+  }
+
+  /** Whether a local path is a directory; remote "directories" are prefixes and always exist. */
+  public static boolean isDirectory(String path) {
+    return !isLocal(path) || Files.isDirectory(Paths.get(path));
+  }
+
+  /** Reads a whole small file (a JSON index, a config), refusing files larger than {@code maxBytes}. */
+  public static byte[] readSmallFile(String path, long maxBytes) throws IOException {
+    try (RangeReader r = open(path)) {
+      long size = r.size();
+      if (size > maxBytes) {
+        throw new IOException(path + ": file is " + size + " bytes, more than the " + maxBytes + " allowed");
+      }
+      ByteBuffer buf = ByteBuffer.allocate((int) size);
+      r.readFully(0, buf);
+      return buf.array();
+    }
+  }
+
+  /** Opens a file for ranged reads. */
+  public static RangeReader open(String path) throws IOException {
+    if (isLocal(path)) {
+      Path p = Paths.get(path.startsWith("file:") ? path.substring(5) : path);
+      if (!Files.isRegularFile(p)) {
+        throw new java.io.FileNotFoundException(path + ": no such file");
+      }
+      return new LocalRangeReader(path, FileChannel.open(p, StandardOpenOption.READ));
+    }
+    ResourceId id = FileSystems.matchNewResource(path, false);
+    long size = FileSystems.matchSingleFileSpec(path).sizeBytes();
+    return new SeekableRangeReader(path, FileSystems.open(id), size);
+  }
+
+  /** Writes a small file in one go (tracker files, JSON). Local files are written to a temp file then renamed. */
+  public static void writeSmallFile(String path, byte[] data) throws IOException {
+    if (isLocal(path)) {
+      Path p = Paths.get(path);
+      if (p.getParent() != null) {
+        Files.createDirectories(p.getParent());
+      }
+      Path tmp = p.resolveSibling(p.getFileName() + ".ckptbeam-partial");
+      Files.write(tmp, data);
+      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      return;
+    }
+    try (WritableByteChannel ch = FileSystems.create(FileSystems.matchNewResource(path, false), MimeTypes.BINARY)) {
+      ByteBuffer b = ByteBuffer.wrap(data);
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+    }
+  }
+
+  /** Copies a small file (config, tokenizer) from one checkpoint folder to another. */
+  public static void copySmallFile(String from, String to, long maxBytes) throws IOException {
+    writeSmallFile(to, readSmallFile(from, maxBytes));
+  }
+
+  /** Deletes the given files if they exist. */
+  public static void deleteIfExists(List<String> paths) throws IOException {
+    for (String path : paths) {
+      if (isLocal(path)) {
+        Files.deleteIfExists(Paths.get(path));
+      } else if (exists(path)) {
+        FileSystems.delete(List.of(FileSystems.matchNewResource(path, false)));
+      }
+    }
+  }
+
+  /**
+   * Moves a finished local staging file to its destination: an atomic rename for a local destination, a
+   * streamed upload otherwise.
+   */
+  public static void publish(Path staged, String destination) throws IOException {
+    if (isLocal(destination)) {
+      Path dest = Paths.get(destination);
+      Files.move(staged, dest, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      return;
+    }
+    ResourceId id = FileSystems.matchNewResource(destination, false);
+    try (InputStream in = Files.newInputStream(staged);
+        OutputStream out = Channels.newOutputStream(FileSystems.create(id, MimeTypes.BINARY))) {
+      in.transferTo(out);
+    }
+    Files.delete(staged);
+  }
+
+  /** The directory part of a path, used to name a staging folder next to a local destination. */
+  public static ResourceId directoryOf(String path) {
+    return FileSystems.matchNewResource(path, false).getCurrentDirectory();
+  }
+
+  /** {@code dir/name} as a Beam resource, for listing and matching. */
+  public static ResourceId resource(String dir, String name) {
+    return FileSystems.matchNewResource(dir, true).resolve(name, StandardResolveOptions.RESOLVE_FILE);
+  }
+
+  private static final class LocalRangeReader implements RangeReader {
+    private final String name;
+    private final FileChannel channel;
+
+    LocalRangeReader(String name, FileChannel channel) {
+      this.name = name;
+      this.channel = channel;
+    }
+
+    @Override
+    public long size() throws IOException {
+      return channel.size();
+    }
+
+    @Override
+    public void readFully(long offset, ByteBuffer dst) throws IOException {
+      long pos = offset;
+      while (dst.hasRemaining()) {
+        int n = channel.read(dst, pos);
+        if (n < 0) {
+          throw new EOFException(name + ": unexpected end of file at byte " + pos);
+        }
+        pos += n;
+      }
+    }
+
+    @Override
+    public void close() throws IOException {
+      channel.close();
+    }
+  }
+
+  private static final class SeekableRangeReader implements RangeReader {
+    private final String name;
+    private final ReadableByteChannel channel;
+    private final long size;
+
+    SeekableRangeReader(String name, ReadableByteChannel channel, long size) {
+      this.name = name;
+      this.channel = channel;
+      this.size = size;
+    }
+
+    @Override
+    public long size() {
+      return size;
+    }
+
+    @Override
+    public synchronized void readFully(long offset, ByteBuffer dst) throws IOException {
+      if (!(channel instanceof SeekableByteChannel)) {
+        throw new IOException(name + ": the file system does not support ranged reads");
+      }
+      ((SeekableByteChannel) channel).position(offset);
+      long pos = offset;
+      while (dst.hasRemaining()) {
+        int n = channel.read(dst);
+        if (n < 0) {
+          throw new EOFException(name + ": unexpected end of file at byte " + pos);
+        }
+        pos += n;
+      }
+    }
+
+    @Override
+    public void close() throws IOException {
+      channel.close();
+    }
+  }
+}

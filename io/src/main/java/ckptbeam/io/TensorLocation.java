@@ -1,0 +1,73 @@
+package ckptbeam.io;
+
+import java.io.Serializable;
+import java.util.Objects;
+
+/**
+ * Where the bytes of one stored tensor are: a contiguous, row-major byte range of a file. This small description,
+ * never the bytes, is what travels through a pipeline.
+ */
+public final class TensorLocation implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  private final String name;
+  private final String file;
+  private final DType dtype;
+  private final Shape shape;
+  private final long offset;
+
+  public TensorLocation(String name, String file, DType dtype, Shape shape, long offset) {
+    this.name = Objects.requireNonNull(name);
+    this.file = Objects.requireNonNull(file);
+    this.dtype = Objects.requireNonNull(dtype);
+    this.shape = Objects.requireNonNull(shape);
+    this.offset = offset;
+  }
+
+  /** The tensor's name in its checkpoint. */
+  public String name() {
+    return name;
+  }
+
+  /** The file holding the bytes (a local path or a URL). */
+  public String file() {
+    return file;
+  }
+
+  public DType dtype() {
+    return dtype;
+  }
+
+  public Shape shape() {
+    return shape;
+  }
+
+  /** Absolute byte offset of the first element in {@link #file()}. */
+  public long offset() {
+    return offset;
+  }
+
+  public long byteSize() {
+    return shape.byteSize(dtype);
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    if (!(o instanceof TensorLocation)) {
+      return false;
+    }
+    TensorLocation t = (TensorLocation) o;
+    return name.equals(t.name) && file.equals(t.file) && dtype == t.dtype && shape.equals(t.shape)
+        && offset == t.offset;
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(name, file, dtype, shape, offset);
+  }
+
+  @Override
+  public String toString() {
+    return name + " " + dtype + shape + " @" + file + ":" + offset;
+  }
+}
