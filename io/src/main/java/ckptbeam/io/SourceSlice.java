@@ -1,0 +1,97 @@
+package ckptbeam.io;
+
+import java.util.Objects;
+
+/**
+ * A rectangular window of one source tensor viewed as a matrix (dim 0 by the product of the other dims; a 1-D
+ * tensor of n elements is n rows of 1), optionally transposed. Output height is the window's rows (columns when
+ * transposed); output width is its columns (rows when transposed).
+ */
+public final class SourceSlice {
+  private final String source;
+  private final long rowStart;
+  private final long rowCount;
+  private final long colStart;
+  private final long colCount;
+  private final boolean transposed;
+
+  public SourceSlice(String source, long rowStart, long rowCount, long colStart, long colCount, boolean transposed) {
+    if (rowStart < 0 || rowCount < 0 || colStart < 0 || colCount < 0) {
+      throw new IllegalArgumentException("negative slice bounds for " + source);
+    }
+    this.source = Objects.requireNonNull(source);
+    this.rowStart = rowStart;
+    this.rowCount = rowCount;
+    this.colStart = colStart;
+    this.colCount = colCount;
+    this.transposed = transposed;
+  }
+
+  /** Rows {@code [start, start+count)}, all {@code cols} columns. */
+  public static SourceSlice rows(String source, long start, long count, long cols) {
+    return new SourceSlice(source, start, count, 0, cols, false);
+  }
+
+  /** The whole tensor of {@code rows} by {@code cols}. */
+  public static SourceSlice whole(String source, long rows, long cols) {
+    return rows(source, 0, rows, cols);
+  }
+
+  /** All {@code rows} rows, columns {@code [start, start+count)}. */
+  public static SourceSlice cols(String source, long rows, long start, long count) {
+    return new SourceSlice(source, 0, rows, start, count, false);
+  }
+
+  /** The same window, transposed. */
+  public SourceSlice transposed() {
+    return new SourceSlice(source, rowStart, rowCount, colStart, colCount, !transposed);
+  }
+
+  /** The name of the source tensor. */
+  public String source() {
+    return source;
+  }
+
+  public long rowStart() {
+    return rowStart;
+  }
+
+  public long rowCount() {
+    return rowCount;
+  }
+
+  public long colStart() {
+    return colStart;
+  }
+
+  public long colCount() {
+    return colCount;
+  }
+
+  public boolean isTransposed() {
+    return transposed;
+  }
+
+  public long outputHeight() {
+    return transposed ? colCount : rowCount;
+  }
+
+  public long outputWidth() {
+    return transposed ? rowCount : colCount;
+  }
+
+  public long numel() {
+    return rowCount * colCount;
+  }
+
+  /** Whether the window fits inside a source matrix of {@code rows} by {@code cols}. */
+  public boolean fitsIn(long rows, long cols) {
+    return rowStart + rowCount <= rows && colStart + colCount <= cols;
+  }
+
+  @Override
+  public String toString() {
+    return source + "[" + rowStart + ":" + (rowStart + rowCount) + ", " + colStart + ":" + (colStart + colCount) + "]"
+        + (transposed ? "ᵀ" : "");
+  }
+}
