@@ -2,11 +2,14 @@ package ckptbeam.io;
 
 import java.io.Serializable;
 import java.util.Objects;
+import org.apache.beam.sdk.coders.DefaultCoder;
+import org.apache.beam.sdk.coders.SerializableCoder;
 
 /**
  * Where the bytes of one stored tensor are: a contiguous, row-major byte range of a file. This small description,
  * never the bytes, is what travels through a pipeline.
  */
+@DefaultCoder(SerializableCoder.class)
 public final class TensorLocation implements Serializable {
   private static final long serialVersionUID = 1L;
 

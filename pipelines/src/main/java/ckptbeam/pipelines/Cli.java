@@ -1,0 +1,142 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.ModelConfig;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
+
+/** What the subcommands share: paths, Beam options, config reading, the save-dir rules, running, reporting. */
+final class Cli {
+  private Cli() {}
+
+  /** A local path made absolute against the working directory (workers run elsewhere); URLs unchanged. */
+  static String absolute(String path) {
+    if (!CheckpointFiles.isLocal(path)) {
+      return path;
+    }
+    return Paths.get(path.startsWith("file:") ? path.substring(5) : path).toAbsolutePath().normalize().toString();
+  }
+
+  /** Beam options from the flags the subcommand did not know; an unknown one is an error naming it. */
+  static PipelineOptions pipelineOptions(List<String> beamArgs, String jobName) {
+    PipelineOptions o;
+    try {
+      o = PipelineOptionsFactory.fromArgs(beamArgs.toArray(new String[0])).withValidation().create();
+    } catch (IllegalArgumentException e) {
+      String msg = String.valueOf(e.getMessage());
+      int i = msg.indexOf("missing a property named '");
+      if (i >= 0) {
+        String name = msg.substring(i + 26, msg.indexOf('\'', i + 26));
+        throw new IllegalArgumentException("unknown flag --" + name
+            + " (neither a ckptbeam flag nor a Beam pipeline option)");
+      }
+      throw new IllegalArgumentException("invalid pipeline option: " + msg.split("\n")[0]);
+    }
+    o.setJobName("ckptbeam-" + jobName + "-" + System.currentTimeMillis());
+    return o;
+  }
+
+  static ModelConfig readConfig(String path) throws IOException {
+    if (!CheckpointFiles.exists(path)) {
+      throw new IOException(path + ": no such file (the model dimensions are read from it)");
+    }
+    return ModelConfig.parse(path, CheckpointFiles.readSmallFile(path, 16L << 20));
+  }
+
+  /**
+   * An existing non-empty save dir is refused unless {@code --overwrite}; with it, the completion marker is removed
+   * first so that the old output can never pass for the new one while it is being replaced.
+   */
+  static void prepareSaveDir(String saveDir, boolean overwrite, String marker) throws IOException {
+    String markerPath = CheckpointFiles.resolve(saveDir, marker);
+    boolean nonEmpty;
+    if (CheckpointFiles.isLocal(saveDir)) {
+      Path dir = Paths.get(saveDir);
+      if (Files.exists(dir) && !Files.isDirectory(dir)) {
+        throw new IOException("--save-dir " + saveDir + " exists and is not a directory");
+      }
+      try (Stream<Path> s = Files.exists(dir) ? Files.list(dir) : Stream.empty()) {
+        nonEmpty = s.findAny().isPresent();
+      }
+    } else {
+      nonEmpty = CheckpointFiles.exists(markerPath);
+    }
+    if (nonEmpty && !overwrite) {
+      throw new IOException("--save-dir " + saveDir + " is not empty"
+          + (CheckpointFiles.exists(markerPath) ? " (it holds a checkpoint)" : "")
+          + "; pass --overwrite to replace its content");
+    }
+    CheckpointFiles.deleteIfExists(List.of(markerPath));
+  }
+
+  /** Runs a pipeline to the end; a failure surfaces as the root cause's message. */
+  static void run(Pipeline p) throws Exception {
+    try {
+      PipelineResult.State state = p.run().waitUntilFinish();
+      if (state != PipelineResult.State.DONE && state != null) {
+        throw new IOException("pipeline ended in state " + state);
+      }
+    } catch (Exception e) {
+      throw new ConversionFailed(rootMessage(e), e);
+    }
+  }
+
+  /** The most specific message of a runner's wrapped exception. */
+  static String rootMessage(Throwable e) {
+    String msg = e.getMessage();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t.getMessage() != null && !t.getMessage().isBlank()) {
+        msg = t.getMessage();
+      }
+      if (t.getCause() == t) {
+        break;
+      }
+    }
+    return msg == null ? e.toString() : msg;
+  }
+
+  /** Prints and returns what was written, read back from the save dir. */
+  static List<WrittenFile> report(PrintStream log, String saveDir, List<String> files, long nanos) throws IOException {
+    List<WrittenFile> out = new ArrayList<>();
+    long total = 0;
+    for (String rel : files) {
+      long size = CheckpointFiles.sizeOrMissing(CheckpointFiles.resolve(saveDir, rel));
+      out.add(new WrittenFile(rel, size, -1, -1));
+      total += size;
+    }
+    double seconds = nanos / 1e9;
+    log.printf("wrote %d file(s), %,d bytes, to %s in %.1f s (%.1f MB/s)%n", out.size(), total, saveDir, seconds,
+        total / 1e6 / Math.max(seconds, 1e-9));
+    return out;
+  }
+
+  /** A hint when the input has MTP layers that the chosen layout leaves out. */
+  static String mtpHint(ModelConfig cfg, LayoutOptions o) {
+    if (cfg.nextnPredictLayers > o.mtpLayers) {
+      return " (the checkpoint has " + cfg.nextnPredictLayers + " MTP layer(s); pass --mtp-num-layers "
+          + cfg.nextnPredictLayers + " to convert them)";
+    }
+    return "";
+  }
+
+  /** A conversion failed; the message is the one to show the user. */
+  static final class ConversionFailed extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    ConversionFailed(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+}

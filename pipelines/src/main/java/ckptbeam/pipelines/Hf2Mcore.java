@@ -1,0 +1,210 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.Shape;
+import ckptbeam.transforms.Hf2McorePlan;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.McoreKeyNames;
+import ckptbeam.transforms.ModelConfig;
+import ckptbeam.transforms.RankFile;
+import ckptbeam.transforms.beam.CommitCheckpoint;
+import ckptbeam.transforms.beam.LocateSources;
+import ckptbeam.transforms.beam.ReadSafetensorsHeaders;
+import ckptbeam.transforms.beam.RequestSources;
+import ckptbeam.transforms.beam.ShardRef;
+import ckptbeam.transforms.beam.WriteRankFiles;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionTuple;
+
+/**
+ * {@code ckptbeam hf2mcore}: a bf16 HF DeepSeek-V3-architecture checkpoint to Megatron-core rank files, with the
+ * MindSpeed-LLM converter's flags. Everything that can be checked without reading tensor bytes is checked before
+ * the pipeline starts; the tracker file is written last.
+ */
+public final class Hf2Mcore {
+  /** Small files copied from the HF folder so that the reverse direction and training find them. */
+  static final List<String> SIDE_FILES = List.of("config.json", "generation_config.json", "tokenizer.json",
+      "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "configuration_deepseek.py",
+      "modeling_deepseek.py");
+
+  private Hf2Mcore() {}
+
+  static Args flags() {
+    return new Args()
+        .value("load-dir")
+        .value("save-dir")
+        .value("target-tensor-parallel-size")
+        .value("target-pipeline-parallel-size")
+        .value("target-expert-parallel-size")
+        .value("num-layers-per-virtual-pipeline-stage")
+        .value("num-layer-list")
+        .value("noop-layers")
+        .value("num-layers")
+        .value("first-k-dense-replace")
+        .value("mtp-num-layers", "num-nextn-predict-layers")
+        .value("schedules-method")
+        .value("mcore-key-names")
+        .flag("moe-grouped-gemm")
+        .flag("moe-tp-extend-ep")
+        .flag("mla-mm-split")
+        .flag("qlora-nf4")
+        .flag("overwrite");
+  }
+
+  /** What one conversion is asked to do, validated. */
+  static final class Request {
+    String loadDir;
+    String saveDir;
+    LayoutOptions layout;
+    boolean overwrite;
+    PipelineOptions pipelineOptions;
+  }
+
+  static Request parse(String[] argv) {
+    Args a = flags().parse(argv);
+    Request r = new Request();
+    r.loadDir = Cli.absolute(a.require("load-dir"));
+    r.saveDir = Cli.absolute(a.require("save-dir"));
+    if (a.has("qlora-nf4")) {
+      throw new IllegalArgumentException("--qlora-nf4 is not supported yet");
+    }
+    LayoutOptions o = new LayoutOptions();
+    o.tp = a.intValue("target-tensor-parallel-size", 1);
+    o.pp = a.intValue("target-pipeline-parallel-size", 1);
+    o.ep = a.intValue("target-expert-parallel-size", 1);
+    o.layersPerVirtualStage = a.intValue("num-layers-per-virtual-pipeline-stage", 0);
+    o.numLayerList = a.intList("num-layer-list");
+    int[] noop = a.intList("noop-layers");
+    if (noop != null) {
+      for (int n : noop) {
+        if (!o.noopLayers.add(n)) {
+          throw new IllegalArgumentException("--noop-layers lists layer " + n + " twice");
+        }
+      }
+    }
+    o.numLayers = a.intValue("num-layers", -1);
+    o.firstKDense = a.intValue("first-k-dense-replace", -1);
+    o.mtpLayers = a.intValue("mtp-num-layers", 0);
+    o.groupedGemm = a.has("moe-grouped-gemm");
+    o.tpExtendEp = a.has("moe-tp-extend-ep");
+    o.mlaMmSplit = a.has("mla-mm-split");
+    if (a.has("schedules-method")) {
+      if (!a.get("schedules-method").equals("dualpipev")) {
+        throw new IllegalArgumentException("--schedules-method supports only \"dualpipev\", got \""
+            + a.get("schedules-method") + "\"");
+      }
+      o.dualpipe = true;
+    }
+    if (a.has("mcore-key-names")) {
+      o.keyNames = McoreKeyNames.Scheme.fromFlag(a.get("mcore-key-names"));
+    }
+    r.layout = o;
+    r.overwrite = a.has("overwrite");
+    r.pipelineOptions = Cli.pipelineOptions(a.beamArgs(), "hf2mcore");
+    return r;
+  }
+
+  /** Runs a conversion and returns the files written. */
+  public static List<WrittenFile> run(String[] argv, PrintStream log) throws Exception {
+    Request r = parse(argv);
+    long start = System.nanoTime();
+    Built b = build(r, log);
+    Cli.run(b.pipeline);
+    return Cli.report(log, r.saveDir, b.expected, System.nanoTime() - start);
+  }
+
+  /** A pipeline ready to run, and the data files it will write (relative to the save dir). */
+  static final class Built {
+    final Pipeline pipeline;
+    final List<String> expected;
+
+    Built(Pipeline pipeline, List<String> expected) {
+      this.pipeline = pipeline;
+      this.expected = expected;
+    }
+  }
+
+  /** Checks the request against the input and builds the pipeline; nothing is written yet. */
+  static Built build(Request r, PrintStream log) throws IOException {
+    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
+    if (!CheckpointFiles.isDirectory(r.loadDir)) {
+      throw new IOException("--load-dir " + r.loadDir + ": no such directory");
+    }
+    ModelConfig cfg = Cli.readConfig(CheckpointFiles.resolve(r.loadDir, "config.json"));
+    if (cfg.fp8) {
+      throw new IOException(CheckpointFiles.resolve(r.loadDir, "config.json") + " declares quantization_config "
+          + "(an FP8 checkpoint); FP8 input is not supported yet: convert it to bf16 first");
+    }
+    LayoutOptions layout = r.layout.resolve(cfg);
+    Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
+    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir);
+
+    Map<String, Shape> needed = new LinkedHashMap<>();
+    for (RankFile f : plan.rankFiles()) {
+      needed.putAll(plan.sourcesOf(f));
+    }
+    List<String> missing = new ArrayList<>();
+    for (String name : needed.keySet()) {
+      if (!index.weightMap().containsKey(name)) {
+        missing.add(name);
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new IOException(CheckpointFiles.resolve(r.loadDir, SafetensorsIndex.FILE_NAME) + ": " + missing.size()
+          + " tensor(s) the layout needs are not in the index, e.g. \"" + missing.get(0) + "\"");
+    }
+    Map<String, List<String>> byShard = new TreeMap<>();
+    index.weightMap().forEach((name, shard) -> byShard.computeIfAbsent(shard, s -> new ArrayList<>()).add(name));
+    List<ShardRef> shards = new ArrayList<>();
+    for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
+      String path = CheckpointFiles.resolve(r.loadDir, e.getKey());
+      if (!CheckpointFiles.exists(path)) {
+        throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
+            + "\") but it does not exist");
+      }
+      shards.add(new ShardRef(path, e.getValue()));
+    }
+    TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
+    ignored.removeAll(needed.keySet());
+    if (!ignored.isEmpty()) {
+      log.println("note: " + ignored.size() + " input tensor(s) are not part of this layout and are not converted,"
+          + " e.g. " + ignored.first() + Cli.mtpHint(cfg, layout));
+    }
+    Cli.prepareSaveDir(r.saveDir, r.overwrite, Hf2McorePlan.TRACKER);
+
+    List<String> expected = new ArrayList<>();
+    for (RankFile f : plan.rankFiles()) {
+      expected.add(f.relativePath(Hf2McorePlan.ITERATION));
+    }
+    Map<String, String> sideFiles = new LinkedHashMap<>();
+    for (String name : SIDE_FILES) {
+      String path = CheckpointFiles.resolve(r.loadDir, name);
+      if (CheckpointFiles.exists(path)) {
+        sideFiles.put(path, name);
+      }
+    }
+
+    Pipeline p = Pipeline.create(r.pipelineOptions);
+    PCollection<ShardRef> shardRefs = p.apply("Shards", Create.of(shards));
+    PCollectionTuple joined = PCollectionTuple
+        .of(LocateSources.LOCATIONS.getId(), shardRefs.apply("ReadHeaders", ReadSafetensorsHeaders.create()))
+        .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
+    joined.apply("LocateSources", LocateSources.create())
+        .apply("WriteRankFiles", WriteRankFiles.of(plan, r.saveDir))
+        .apply("Commit", CommitCheckpoint.tracker(r.saveDir, expected, sideFiles, Hf2McorePlan.ITERATION));
+    return new Built(p, expected);
+  }
+}

@@ -1,0 +1,191 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.BFloat16;
+import ckptbeam.io.DType;
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.SafetensorsWriter;
+import ckptbeam.io.TensorBytes;
+import ckptbeam.io.TensorSpec;
+import ckptbeam.transforms.HfInventory;
+import ckptbeam.transforms.ModelConfig;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * {@code ckptbeam make-tiny-model}: a seeded synthetic HF checkpoint with the real DeepSeek-V3 tensor names, shapes
+ * and dtypes (formats.md §4.2), tiny by default, any size with the size options. Values are streamed out as they
+ * are generated, so multi-GB models need no memory.
+ */
+public final class TinyModel {
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  /** Size options and their tiny defaults (each divisible by tp, ep up to 4). */
+  static final Map<String, Long> DEFAULTS = new LinkedHashMap<>();
+
+  static {
+    DEFAULTS.put("hidden-size", 64L);
+    DEFAULTS.put("vocab-size", 128L);
+    DEFAULTS.put("intermediate-size", 96L);
+    DEFAULTS.put("moe-intermediate-size", 32L);
+    DEFAULTS.put("experts", 8L);
+    DEFAULTS.put("shared-experts", 1L);
+    DEFAULTS.put("heads", 4L);
+    DEFAULTS.put("q-lora-rank", 32L);
+    DEFAULTS.put("kv-lora-rank", 16L);
+    DEFAULTS.put("qk-nope-head-dim", 16L);
+    DEFAULTS.put("qk-rope-head-dim", 8L);
+    DEFAULTS.put("v-head-dim", 16L);
+    DEFAULTS.put("layers", 4L);
+    DEFAULTS.put("first-k-dense", 1L);
+    DEFAULTS.put("mtp-layers", 1L);
+    DEFAULTS.put("shards", 3L);
+    DEFAULTS.put("seed", 1L);
+  }
+
+  private TinyModel() {}
+
+  static Args flags() {
+    Args a = new Args().value("out");
+    DEFAULTS.keySet().forEach(a::value);
+    return a;
+  }
+
+  public static void run(String[] argv, PrintStream log) throws IOException {
+    Args a = flags().parse(argv);
+    if (!a.beamArgs().isEmpty()) {
+      throw new IllegalArgumentException("unknown flag " + a.beamArgs().get(0) + " for make-tiny-model; size flags: "
+          + String.join(", ", DEFAULTS.keySet()));
+    }
+    Map<String, Long> size = new LinkedHashMap<>();
+    DEFAULTS.forEach((k, v) -> size.put(k, a.longValue(k, v)));
+    Path out = Paths.get(a.require("out")).toAbsolutePath();
+    long bytes = write(out, size);
+    log.printf("wrote a synthetic DeepSeek-V3-architecture checkpoint of %,d bytes to %s%n", bytes, out);
+  }
+
+  /** Writes config, shards and index to {@code dir}; returns the bytes of tensor data written. */
+  public static long write(Path dir, Map<String, Long> size) throws IOException {
+    Files.createDirectories(dir);
+    try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+      if (s.findAny().isPresent()) {
+        throw new IOException("--out " + dir + " is not empty");
+      }
+    }
+    byte[] config = configJson(size);
+    Files.write(dir.resolve("config.json"), config);
+    ModelConfig cfg = ModelConfig.parse("config.json", config);
+    long seed = size.get("seed");
+
+    List<HfInventory.Entry> inventory = HfInventory.of(cfg);
+    int units = 1 + cfg.hiddenLayers + cfg.nextnPredictLayers;
+    int shards = (int) Math.max(1, Math.min(size.get("shards"), units));
+    List<List<TensorSpec>> perShard = new ArrayList<>();
+    for (int i = 0; i < shards; i++) {
+      perShard.add(new ArrayList<>());
+    }
+    Map<String, String> weightMap = new LinkedHashMap<>();
+    long total = 0;
+    for (HfInventory.Entry e : inventory) {
+      int shard = (int) ((long) (e.unit + 1) * shards / units);
+      String file = String.format("model-%05d-of-%06d.safetensors", shard + 1, shards);
+      perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape, values(seed, e.name, e.dtype, e.shape.numel())));
+      weightMap.put(e.name, file);
+      total += e.shape.byteSize(e.dtype);
+    }
+    for (int i = 0; i < shards; i++) {
+      Path file = dir.resolve(String.format("model-%05d-of-%06d.safetensors", i + 1, shards));
+      try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        SafetensorsWriter.write(ch, perShard.get(i), SafetensorsWriter.PT_METADATA);
+      }
+    }
+    Files.write(dir.resolve(SafetensorsIndex.FILE_NAME), new SafetensorsIndex(weightMap, total).toJson(2));
+    return total;
+  }
+
+  static byte[] configJson(Map<String, Long> s) throws IOException {
+    ObjectNode c = JSON.createObjectNode();
+    c.putArray("architectures").add("DeepseekV3ForCausalLM");
+    c.put("model_type", "deepseek_v3");
+    c.put("vocab_size", s.get("vocab-size"));
+    c.put("hidden_size", s.get("hidden-size"));
+    c.put("intermediate_size", s.get("intermediate-size"));
+    c.put("moe_intermediate_size", s.get("moe-intermediate-size"));
+    c.put("num_hidden_layers", s.get("layers"));
+    c.put("first_k_dense_replace", s.get("first-k-dense"));
+    c.put("moe_layer_freq", 1);
+    c.put("n_routed_experts", s.get("experts"));
+    c.put("n_shared_experts", s.get("shared-experts"));
+    c.put("num_experts_per_tok", Math.min(2, s.get("experts")));
+    c.put("n_group", 1);
+    c.put("topk_group", 1);
+    c.put("topk_method", "noaux_tc");
+    c.put("scoring_func", "sigmoid");
+    c.put("norm_topk_prob", true);
+    c.put("routed_scaling_factor", 2.5);
+    c.put("num_attention_heads", s.get("heads"));
+    c.put("num_key_value_heads", s.get("heads"));
+    c.put("q_lora_rank", s.get("q-lora-rank"));
+    c.put("kv_lora_rank", s.get("kv-lora-rank"));
+    c.put("qk_nope_head_dim", s.get("qk-nope-head-dim"));
+    c.put("qk_rope_head_dim", s.get("qk-rope-head-dim"));
+    c.put("v_head_dim", s.get("v-head-dim"));
+    c.put("num_nextn_predict_layers", s.get("mtp-layers"));
+    c.put("max_position_embeddings", 4096);
+    c.put("rope_theta", 10000);
+    c.put("rms_norm_eps", 1e-6);
+    c.put("hidden_act", "silu");
+    c.put("attention_bias", false);
+    c.put("tie_word_embeddings", false);
+    c.put("torch_dtype", "bfloat16");
+    c.put("bos_token_id", 0);
+    c.put("eos_token_id", 1);
+    return JSON.writeValueAsBytes(c);
+  }
+
+  /**
+   * Seeded values of one tensor: uniform in [-1, 1), seeded by the model seed and the tensor name, so that every
+   * tensor differs and any run with the same seed writes the same bytes.
+   */
+  static TensorBytes values(long seed, String name, DType dtype, long numel) {
+    return sink -> {
+      SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
+      ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+      for (long i = 0; i < numel; i++) {
+        float v = (float) (r.nextDouble() * 2 - 1);
+        if (dtype == DType.BF16) {
+          buf.putShort(BFloat16.fromFloat(v));
+        } else if (dtype == DType.F32) {
+          buf.putFloat(v);
+        } else {
+          throw new IllegalArgumentException("no generator for " + dtype);
+        }
+        if (!buf.hasRemaining()) {
+          buf.flip();
+          while (buf.hasRemaining()) {
+            sink.write(buf);
+          }
+          buf.clear();
+        }
+      }
+      buf.flip();
+      while (buf.hasRemaining()) {
+        sink.write(buf);
+      }
+    };
+  }
+}

@@ -1,0 +1,90 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.DType;
+import ckptbeam.io.Shape;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every tensor a bf16 HF DeepSeek-V3-architecture checkpoint holds for a given config (formats.md §4.2): names,
+ * shapes and dtypes, grouped by the layer they belong to.
+ */
+public final class HfInventory {
+  /** One tensor of the inventory. */
+  public static final class Entry {
+    public final String name;
+    public final Shape shape;
+    public final DType dtype;
+    /** -1 for the embedding, {@code num_hidden_layers + M} for norm and lm_head, else the HF layer index. */
+    public final int unit;
+
+    Entry(String name, Shape shape, DType dtype, int unit) {
+      this.name = name;
+      this.shape = shape;
+      this.dtype = dtype;
+      this.unit = unit;
+    }
+  }
+
+  private HfInventory() {}
+
+  /** The tensors in a natural order: embedding, layers 0.., norm and lm_head, then the MTP layers. */
+  public static List<Entry> of(ModelConfig c) {
+    List<Entry> out = new ArrayList<>();
+    long h = c.hiddenSize;
+    out.add(new Entry(HfNames.EMBED, Shape.of(c.vocabSize, h), DType.BF16, -1));
+    for (int l = 0; l < c.hiddenLayers + c.nextnPredictLayers; l++) {
+      layer(c, l, out);
+    }
+    int tail = c.hiddenLayers - 1;
+    out.add(new Entry(HfNames.NORM, Shape.of(h), DType.BF16, tail));
+    out.add(new Entry(HfNames.LM_HEAD, Shape.of(c.vocabSize, h), DType.BF16, tail));
+    return out;
+  }
+
+  private static void layer(ModelConfig c, int l, List<Entry> out) {
+    long h = c.hiddenSize;
+    long heads = c.attentionHeads;
+    boolean mtp = l >= c.hiddenLayers;
+    if (mtp) {
+      add(out, l, "embed_tokens.weight", DType.BF16, c.vocabSize, h);
+      add(out, l, "enorm.weight", DType.BF16, h);
+      add(out, l, "hnorm.weight", DType.BF16, h);
+      add(out, l, "eh_proj.weight", DType.BF16, h, 2 * h);
+      add(out, l, "shared_head.norm.weight", DType.BF16, h);
+      add(out, l, "shared_head.head.weight", DType.BF16, c.vocabSize, h);
+    }
+    add(out, l, "input_layernorm.weight", DType.BF16, h);
+    add(out, l, "post_attention_layernorm.weight", DType.BF16, h);
+    add(out, l, "self_attn.q_a_proj.weight", DType.BF16, c.qLoraRank, h);
+    add(out, l, "self_attn.q_a_layernorm.weight", DType.BF16, c.qLoraRank);
+    add(out, l, "self_attn.q_b_proj.weight", DType.BF16, heads * c.qHeadDim(), c.qLoraRank);
+    add(out, l, "self_attn.kv_a_proj_with_mqa.weight", DType.BF16, c.kvLoraRank + c.qkRopeHeadDim, h);
+    add(out, l, "self_attn.kv_a_layernorm.weight", DType.BF16, c.kvLoraRank);
+    add(out, l, "self_attn.kv_b_proj.weight", DType.BF16, heads * c.kvHeadDim(), c.kvLoraRank);
+    add(out, l, "self_attn.o_proj.weight", DType.BF16, h, heads * c.vHeadDim);
+    if (l < c.firstKDenseReplace) {
+      add(out, l, "mlp.gate_proj.weight", DType.BF16, c.intermediateSize, h);
+      add(out, l, "mlp.up_proj.weight", DType.BF16, c.intermediateSize, h);
+      add(out, l, "mlp.down_proj.weight", DType.BF16, h, c.intermediateSize);
+      return;
+    }
+    add(out, l, "mlp.gate.weight", DType.BF16, c.routedExperts, h);
+    add(out, l, "mlp.gate.e_score_correction_bias", DType.F32, c.routedExperts);
+    if (c.sharedExperts > 0) {
+      add(out, l, "mlp.shared_experts.gate_proj.weight", DType.BF16, c.sharedIntermediateSize(), h);
+      add(out, l, "mlp.shared_experts.up_proj.weight", DType.BF16, c.sharedIntermediateSize(), h);
+      add(out, l, "mlp.shared_experts.down_proj.weight", DType.BF16, h, c.sharedIntermediateSize());
+    }
+    for (long e = 0; e < c.routedExperts; e++) {
+      String p = "mlp.experts." + e + ".";
+      add(out, l, p + "gate_proj.weight", DType.BF16, c.moeIntermediateSize, h);
+      add(out, l, p + "up_proj.weight", DType.BF16, c.moeIntermediateSize, h);
+      add(out, l, p + "down_proj.weight", DType.BF16, h, c.moeIntermediateSize);
+    }
+  }
+
+  private static void add(List<Entry> out, int layer, String suffix, DType dtype, long... dims) {
+    out.add(new Entry(HfNames.layer(layer, suffix), Shape.of(dims), dtype, layer));
+  }
+}

@@ -1,0 +1,131 @@
+package ckptbeam.transforms;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.Serializable;
+
+/**
+ * The model dimensions of a DeepSeek-V3-architecture checkpoint, read from its HF {@code config.json} (mapping.md
+ * §1). The reference converter hard-codes them for the 671B model; we read them so that any size converts.
+ */
+public final class ModelConfig implements Serializable {
+  private static final long serialVersionUID = 1L;
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  public final long hiddenSize;
+  public final long vocabSize;
+  public final long intermediateSize;
+  public final long moeIntermediateSize;
+  public final long routedExperts;
+  public final long sharedExperts;
+  public final long attentionHeads;
+  public final long qLoraRank;
+  public final long kvLoraRank;
+  public final long qkNopeHeadDim;
+  public final long qkRopeHeadDim;
+  public final long vHeadDim;
+  public final int hiddenLayers;
+  public final int firstKDenseReplace;
+  public final int nextnPredictLayers;
+  /** Whether the checkpoint declares DeepSeek's FP8 block quantisation ({@code quantization_config}). */
+  public final boolean fp8;
+
+  private ModelConfig(Reader r) throws IOException {
+    hiddenSize = r.positive("hidden_size");
+    vocabSize = r.positive("vocab_size");
+    intermediateSize = r.positive("intermediate_size");
+    moeIntermediateSize = r.positive("moe_intermediate_size");
+    routedExperts = r.positive("n_routed_experts");
+    sharedExperts = r.nonNegative("n_shared_experts");
+    attentionHeads = r.positive("num_attention_heads");
+    qLoraRank = r.positive("q_lora_rank");
+    kvLoraRank = r.positive("kv_lora_rank");
+    qkNopeHeadDim = r.positive("qk_nope_head_dim");
+    qkRopeHeadDim = r.positive("qk_rope_head_dim");
+    vHeadDim = r.positive("v_head_dim");
+    hiddenLayers = (int) r.positive("num_hidden_layers");
+    firstKDenseReplace = (int) r.nonNegative("first_k_dense_replace");
+    nextnPredictLayers = (int) r.nonNegative("num_nextn_predict_layers");
+    JsonNode freq = r.root.get("moe_layer_freq");
+    if (freq != null && !(freq.canConvertToInt() && freq.asInt() == 1)) {
+      throw r.error("moe_layer_freq", "is " + freq + "; only 1 (every layer from first_k_dense_replace on is MoE) "
+          + "is supported");
+    }
+    fp8 = r.root.hasNonNull("quantization_config");
+    if (firstKDenseReplace > hiddenLayers) {
+      throw r.error("first_k_dense_replace", "is " + firstKDenseReplace + ", more than num_hidden_layers "
+          + hiddenLayers);
+    }
+  }
+
+  /** Parses {@code config.json} bytes; {@code source} names the file in error messages. */
+  public static ModelConfig parse(String source, byte[] json) throws IOException {
+    JsonNode root;
+    try {
+      root = JSON.readTree(json);
+    } catch (IOException e) {
+      throw new IOException(source + ": not valid JSON (" + e.getMessage().split("\n")[0] + ")");
+    }
+    if (root == null || !root.isObject()) {
+      throw new IOException(source + ": not a JSON object");
+    }
+    return new ModelConfig(new Reader(source, root));
+  }
+
+  /** Routed and shared expert width: {@code n_shared_experts * moe_intermediate_size}. */
+  public long sharedIntermediateSize() {
+    return sharedExperts * moeIntermediateSize;
+  }
+
+  /** Rows of mcore {@code linear_qkv}: q_a (r_q) then kv_a (r_kv + d_rope). */
+  public long qkvRows() {
+    return qLoraRank + kvLoraRank + qkRopeHeadDim;
+  }
+
+  /** q/k head dim with RoPE: d_nope + d_rope. */
+  public long qHeadDim() {
+    return qkNopeHeadDim + qkRopeHeadDim;
+  }
+
+  /** k/v head dim of kv_b_proj: d_nope + d_v. */
+  public long kvHeadDim() {
+    return qkNopeHeadDim + vHeadDim;
+  }
+
+  private static final class Reader {
+    final String source;
+    final JsonNode root;
+
+    Reader(String source, JsonNode root) {
+      this.source = source;
+      this.root = root;
+    }
+
+    long nonNegative(String field) throws IOException {
+      JsonNode n = root.get(field);
+      if (n == null) {
+        throw error(field, "is missing");
+      }
+      if (n.isNull()) {
+        throw error(field, "is null; this converter needs a value (MLA without q-LoRA is not supported)");
+      }
+      if (!n.isIntegralNumber() || !n.canConvertToInt() || n.asLong() < 0) {
+        throw error(field, "is " + n + ", not a non-negative integer");
+      }
+      return n.asLong();
+    }
+
+    long positive(String field) throws IOException {
+      long v = nonNegative(field);
+      if (v == 0) {
+        throw error(field, "is 0; it must be positive");
+      }
+      return v;
+    }
+
+    IOException error(String field, String what) {
+      return new IOException(source + ": field \"" + field + "\" " + what);
+    }
+  }
+}

@@ -1,0 +1,81 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.DType;
+import ckptbeam.io.TensorAssembler;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.io.TensorSpec;
+import ckptbeam.io.TorchCheckpointWriter;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes one mcore rank file: evaluates the plan's tensor descriptions against the located sources and streams
+ * the bytes into a torch zip. The file is written under a staging name and moved into place only when complete,
+ * so a crash never leaves a rank file that looks finished.
+ */
+public final class RankFileWriter {
+  static final String STAGING_SUFFIX = ".ckptbeam-partial";
+
+  private RankFileWriter() {}
+
+  public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, TensorLocation> sources,
+      String saveDir) throws IOException {
+    String relative = file.relativePath(Hf2McorePlan.ITERATION);
+    String destination = CheckpointFiles.resolve(saveDir, relative);
+    Map<String, List<AssembledTensor>> contents = plan.contents(file);
+    Path staged = stagingPath(destination);
+    int tensors = 0;
+    long tensorBytes = 0;
+    try (TensorAssembler assembler = new TensorAssembler()) {
+      Map<String, Object> root = new LinkedHashMap<>();
+      if (!plan.options().hasVirtualChunks()) {
+        root.put("model", null); // keeps the reference's key order: model, checkpoint_version, iteration
+      }
+      root.put("checkpoint_version", 3.0);
+      root.put("iteration", Hf2McorePlan.ITERATION);
+      for (Map.Entry<String, List<AssembledTensor>> chunk : contents.entrySet()) {
+        Map<String, Object> model = new LinkedHashMap<>();
+        for (AssembledTensor t : chunk.getValue()) {
+          DType dtype = TensorAssembler.dtypeOf(t, sources);
+          TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
+          if (model.put(t.key(), new TorchCheckpointWriter.Tensor(spec)) != null) {
+            throw new IllegalStateException(relative + ": the plan has key " + t.key() + " twice");
+          }
+          tensors++;
+          tensorBytes += spec.byteSize();
+        }
+        root.put(chunk.getKey(), model);
+      }
+      try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING)) {
+        TorchCheckpointWriter.write(out, "model_optim_rng", root);
+      }
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(staged);
+      throw e;
+    }
+    long bytes = Files.size(staged);
+    CheckpointFiles.publish(staged, destination);
+    return new WrittenFile(relative, bytes, tensors, tensorBytes);
+  }
+
+  /** Next to a local destination (so the final move is an atomic rename), else in the temp folder. */
+  static Path stagingPath(String destination) throws IOException {
+    if (CheckpointFiles.isLocal(destination)) {
+      Path dest = Paths.get(destination);
+      Files.createDirectories(dest.getParent());
+      return dest.resolveSibling(dest.getFileName() + STAGING_SUFFIX);
+    }
+    return Files.createTempFile("ckptbeam-", STAGING_SUFFIX);
+  }
+}

@@ -1,0 +1,88 @@
+package ckptbeam.transforms.beam;
+
+import ckptbeam.io.CheckpointFiles;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Values;
+import org.apache.beam.sdk.transforms.WithKeys;
+import org.apache.beam.sdk.transforms.GroupByKey;
+import org.apache.beam.sdk.values.PCollection;
+
+/**
+ * The last step of a conversion: once every expected data file is written, copies the small side files (config,
+ * tokenizer) and then writes the completion marker (the tracker file or the index). Until then nothing in the
+ * output looks complete. Emits the list of written files, sorted.
+ */
+public final class CommitCheckpoint extends PTransform<PCollection<WrittenFile>, PCollection<List<WrittenFile>>> {
+  private final String saveDir;
+  private final List<String> expected;
+  private final Map<String, String> sideFiles;
+  private final String markerName;
+  private final byte[] marker;
+
+  /**
+   * @param expected relative paths of every data file the conversion must write
+   * @param sideFiles source path → path relative to the save dir, copied before the marker
+   * @param markerName the marker's path relative to the save dir, written last
+   */
+  public CommitCheckpoint(String saveDir, List<String> expected, Map<String, String> sideFiles, String markerName,
+      byte[] marker) {
+    this.saveDir = saveDir;
+    this.expected = List.copyOf(expected);
+    this.sideFiles = Map.copyOf(sideFiles);
+    this.markerName = markerName;
+    this.marker = marker.clone();
+  }
+
+  public static CommitCheckpoint tracker(String saveDir, List<String> expected, Map<String, String> sideFiles,
+      int iteration) {
+    return new CommitCheckpoint(saveDir, expected, sideFiles, "latest_checkpointed_iteration.txt",
+        Integer.toString(iteration).getBytes(StandardCharsets.US_ASCII));
+  }
+
+  @Override
+  public PCollection<List<WrittenFile>> expand(PCollection<WrittenFile> written) {
+    return written
+        .apply("OneKey", WithKeys.of(0))
+        .apply("AllWritten", GroupByKey.create())
+        .apply(Values.create())
+        .apply("WriteMarker", ParDo.of(new CommitFn(this)));
+  }
+
+  static final class CommitFn extends DoFn<Iterable<WrittenFile>, List<WrittenFile>> {
+    private final CommitCheckpoint spec;
+
+    CommitFn(CommitCheckpoint spec) {
+      this.spec = spec;
+    }
+
+    @ProcessElement
+    public void process(@Element Iterable<WrittenFile> files, OutputReceiver<List<WrittenFile>> out)
+        throws IOException {
+      List<WrittenFile> list = new ArrayList<>();
+      TreeSet<String> missing = new TreeSet<>(spec.expected);
+      for (WrittenFile f : files) {
+        list.add(f);
+        missing.remove(f.relativePath);
+      }
+      if (!missing.isEmpty()) {
+        throw new IOException("conversion incomplete: " + missing.size() + " file(s) were not written, e.g. "
+            + missing.first() + "; no completion marker written");
+      }
+      for (Map.Entry<String, String> side : spec.sideFiles.entrySet()) {
+        CheckpointFiles.copySmallFile(side.getKey(), CheckpointFiles.resolve(spec.saveDir, side.getValue()),
+            64L << 20);
+      }
+      CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, spec.markerName), spec.marker);
+      list.sort(null);
+      out.output(list);
+    }
+  }
+}
