@@ -198,7 +198,7 @@ public final class Hf2Mcore {
     }
 
     Pipeline p = Pipeline.create(r.pipelineOptions);
-    PCollection<ShardRef> shardRefs = p.apply("Shards", Create.of(shards));
+    PCollection<ShardRef> shardRefs = p.apply("Shards", Create.of(shards).withCoder(ShardRef.Coder.of()));
     PCollectionTuple joined = PCollectionTuple
         .of(LocateSources.LOCATIONS.getId(), shardRefs.apply("ReadHeaders", ReadSafetensorsHeaders.create()))
         .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));

@@ -126,7 +126,10 @@ public final class Hf2McorePlan implements Serializable {
       emit(keys.mtp("mtp_enorm", m), vector(HfNames.layer(hf, "enorm.weight"), h));
       emit(keys.mtp("mtp_hnorm", m), vector(HfNames.layer(hf, "hnorm.weight"), h));
       emit(keys.mtp("mtp_eh_proj", m), rowsOfRank(HfNames.layer(hf, "eh_proj.weight"), h, 2 * h));
-      if (opts.pp > 1) {
+      // The stage's copy of the embedding (§3.8). In the current names every MTP layer would write the same key;
+      // the reference's dict then keeps one copy, so with several MTP layers we write the first layer's.
+      boolean sharedKey = !keys.template("mtp_embedding").contains("{m}");
+      if (opts.pp > 1 && (m == 0 || !sharedKey)) {
         emit(keys.mtp("mtp_embedding", m), rowsOfRank(HfNames.layer(hf, "embed_tokens.weight"), cfg.vocabSize, h));
       }
       transformerLayer(keys.mtp("mtp_layer", m), hf);

@@ -1,0 +1,261 @@
+#!/usr/bin/python3
+"""Independent check of an HF -> mcore conversion, written from deepseek3-mcore-mapping.md alone.
+
+Loads every rank file with real torch.load, recomputes what each should hold from the HF safetensors with
+torch ops (chunk, cat, transpose, view), the way the reference converter builds its state dicts, and compares
+keys (and their order), dtypes, shapes and bits. Prints "OK ..." and exits 0, or lists differences and exits 1.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import torch
+
+DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
+          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+          "BOOL": torch.bool}
+
+
+def load_hf(folder):
+    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
+        weight_map = json.load(f)["weight_map"]
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+        with open(os.path.join(folder, shard), "rb") as f:
+            data = f.read()
+        n = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8:8 + n])
+        base = 8 + n
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            b, e = info["data_offsets"]
+            t = torch.frombuffer(bytearray(data[base + b:base + e]), dtype=DTYPES[info["dtype"]])
+            tensors[name] = t.reshape(info["shape"]) if info["shape"] else t.reshape(())
+    return tensors
+
+
+def placement(cfg, a):
+    """(pp, v) -> list of (hf index, local slot); mapping.md section 4."""
+    L = a.num_layers if a.num_layers is not None else cfg["num_hidden_layers"] + len(a.noop)
+    noop = set(a.noop)
+    R = L - len(noop)
+    kc = cfg["first_k_dense_replace"]
+    k = a.first_k_dense_replace if a.first_k_dense_replace is not None else kc
+    seq = list(range(R)) if k >= kc else list(range(k)) + list(range(kc, kc + R - k))
+    out = {}
+    if a.dualpipe:
+        s = L // a.pp // 2
+        rem = list(range(L))
+        order = []
+        while rem:
+            order += rem[:s] + rem[-s:]
+            rem = rem[s:-s]
+        for p in range(a.pp):
+            for v in range(2):
+                slots = order[p * 2 * s + v * s: p * 2 * s + (v + 1) * s]
+                real = [x for x in slots if x not in noop]
+                out[(p, v)] = [(x - len([n for n in noop if n < x]), i) for i, x in enumerate(real)]
+        return out, 2
+    it = iter(seq)
+    if a.num_layer_list:
+        for p, cnt in enumerate(a.num_layer_list):
+            out[(p, 0)] = [(next(it), i) for i in range(cnt)]
+        return out, 1
+    if a.vpp:
+        V = (L // a.pp) // a.vpp
+        for v in range(V):
+            for p in range(a.pp):
+                q = v * a.pp + p
+                out[(p, v)] = [(next(it), i) for i in range(a.vpp) if q * a.vpp + i not in noop]
+        return out, V
+    c = L // a.pp
+    for p in range(a.pp):
+        out[(p, 0)] = [(next(it), i) for i in range(c) if p * c + i not in noop]
+    return out, 1
+
+
+def expected_files(cfg, a, hf):
+    H = cfg["hidden_size"]; E = cfg["n_routed_experts"]; nH = cfg["num_attention_heads"]
+    dn = cfg["qk_nope_head_dim"]; dr = cfg["qk_rope_head_dim"]; dv = cfg["v_head_dim"]
+    rq = cfg["q_lora_rank"]; kc = cfg["first_k_dense_replace"]
+    tp, pp, ep = a.tp, a.pp, a.ep
+    M = a.mtp
+    old = a.key_names == "2025.03"
+    places, V = placement(cfg, a)
+
+    def rows(t, i):
+        return torch.chunk(t, tp, dim=0)[i].clone()
+
+    def cols(t, i):
+        return torch.chunk(t, tp, dim=1)[i].clone()
+
+    def gated(prefix, t):
+        g = hf[prefix + "gate_proj.weight"]; u = hf[prefix + "up_proj.weight"]; d = hf[prefix + "down_proj.weight"]
+        return torch.cat([rows(g, t), rows(u, t)], dim=0), cols(d, t)
+
+    def layer(sd, pre, h, t, r):
+        P = "model.layers.%d." % h
+        A = P + "self_attn."
+        sd[pre + "input_layernorm.weight"] = hf[P + "input_layernorm.weight"]
+        sd[pre + "pre_mlp_layernorm.weight"] = hf[P + "post_attention_layernorm.weight"]
+        sa = pre + "self_attention."
+        sd[sa + "linear_qkv.weight"] = torch.cat([hf[A + "q_a_proj.weight"], hf[A + "kv_a_proj_with_mqa.weight"]], 0)
+        sd[sa + "linear_proj.weight"] = cols(hf[A + "o_proj.weight"], t)
+        sd[sa + "q_layernorm.weight"] = hf[A + "q_a_layernorm.weight"]
+        sd[sa + ("k_layernorm.weight" if old else "kv_layernorm.weight")] = hf[A + "kv_a_layernorm.weight"]
+        qb = hf[A + "q_b_proj.weight"]; kvb = hf[A + "kv_b_proj.weight"]
+        if a.mla_mm_split:
+            q3 = qb.view(nH, dn + dr, rq); kv3 = kvb.view(nH, dn + dv, -1)
+            sd[sa + "linear_qk_nope.weight"] = rows(q3[:, :dn, :].reshape(nH * dn, rq), t)
+            sd[sa + "linear_qk_rope.weight"] = rows(q3[:, dn:, :].reshape(nH * dr, rq), t)
+            sd[sa + "linear_kv_nope.weight"] = rows(kv3[:, :dn, :].reshape(nH * dn, -1), t)
+            sd[sa + "linear_v.weight"] = rows(kv3[:, dn:, :].reshape(nH * dv, -1), t)
+        else:
+            sd[sa + ("linear_qb.weight" if old else "linear_q_up_proj.weight")] = rows(qb, t)
+            sd[sa + ("linear_kvb.weight" if old else "linear_kv_up_proj.weight")] = rows(kvb, t)
+        if h < kc:
+            sd[pre + "mlp.linear_fc1.weight"], sd[pre + "mlp.linear_fc2.weight"] = gated(P + "mlp.", t)
+            return
+        sd[pre + "mlp.router.weight"] = hf[P + "mlp.gate.weight"][:E]
+        sd[pre + "mlp.router.expert_bias"] = hf[P + "mlp.gate.e_score_correction_bias"][:E]
+        if cfg["n_shared_experts"] > 0:
+            sd[pre + "mlp.shared_experts.linear_fc1.weight"], sd[pre + "mlp.shared_experts.linear_fc2.weight"] = \
+                gated(P + "mlp.shared_experts.", t)
+        X = P + "mlp.experts.%d."
+        if a.grouped_gemm:
+            if a.tp_extend_ep:
+                El = E // (ep * tp); first = (r * tp + t) * El
+                w1 = [torch.cat([hf[X % g + "gate_proj.weight"], hf[X % g + "up_proj.weight"]], 0).t()
+                      for g in range(first, first + El)]
+                w2 = [hf[X % g + "down_proj.weight"].t() for g in range(first, first + El)]
+            else:
+                El = E // ep; first = r * El
+                w1 = [torch.cat([rows(hf[X % g + "gate_proj.weight"], t), rows(hf[X % g + "up_proj.weight"], t)], 0).t()
+                      for g in range(first, first + El)]
+                w2 = [cols(hf[X % g + "down_proj.weight"], t).t() for g in range(first, first + El)]
+            sd[pre + "mlp.experts.weight1"] = torch.stack(w1).contiguous().view(H, -1)
+            sd[pre + "mlp.experts.weight2"] = torch.cat(w2, 0).contiguous()
+        else:
+            El = E // ep
+            for l in range(El):
+                f1, f2 = gated(X % (r * El + l), t)
+                sd[pre + "mlp.experts.local_experts.%d.linear_fc1.weight" % l] = f1
+                sd[pre + "mlp.experts.local_experts.%d.linear_fc2.weight" % l] = f2
+
+    def final(sd, t):
+        sd["final_layernorm.weight" if M > 0 else "decoder.final_layernorm.weight"] = hf["model.norm.weight"]
+        sd["output_layer.weight"] = rows(hf["lm_head.weight"], t)
+
+    files = {}
+    final_chunk = (0, 1) if a.dualpipe else (pp - 1, V - 1)
+    for p in range(pp):
+        for r in range(ep):
+            for t in range(tp):
+                name = "mp_rank_%02d" % t + ("_%03d" % p if pp > 1 else "") + ("_%03d" % r if ep > 1 else "")
+                models = {}
+                for v in range(V):
+                    sd = {}
+                    if (p, v) == (0, 0):
+                        sd["embedding.word_embeddings.weight"] = rows(hf["model.embed_tokens.weight"], t)
+                    if (p, v) == final_chunk and a.dualpipe:
+                        final(sd, t)
+                    if (p, v) == final_chunk:
+                        for m in range(M):
+                            h = cfg["num_hidden_layers"] + m
+                            P = "model.layers.%d." % h
+                            mp = ("mtp_layers.%d." if old else "mtp.layers.%d.") % m
+                            sd[mp + "enorm.weight"] = hf[P + "enorm.weight"]
+                            sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
+                            sd[mp + "eh_proj.weight"] = rows(hf[P + "eh_proj.weight"], t)
+                            if pp > 1:
+                                key = (mp + "embedding.word_embeddings.weight") if old else "embedding.word_embeddings.weight"
+                                if key not in sd:  # one shared key for every MTP layer: the first one's copy
+                                    sd[key] = rows(hf[P + "embed_tokens.weight"], t)
+                            layer(sd, mp + "transformer_layer.", h, t, r)
+                            sd[(mp + "final_layernorm.weight") if old else "mtp.final_layernorms.%d.weight" % m] = \
+                                hf[P + "shared_head.norm.weight"]
+                    for h, i in places[(p, v)]:
+                        layer(sd, "decoder.layers.%d." % i, h, t, r)
+                    if (p, v) == final_chunk and not a.dualpipe:
+                        final(sd, t)
+                    models["model%d" % v if V > 1 or a.vpp or a.dualpipe else "model"] = sd
+                files[name] = models
+    return files
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hf", required=True)
+    ap.add_argument("--mcore", required=True)
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--pp", type=int, default=1)
+    ap.add_argument("--ep", type=int, default=1)
+    ap.add_argument("--vpp", type=int, default=0)
+    ap.add_argument("--num-layer-list", type=lambda s: [int(x) for x in s.split(",")], default=None)
+    ap.add_argument("--noop", type=lambda s: [int(x) for x in s.split(",")], default=[])
+    ap.add_argument("--num-layers", type=int, default=None)
+    ap.add_argument("--first-k-dense-replace", type=int, default=None)
+    ap.add_argument("--mtp", type=int, default=0)
+    ap.add_argument("--grouped-gemm", action="store_true")
+    ap.add_argument("--tp-extend-ep", action="store_true")
+    ap.add_argument("--mla-mm-split", action="store_true")
+    ap.add_argument("--dualpipe", action="store_true")
+    ap.add_argument("--key-names", default="current")
+    a = ap.parse_args()
+    with open(os.path.join(a.hf, "config.json")) as f:
+        cfg = json.load(f)
+    hf = load_hf(a.hf)
+    expected = expected_files(cfg, a, hf)
+    errors = []
+    with open(os.path.join(a.mcore, "latest_checkpointed_iteration.txt")) as f:
+        if f.read() != "1":
+            errors.append("tracker file does not hold '1'")
+    it = os.path.join(a.mcore, "iter_0000001")
+    present = sorted(os.listdir(it))
+    if present != sorted(expected):
+        errors.append("rank dirs %s, expected %s" % (present, sorted(expected)))
+    tensors = 0
+    for name, models in sorted(expected.items()):
+        path = os.path.join(it, name, "model_optim_rng.pt")
+        if not os.path.exists(path):
+            continue
+        got = torch.load(path, map_location="cpu")
+        want_top = (["model"] if list(models) == ["model"] else []) + ["checkpoint_version", "iteration"] + \
+                   ([] if list(models) == ["model"] else list(models))
+        if list(got.keys()) != want_top:
+            errors.append("%s: top-level keys %s, expected %s" % (name, list(got.keys()), want_top))
+        if got.get("checkpoint_version") != 3.0 or got.get("iteration") != 1:
+            errors.append("%s: checkpoint_version/iteration wrong" % name)
+        for mk, sd in models.items():
+            g = got.get(mk, {})
+            if list(g.keys()) != list(sd.keys()):
+                missing = [k for k in sd if k not in g]
+                extra = [k for k in g if k not in sd]
+                errors.append("%s/%s: key order or set differs; missing %s extra %s; got order %s" % (
+                    name, mk, missing[:5], extra[:5], list(g.keys())[:8]))
+            for k, want in sd.items():
+                if k not in g:
+                    continue
+                have = g[k]
+                tensors += 1
+                if have.dtype != want.dtype or tuple(have.shape) != tuple(want.shape):
+                    errors.append("%s/%s/%s: %s%s, expected %s%s" % (name, mk, k, have.dtype, tuple(have.shape),
+                                                                  want.dtype, tuple(want.shape)))
+                elif not have.is_contiguous() or have.storage_offset() != 0:
+                    errors.append("%s/%s/%s: not a contiguous tensor of its own storage" % (name, mk, k))
+                elif not torch.equal(have.contiguous().view(torch.uint8) if have.dim() else have.reshape(1).view(torch.uint8),
+                                     want.contiguous().view(torch.uint8) if want.dim() else want.reshape(1).view(torch.uint8)):
+                    errors.append("%s/%s/%s: values differ" % (name, mk, k))
+    if errors:
+        for e in errors[:40]:
+            print("MISMATCH " + e)
+        print("FAILED: %d difference(s)" % len(errors))
+        sys.exit(1)
+    print("OK %d rank file(s), %d tensors match the HF input" % (len(expected), tensors))
+
+
+if __name__ == "__main__":
+    main()
