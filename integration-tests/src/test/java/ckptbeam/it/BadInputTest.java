@@ -1,0 +1,198 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Bad input: a non-zero exit, one clear message naming what is wrong, and nothing left that looks like a finished
+ * checkpoint (no tracker file).
+ */
+class BadInputTest {
+  @TempDir static Path shared;
+  @TempDir Path work;
+  static Path pristine;
+
+  @BeforeAll
+  static void model() {
+    pristine = Checkpoints.tinyModel(shared.resolve("hf"));
+  }
+
+  private Path copy() throws IOException {
+    Path dst = work.resolve("hf");
+    Files.createDirectories(dst);
+    try (Stream<Path> s = Files.list(pristine)) {
+      for (Path p : s.collect(Collectors.toList())) {
+        Files.copy(p, dst.resolve(p.getFileName()));
+      }
+    }
+    return dst;
+  }
+
+  private Checkpoints.Run convert(Path hf, String... extra) {
+    List<String> args = new ArrayList<>(List.of("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        work.resolve("out").toString()));
+    args.addAll(List.of(extra));
+    return Checkpoints.cli(args.toArray(new String[0]));
+  }
+
+  /** Asserts failure with a message containing every fragment, and no finished-looking output. */
+  private void fails(Checkpoints.Run r, String... fragments) {
+    assertNotEquals(0, r.exit, r.toString());
+    for (String f : fragments) {
+      assertTrue(r.err.contains(f), "expected \"" + f + "\" in: " + r.err);
+    }
+    assertEquals(1, r.err.strip().lines().count(), "one message: " + r.err);
+    assertFalse(Files.exists(work.resolve("out/latest_checkpointed_iteration.txt")), "tracker written");
+  }
+
+  private static String shard(Path hf, int i) throws IOException {
+    try (Stream<Path> s = Files.list(hf)) {
+      return s.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(String.format("model-%05d", i)))
+          .findFirst().orElseThrow();
+    }
+  }
+
+  private static void edit(Path file, String from, String to) throws IOException {
+    String s = Files.readString(file, StandardCharsets.UTF_8);
+    assertTrue(s.contains(from), from);
+    Files.writeString(file, s.replace(from, to), StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void missingLoadDir() {
+    fails(convert(work.resolve("nope")), "--load-dir", "nope", "no such directory");
+    assertFalse(Files.exists(work.resolve("out")));
+  }
+
+  @Test
+  void missingConfig() throws IOException {
+    Path hf = copy();
+    Files.delete(hf.resolve("config.json"));
+    fails(convert(hf), hf.resolve("config.json").toString(), "no such file");
+  }
+
+  @Test
+  void invalidConfig() throws IOException {
+    Path hf = copy();
+    Files.writeString(hf.resolve("config.json"), "{\"hidden_size\": 64,");
+    fails(convert(hf), "config.json: not valid JSON");
+    edit(hf.resolve("config.json"), "{\"hidden_size\": 64,", "{\"hidden_size\": 64}");
+    fails(convert(hf), "config.json: field \"vocab_size\" is missing");
+  }
+
+  @Test
+  void configThatDisagreesWithTheShards() throws IOException {
+    Path hf = copy();
+    edit(hf.resolve("config.json"), "\"vocab_size\" : 128", "\"vocab_size\" : 256");
+    // embed_tokens and lm_head are both wrong; which is reported first depends on the runner's order
+    fails(convert(hf), ".weight\" has shape [128, 64] but config.json implies [256, 64]");
+  }
+
+  @Test
+  void indexNamingAMissingShard() throws IOException {
+    Path hf = copy();
+    String name = shard(hf, 2);
+    Files.delete(hf.resolve(name));
+    fails(convert(hf), name, "the index names this shard", "does not exist");
+    assertFalse(Files.exists(work.resolve("out")), "nothing is written before the input is checked");
+  }
+
+  @Test
+  void indexNamingATensorTheShardLacks() throws IOException {
+    Path hf = copy();
+    String first = shard(hf, 1);
+    String third = shard(hf, 3);
+    edit(hf.resolve("model.safetensors.index.json"), "\"model.embed_tokens.weight\": \"" + first + "\"",
+        "\"model.embed_tokens.weight\": \"" + third + "\"");
+    fails(convert(hf), third, "tensor \"model.embed_tokens.weight\"", "does not hold it");
+    if (Files.exists(work.resolve("out"))) {
+      try (Stream<Path> s = Files.walk(work.resolve("out"))) {
+        assertTrue(s.noneMatch(p -> p.toString().endsWith(".pt")), "no rank file written");
+      }
+    }
+  }
+
+  @Test
+  void indexLackingANeededTensor() throws IOException {
+    Path hf = copy();
+    String first = shard(hf, 1);
+    edit(hf.resolve("model.safetensors.index.json"), "\"model.embed_tokens.weight\": \"" + first + "\",", "");
+    fails(convert(hf), "not in the index", "model.embed_tokens.weight");
+  }
+
+  @Test
+  void indexEscapingTheFolder() throws IOException {
+    Path hf = copy();
+    String first = shard(hf, 1);
+    edit(hf.resolve("model.safetensors.index.json"), "\"model.embed_tokens.weight\": \"" + first + "\"",
+        "\"model.embed_tokens.weight\": \"../" + first + "\"");
+    fails(convert(hf), "UnsafeShardName", "../" + first);
+  }
+
+  @Test
+  void truncatedShard() throws IOException {
+    Path hf = copy();
+    String name = shard(hf, 2);
+    try (RandomAccessFile f = new RandomAccessFile(hf.resolve(name).toFile(), "rw")) {
+      f.setLength(f.length() - 10);
+    }
+    fails(convert(hf), name, "MetadataIncompleteBuffer");
+  }
+
+  @Test
+  void shardWithAnOversizedHeaderLength() throws IOException {
+    Path hf = copy();
+    String name = shard(hf, 1);
+    try (RandomAccessFile f = new RandomAccessFile(hf.resolve(name).toFile(), "rw")) {
+      f.write(new byte[] {0, 0, 0, 0, 0, 0, 0, 0x7F});
+    }
+    fails(convert(hf), name, "HeaderTooLarge");
+  }
+
+  @Test
+  void saveDirHoldingACheckpointIsRefusedUnlessOverwrite() throws IOException {
+    Path hf = copy();
+    assertEquals(0, convert(hf).exit);
+    Checkpoints.Run again = convert(hf);
+    assertNotEquals(0, again.exit);
+    assertTrue(again.err.contains("is not empty (it holds a checkpoint); pass --overwrite"), again.err);
+    assertTrue(Files.exists(work.resolve("out/latest_checkpointed_iteration.txt")), "refusal deletes nothing");
+    assertEquals(0, convert(hf, "--overwrite").exit);
+  }
+
+  @Test
+  void flags() throws IOException {
+    Path hf = copy();
+    Checkpoints.Run unknown = convert(hf, "--no-such-flag=3");
+    assertEquals(2, unknown.exit);
+    assertTrue(unknown.err.contains("unknown flag --no-such-flag"), unknown.err);
+    Checkpoints.Run nf4 = convert(hf, "--qlora-nf4");
+    assertTrue(nf4.err.contains("--qlora-nf4 is not supported yet"), nf4.err);
+    fails(convert(hf, "--target-tensor-parallel-size", "3"), "is not divisible by --target-tensor-parallel-size = 3");
+    fails(convert(hf, "--target-pipeline-parallel-size", "x"), "--target-pipeline-parallel-size must be an integer");
+    assertFalse(Files.exists(work.resolve("out")));
+  }
+
+  @Test
+  void fp8CheckpointsAreRefusedClearly() throws IOException {
+    Path hf = copy();
+    edit(hf.resolve("config.json"), "\"model_type\"",
+        "\"quantization_config\" : {\"quant_method\": \"fp8\"}, \"model_type\"");
+    fails(convert(hf), "quantization_config", "FP8");
+  }
+}

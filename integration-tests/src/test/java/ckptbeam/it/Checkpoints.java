@@ -1,0 +1,91 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ckptbeam.io.PickleAudit;
+import ckptbeam.pipelines.Main;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipFile;
+
+/** Running the CLI in-process and looking at what it wrote. */
+final class Checkpoints {
+  private Checkpoints() {}
+
+  /** Exit code and the two output streams of one in-process CLI run. */
+  static final class Run {
+    final int exit;
+    final String out;
+    final String err;
+
+    Run(int exit, String out, String err) {
+      this.exit = exit;
+      this.out = out;
+      this.err = err;
+    }
+
+    @Override
+    public String toString() {
+      return "exit " + exit + "\nstdout: " + out + "\nstderr: " + err;
+    }
+  }
+
+  static Run cli(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int exit = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  static Path tinyModel(Path dir, String... sizeFlags) {
+    List<String> args = new ArrayList<>(List.of("make-tiny-model", "--out", dir.toString()));
+    args.addAll(List.of(sizeFlags));
+    Run r = cli(args.toArray(new String[0]));
+    assertEquals(0, r.exit, r.toString());
+    return dir;
+  }
+
+  /** Every regular file under {@code dir}, relative path → bytes. */
+  static TreeMap<String, byte[]> contents(Path dir) throws IOException {
+    TreeMap<String, byte[]> out = new TreeMap<>();
+    try (Stream<Path> s = Files.walk(dir)) {
+      for (Path p : s.filter(Files::isRegularFile).collect(Collectors.toList())) {
+        out.put(dir.relativize(p).toString(), Files.readAllBytes(p));
+      }
+    }
+    return out;
+  }
+
+  /** Audits the pickle of every .pt under {@code dir} against torch's weights-only allowlist; returns the count. */
+  static int auditWeightsOnly(Path dir) throws IOException {
+    int files = 0;
+    try (Stream<Path> s = Files.walk(dir)) {
+      for (Path p : s.filter(f -> f.toString().endsWith(".pt")).collect(Collectors.toList())) {
+        try (ZipFile zip = new ZipFile(p.toFile())) {
+          ZipEntry first = zip.entries().nextElement();
+          String prefix = first.getName().substring(0, first.getName().indexOf('/'));
+          byte[] pkl = zip.getInputStream(zip.getEntry(prefix + "/data.pkl")).readAllBytes();
+          PickleAudit.Report r = PickleAudit.audit(pkl);
+          assertTrue(r.ok(), p + ": " + r);
+          assertEquals(2, r.protocol);
+          assertTrue(!r.globals.contains("collections.defaultdict") && !r.globals.contains("argparse.Namespace"));
+          assertTrue(zip.getEntry(prefix + "/version") != null, p + " lacks its version record");
+        }
+        files++;
+      }
+    }
+    return files;
+  }
+}

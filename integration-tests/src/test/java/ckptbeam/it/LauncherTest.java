@@ -1,0 +1,40 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code bin/ckptbeam} as a user runs it: from another folder, with relative paths and JAVA_OPTS. */
+class LauncherTest {
+  @TempDir Path work;
+
+  @Test
+  void runsFromAnyWorkingDirectoryWithRelativePathsAndJavaOpts() throws Exception {
+    String launcher = Torch.repo().resolve("bin/ckptbeam").toString();
+    Torch.Result made = Torch.run(List.of(launcher, "make-tiny-model", "--out", "hf"), work, "-Xmx256m");
+    assertEquals(0, made.exit, made.output);
+    Torch.Result conv = Torch.run(List.of(launcher, "hf2mcore", "--load-dir", "hf", "--save-dir", "out/mc",
+        "--moe-grouped-gemm"), work, "-Xmx256m");
+    assertEquals(0, conv.exit, conv.output);
+    assertTrue(Files.exists(work.resolve("out/mc/iter_0000001/mp_rank_00/model_optim_rng.pt")));
+    Torch.checkMcore(work.resolve("hf"), work.resolve("out/mc"), "--grouped-gemm");
+
+    // JAVA_OPTS reaches the JVM: a heap too small to start is fatal
+    Torch.Result tiny = Torch.run(List.of(launcher, "help"), work, "-Xmx1m");
+    assertTrue(tiny.exit != 0, tiny.output);
+  }
+
+  @Test
+  void demoRuns() throws Exception {
+    Torch.Result r = Torch.run(List.of(Torch.repo().resolve("bin/ckptbeam").toString(), "demo", "--out", "d"), work,
+        null);
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("iter_0000001/mp_rank_00/model_optim_rng.pt"), r.output);
+    assertTrue(Files.exists(work.resolve("d/mcore/latest_checkpointed_iteration.txt")));
+  }
+}
