@@ -1,0 +1,33 @@
+package ckptbeam.io;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+
+/** {@code latest_checkpointed_iteration.txt}: which iteration folder of an mcore checkpoint to read. */
+public final class McoreTracker {
+  public static final String FILE_NAME = "latest_checkpointed_iteration.txt";
+
+  private McoreTracker() {}
+
+  /** The iteration folder named by the tracker of {@code dir}: {@code iter_0000001}, or {@code release}. */
+  public static String iterationDir(String dir) throws IOException {
+    String path = CheckpointFiles.resolve(dir, FILE_NAME);
+    if (!CheckpointFiles.exists(path)) {
+      throw new java.io.FileNotFoundException(path + ": no such file (is " + dir + " an mcore checkpoint?)");
+    }
+    String text = new String(CheckpointFiles.readSmallFile(path, 1024), StandardCharsets.UTF_8).strip();
+    if (text.equals("release")) {
+      return "release";
+    }
+    try {
+      long it = Long.parseLong(text);
+      if (it < 0) {
+        throw new NumberFormatException();
+      }
+      return String.format("iter_%07d", it);
+    } catch (NumberFormatException e) {
+      throw new CheckpointFormatException(path, "InvalidTracker", "holds \"" + text
+          + "\", neither an iteration number nor \"release\"");
+    }
+  }
+}
