@@ -14,8 +14,18 @@ public final class SourceSlice {
   private final long colStart;
   private final long colCount;
   private final boolean transposed;
+  private final long viewCols;
 
   public SourceSlice(String source, long rowStart, long rowCount, long colStart, long colCount, boolean transposed) {
+    this(source, rowStart, rowCount, colStart, colCount, transposed, 0);
+  }
+
+  /**
+   * @param viewCols when positive, the source's buffer is viewed as a matrix of that many columns instead of its
+   *     stored shape's (grouped-GEMM {@code weight1} is stored as a relabelled buffer, mapping.md §3.7.2)
+   */
+  public SourceSlice(String source, long rowStart, long rowCount, long colStart, long colCount, boolean transposed,
+      long viewCols) {
     if (rowStart < 0 || rowCount < 0 || colStart < 0 || colCount < 0) {
       throw new IllegalArgumentException("negative slice bounds for " + source);
     }
@@ -25,6 +35,7 @@ public final class SourceSlice {
     this.colStart = colStart;
     this.colCount = colCount;
     this.transposed = transposed;
+    this.viewCols = viewCols;
   }
 
   /** Rows {@code [start, start+count)}, all {@code cols} columns. */
@@ -44,7 +55,17 @@ public final class SourceSlice {
 
   /** The same window, transposed. */
   public SourceSlice transposed() {
-    return new SourceSlice(source, rowStart, rowCount, colStart, colCount, !transposed);
+    return new SourceSlice(source, rowStart, rowCount, colStart, colCount, !transposed, viewCols);
+  }
+
+  /** Columns of the matrix view of a source of the given shape. */
+  public long sourceCols(Shape shape) {
+    return viewCols > 0 ? viewCols : shape.cols();
+  }
+
+  /** Rows of the matrix view of a source of the given shape. */
+  public long sourceRows(Shape shape) {
+    return viewCols > 0 ? shape.numel() / viewCols : shape.rows();
   }
 
   /** The name of the source tensor. */
@@ -84,9 +105,12 @@ public final class SourceSlice {
     return rowCount * colCount;
   }
 
-  /** Whether the window fits inside a source matrix of {@code rows} by {@code cols}. */
-  public boolean fitsIn(long rows, long cols) {
-    return rowStart + rowCount <= rows && colStart + colCount <= cols;
+  /** Whether the window fits inside a source of this shape (in its matrix view). */
+  public boolean fitsIn(Shape shape) {
+    if (viewCols > 0 && shape.numel() % viewCols != 0) {
+      return false;
+    }
+    return rowStart + rowCount <= sourceRows(shape) && colStart + colCount <= sourceCols(shape);
   }
 
   @Override

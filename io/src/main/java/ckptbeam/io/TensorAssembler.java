@@ -47,7 +47,7 @@ public final class TensorAssembler implements Closeable {
         if (loc == null) {
           throw new IOException(t.key() + ": source tensor \"" + s.source() + "\" was not found in the input");
         }
-        if (!s.fitsIn(loc.shape().rows(), loc.shape().cols())) {
+        if (!s.fitsIn(loc.shape())) {
           throw new IOException(t.key() + ": source tensor \"" + s.source() + "\" has shape " + loc.shape()
               + ", too small for the slice " + s);
         }
@@ -83,7 +83,7 @@ public final class TensorAssembler implements Closeable {
     SourceSlice first = band.slices().get(0);
     TensorLocation firstLoc = sources.get(first.source());
     if (band.slices().size() == 1 && !first.isTransposed() && first.colStart() == 0
-        && first.colCount() == firstLoc.shape().cols()) {
+        && first.colCount() == first.sourceCols(firstLoc.shape())) {
       long start = firstLoc.offset() + first.rowStart() * first.colCount() * es;
       copyRange(reader(firstLoc), start, height * rowBytes, sink);
       return;
@@ -117,7 +117,7 @@ public final class TensorAssembler implements Closeable {
   private void fillRows(SourceSlice s, TensorLocation loc, int es, long r0, int n, int rowBytes, int po)
       throws IOException {
     RangeReader in = reader(loc);
-    long cols = loc.shape().cols();
+    long cols = s.sourceCols(loc.shape());
     int w = (int) (s.colCount() * es);
     for (int r = 0; r < n; r++) {
       long at = loc.offset() + ((s.rowStart() + r0 + r) * cols + s.colStart()) * es;
@@ -132,7 +132,7 @@ public final class TensorAssembler implements Closeable {
   private void fillTransposed(SourceSlice s, TensorLocation loc, int es, long r0, int n, int rowBytes, int po)
       throws IOException {
     RangeReader in = reader(loc);
-    long cols = loc.shape().cols();
+    long cols = s.sourceCols(loc.shape());
     int windowBytes = n * es;
     int blockRows = Math.max(1, tmp.length / windowBytes);
     boolean contiguous = n == cols; // the window spans whole source rows: read a block in one go
@@ -170,7 +170,7 @@ public final class TensorAssembler implements Closeable {
   private void streamWideRow(SourceSlice s, TensorLocation loc, int es, long row, WritableByteChannel sink)
       throws IOException {
     RangeReader in = reader(loc);
-    long cols = loc.shape().cols();
+    long cols = s.sourceCols(loc.shape());
     if (!s.isTransposed()) {
       long at = loc.offset() + ((s.rowStart() + row) * cols + s.colStart()) * es;
       copyRange(in, at, s.colCount() * es, sink);

@@ -5,7 +5,6 @@ import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.io.Shape;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayoutOptions;
-import ckptbeam.transforms.McoreKeyNames;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
 import ckptbeam.transforms.beam.CommitCheckpoint;
@@ -13,7 +12,7 @@ import ckptbeam.transforms.beam.LocateSources;
 import ckptbeam.transforms.beam.ReadSafetensorsHeaders;
 import ckptbeam.transforms.beam.RequestSources;
 import ckptbeam.transforms.beam.ShardRef;
-import ckptbeam.transforms.beam.WriteRankFiles;
+import ckptbeam.transforms.beam.WriteTargets;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -43,23 +42,7 @@ public final class Hf2Mcore {
   private Hf2Mcore() {}
 
   static Args flags() {
-    return new Args()
-        .value("load-dir")
-        .value("save-dir")
-        .value("target-tensor-parallel-size")
-        .value("target-pipeline-parallel-size")
-        .value("target-expert-parallel-size")
-        .value("num-layers-per-virtual-pipeline-stage")
-        .value("num-layer-list")
-        .value("noop-layers")
-        .value("num-layers")
-        .value("first-k-dense-replace")
-        .value("mtp-num-layers", "num-nextn-predict-layers")
-        .value("schedules-method")
-        .value("mcore-key-names")
-        .flag("moe-grouped-gemm")
-        .flag("moe-tp-extend-ep")
-        .flag("mla-mm-split")
+    return LayoutFlags.define(new Args().value("load-dir").value("save-dir"), "target")
         .flag("qlora-nf4")
         .flag("overwrite");
   }
@@ -81,36 +64,7 @@ public final class Hf2Mcore {
     if (a.has("qlora-nf4")) {
       throw new IllegalArgumentException("--qlora-nf4 is not supported yet");
     }
-    LayoutOptions o = new LayoutOptions();
-    o.tp = a.intValue("target-tensor-parallel-size", 1);
-    o.pp = a.intValue("target-pipeline-parallel-size", 1);
-    o.ep = a.intValue("target-expert-parallel-size", 1);
-    o.layersPerVirtualStage = a.intValue("num-layers-per-virtual-pipeline-stage", 0);
-    o.numLayerList = a.intList("num-layer-list");
-    int[] noop = a.intList("noop-layers");
-    if (noop != null) {
-      for (int n : noop) {
-        if (!o.noopLayers.add(n)) {
-          throw new IllegalArgumentException("--noop-layers lists layer " + n + " twice");
-        }
-      }
-    }
-    o.numLayers = a.intValue("num-layers", -1);
-    o.firstKDense = a.intValue("first-k-dense-replace", -1);
-    o.mtpLayers = a.intValue("mtp-num-layers", 0);
-    o.groupedGemm = a.has("moe-grouped-gemm");
-    o.tpExtendEp = a.has("moe-tp-extend-ep");
-    o.mlaMmSplit = a.has("mla-mm-split");
-    if (a.has("schedules-method")) {
-      if (!a.get("schedules-method").equals("dualpipev")) {
-        throw new IllegalArgumentException("--schedules-method supports only \"dualpipev\", got \""
-            + a.get("schedules-method") + "\"");
-      }
-      o.dualpipe = true;
-    }
-    if (a.has("mcore-key-names")) {
-      o.keyNames = McoreKeyNames.Scheme.fromFlag(a.get("mcore-key-names"));
-    }
+    LayoutOptions o = LayoutFlags.parse(a, "target");
     r.layout = o;
     r.overwrite = a.has("overwrite");
     r.pipelineOptions = Cli.pipelineOptions(a.beamArgs(), "hf2mcore");
@@ -185,10 +139,7 @@ public final class Hf2Mcore {
     }
     Cli.prepareSaveDir(r.saveDir, r.overwrite, Hf2McorePlan.TRACKER);
 
-    List<String> expected = new ArrayList<>();
-    for (RankFile f : plan.rankFiles()) {
-      expected.add(f.relativePath(Hf2McorePlan.ITERATION));
-    }
+    List<String> expected = plan.targets();
     Map<String, String> sideFiles = new LinkedHashMap<>();
     for (String name : SIDE_FILES) {
       String path = CheckpointFiles.resolve(r.loadDir, name);
@@ -203,7 +154,7 @@ public final class Hf2Mcore {
         .of(LocateSources.LOCATIONS.getId(), shardRefs.apply("ReadHeaders", ReadSafetensorsHeaders.create()))
         .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
     joined.apply("LocateSources", LocateSources.create())
-        .apply("WriteRankFiles", WriteRankFiles.of(plan, r.saveDir))
+        .apply("WriteRankFiles", WriteTargets.of(plan, r.saveDir))
         .apply("Commit", CommitCheckpoint.tracker(r.saveDir, expected, sideFiles, Hf2McorePlan.ITERATION));
     return new Built(p, expected);
   }

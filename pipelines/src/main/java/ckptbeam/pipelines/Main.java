@@ -11,6 +11,8 @@ public final class Main {
       "commands:",
       "  hf2mcore         HF safetensors checkpoint -> Megatron-core rank files",
       "                   --load-dir D --save-dir S [layout flags] [Beam flags, e.g. --runner=FlinkRunner]",
+      "  mcore2hf         Megatron-core rank files -> HF safetensors checkpoint",
+      "                   --load-dir S --save-dir H [--source-* layout flags] [Beam flags]",
       "  make-tiny-model  write a seeded synthetic DeepSeek-V3-architecture checkpoint: --out D [size flags]",
       "  demo             make a tiny model, convert it, print what was written",
       "",
@@ -41,6 +43,8 @@ public final class Main {
           Demo.run(rest, out);
           return 0;
         case "mcore2hf":
+          Mcore2Hf.run(rest, out);
+          return 0;
         case "fp8-to-bf16":
         case "verify":
         case "watch":

@@ -103,7 +103,8 @@ public final class TinyModel {
     for (HfInventory.Entry e : inventory) {
       int shard = (int) ((long) (e.unit + 1) * shards / units);
       String file = String.format("model-%05d-of-%06d.safetensors", shard + 1, shards);
-      perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape, values(seed, e.name, e.dtype, e.shape.numel())));
+      perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape,
+          values(seed, valueName(cfg, e.name), e.dtype, e.shape.numel())));
       weightMap.put(e.name, file);
       total += e.shape.byteSize(e.dtype);
     }
@@ -155,6 +156,23 @@ public final class TinyModel {
     c.put("bos_token_id", 0);
     c.put("eos_token_id", 1);
     return JSON.writeValueAsBytes(c);
+  }
+
+  /**
+   * Whose values a tensor gets: as in DeepSeek's release, an MTP layer's {@code embed_tokens} and
+   * {@code shared_head.head} are copies of the main embedding and lm_head.
+   */
+  static String valueName(ModelConfig cfg, String name) {
+    int layer = ckptbeam.transforms.HfNames.layerOf(name);
+    if (layer >= cfg.hiddenLayers) {
+      if (name.endsWith(".embed_tokens.weight")) {
+        return ckptbeam.transforms.HfNames.EMBED;
+      }
+      if (name.endsWith(".shared_head.head.weight")) {
+        return ckptbeam.transforms.HfNames.LM_HEAD;
+      }
+    }
+    return name;
   }
 
   /**

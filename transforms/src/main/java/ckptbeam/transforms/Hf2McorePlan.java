@@ -4,7 +4,6 @@ import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.Band;
 import ckptbeam.io.Shape;
 import ckptbeam.io.SourceSlice;
-import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -15,7 +14,7 @@ import java.util.Map;
  * mapping.md §3.9) with how each is assembled from HF tensors (§3). Pure and deterministic: every worker that
  * needs a rank file's content recomputes it from the config and options, so only names and shapes travel.
  */
-public final class Hf2McorePlan implements Serializable {
+public final class Hf2McorePlan implements ConversionPlan {
   private static final long serialVersionUID = 1L;
   public static final int ITERATION = 1;
   public static final String TRACKER = "latest_checkpointed_iteration.txt";
@@ -57,6 +56,36 @@ public final class Hf2McorePlan implements Serializable {
     }
     files.sort(null);
     return files;
+  }
+
+  @Override
+  public List<String> targets() {
+    List<String> out = new ArrayList<>();
+    for (RankFile f : rankFiles()) {
+      out.add(f.relativePath(ITERATION));
+    }
+    return out;
+  }
+
+  @Override
+  public Map<String, Shape> sourcesOf(String target) {
+    return sourcesOf(rankFile(target));
+  }
+
+  @Override
+  public ckptbeam.transforms.beam.WrittenFile write(String target, Map<String, ckptbeam.io.TensorLocation> sources,
+      String saveDir) throws java.io.IOException {
+    return RankFileWriter.write(this, rankFile(target), sources, saveDir);
+  }
+
+  /** The rank file of a target path ({@code iter_0000001/mp_rank_00/model_optim_rng.pt}). */
+  public RankFile rankFile(String target) {
+    for (RankFile f : rankFiles()) {
+      if (f.relativePath(ITERATION).equals(target)) {
+        return f;
+      }
+    }
+    throw new IllegalArgumentException("not a rank file of this layout: " + target);
   }
 
   /** The model mappings of one rank file: key {@code model}, or {@code model0 … modelN} with virtual chunks. */

@@ -59,6 +59,30 @@ public final class ModelConfig implements Serializable {
     }
   }
 
+  private ModelConfig(ModelConfig c, int hiddenLayers, int firstKDenseReplace, int nextnPredictLayers) {
+    hiddenSize = c.hiddenSize;
+    vocabSize = c.vocabSize;
+    intermediateSize = c.intermediateSize;
+    moeIntermediateSize = c.moeIntermediateSize;
+    routedExperts = c.routedExperts;
+    sharedExperts = c.sharedExperts;
+    attentionHeads = c.attentionHeads;
+    qLoraRank = c.qLoraRank;
+    kvLoraRank = c.kvLoraRank;
+    qkNopeHeadDim = c.qkNopeHeadDim;
+    qkRopeHeadDim = c.qkRopeHeadDim;
+    vHeadDim = c.vHeadDim;
+    fp8 = c.fp8;
+    this.hiddenLayers = hiddenLayers;
+    this.firstKDenseReplace = firstKDenseReplace;
+    this.nextnPredictLayers = nextnPredictLayers;
+  }
+
+  /** The same dimensions with another layer structure (mcore → HF renumbers layers 0 … R-1, §4.1). */
+  public ModelConfig withLayers(int hiddenLayers, int firstKDenseReplace, int nextnPredictLayers) {
+    return new ModelConfig(this, hiddenLayers, firstKDenseReplace, nextnPredictLayers);
+  }
+
   /** Parses {@code config.json} bytes; {@code source} names the file in error messages. */
   public static ModelConfig parse(String source, byte[] json) throws IOException {
     JsonNode root;

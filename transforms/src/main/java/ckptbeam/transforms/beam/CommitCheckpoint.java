@@ -21,30 +21,41 @@ import org.apache.beam.sdk.values.PCollection;
  * output looks complete. Emits the list of written files, sorted.
  */
 public final class CommitCheckpoint extends PTransform<PCollection<WrittenFile>, PCollection<List<WrittenFile>>> {
+  /** The content of the completion marker, given every file written (sorted). */
+  @FunctionalInterface
+  public interface Marker extends java.io.Serializable {
+    byte[] content(List<WrittenFile> written) throws IOException;
+  }
+
   private final String saveDir;
   private final List<String> expected;
   private final Map<String, String> sideFiles;
+  private final Map<String, byte[]> generated;
   private final String markerName;
-  private final byte[] marker;
+  private final Marker marker;
 
   /**
    * @param expected relative paths of every data file the conversion must write
    * @param sideFiles source path → path relative to the save dir, copied before the marker
+   * @param generated small files made by the driver (path relative to the save dir → content), written before the
+   *     marker
    * @param markerName the marker's path relative to the save dir, written last
    */
-  public CommitCheckpoint(String saveDir, List<String> expected, Map<String, String> sideFiles, String markerName,
-      byte[] marker) {
+  public CommitCheckpoint(String saveDir, List<String> expected, Map<String, String> sideFiles,
+      Map<String, byte[]> generated, String markerName, Marker marker) {
     this.saveDir = saveDir;
     this.expected = List.copyOf(expected);
-    this.sideFiles = Map.copyOf(sideFiles);
+    this.sideFiles = new java.util.LinkedHashMap<>(sideFiles);
+    this.generated = new java.util.LinkedHashMap<>(generated);
     this.markerName = markerName;
-    this.marker = marker.clone();
+    this.marker = marker;
   }
 
   public static CommitCheckpoint tracker(String saveDir, List<String> expected, Map<String, String> sideFiles,
       int iteration) {
-    return new CommitCheckpoint(saveDir, expected, sideFiles, "latest_checkpointed_iteration.txt",
-        Integer.toString(iteration).getBytes(StandardCharsets.US_ASCII));
+    byte[] content = Integer.toString(iteration).getBytes(StandardCharsets.US_ASCII);
+    return new CommitCheckpoint(saveDir, expected, sideFiles, Map.of(), "latest_checkpointed_iteration.txt",
+        written -> content.clone());
   }
 
   @Override
@@ -80,8 +91,11 @@ public final class CommitCheckpoint extends PTransform<PCollection<WrittenFile>,
         CheckpointFiles.copySmallFile(side.getKey(), CheckpointFiles.resolve(spec.saveDir, side.getValue()),
             64L << 20);
       }
-      CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, spec.markerName), spec.marker);
+      for (Map.Entry<String, byte[]> g : spec.generated.entrySet()) {
+        CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, g.getKey()), g.getValue());
+      }
       list.sort(null);
+      CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, spec.markerName), spec.marker.content(list));
       out.output(list);
     }
   }

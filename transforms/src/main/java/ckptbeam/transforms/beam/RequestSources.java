@@ -1,8 +1,7 @@
 package ckptbeam.transforms.beam;
 
 import ckptbeam.io.Shape;
-import ckptbeam.transforms.Hf2McorePlan;
-import ckptbeam.transforms.RankFile;
+import ckptbeam.transforms.ConversionPlan;
 import java.util.Map;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -12,41 +11,35 @@ import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
 
-/** For every rank file of the plan, the source tensors it needs, keyed by source name. */
+/** For every target file of the plan, the source tensors it needs, keyed by source name. */
 public final class RequestSources extends PTransform<PBegin, PCollection<KV<String, SourceRequest>>> {
-  private final Hf2McorePlan plan;
+  private final ConversionPlan plan;
 
-  private RequestSources(Hf2McorePlan plan) {
+  private RequestSources(ConversionPlan plan) {
     this.plan = plan;
   }
 
-  public static RequestSources of(Hf2McorePlan plan) {
+  public static RequestSources of(ConversionPlan plan) {
     return new RequestSources(plan);
   }
 
   @Override
   public PCollection<KV<String, SourceRequest>> expand(PBegin begin) {
-    int n = plan.rankFiles().size();
-    java.util.List<Integer> indexes = new java.util.ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      indexes.add(i);
-    }
-    return begin.apply("RankFileIndexes", Create.of(indexes))
+    return begin.apply("TargetFiles", Create.of(plan.targets()))
         .apply("SourcesOfFile", ParDo.of(new RequestFn(plan)));
   }
 
-  static final class RequestFn extends DoFn<Integer, KV<String, SourceRequest>> {
-    private final Hf2McorePlan plan;
+  static final class RequestFn extends DoFn<String, KV<String, SourceRequest>> {
+    private final ConversionPlan plan;
 
-    RequestFn(Hf2McorePlan plan) {
+    RequestFn(ConversionPlan plan) {
       this.plan = plan;
     }
 
     @ProcessElement
-    public void process(@Element Integer index, OutputReceiver<KV<String, SourceRequest>> out) {
-      RankFile file = plan.rankFiles().get(index);
-      for (Map.Entry<String, Shape> s : plan.sourcesOf(file).entrySet()) {
-        out.output(KV.of(s.getKey(), new SourceRequest(file.dirName(), s.getValue())));
+    public void process(@Element String target, OutputReceiver<KV<String, SourceRequest>> out) {
+      for (Map.Entry<String, Shape> s : plan.sourcesOf(target).entrySet()) {
+        out.output(KV.of(s.getKey(), new SourceRequest(target, s.getValue())));
       }
     }
   }

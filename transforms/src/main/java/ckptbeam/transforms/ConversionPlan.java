@@ -1,0 +1,25 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.Shape;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.io.Serializable;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What a conversion writes, in either direction: its target files, the source tensors each one reads (with the
+ * shape each must have), and how to write one target from its located sources. Pure and deterministic, so every
+ * worker can recompute any part of it; only names and shapes travel through the pipeline.
+ */
+public interface ConversionPlan extends Serializable {
+  /** Paths of the target files relative to the save dir, sorted. */
+  List<String> targets();
+
+  /** Source tensor name → expected shape, for one target. */
+  Map<String, Shape> sourcesOf(String target);
+
+  /** Writes one target, streaming the bytes of its sources; returns what was written. */
+  WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException;
+}

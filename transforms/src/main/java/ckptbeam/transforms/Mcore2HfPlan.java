@@ -1,0 +1,289 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.Band;
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.DType;
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.SafetensorsWriter;
+import ckptbeam.io.Shape;
+import ckptbeam.io.SourceSlice;
+import ckptbeam.io.TensorAssembler;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.io.TensorSpec;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The mcore → HF plan (mapping.md §5): the HF shard files and, for each HF tensor, how to assemble it from the rank
+ * files. It is derived from the forward plan of the same layout: every slice of an HF tensor that the forward plan
+ * places into a rank-file tensor is read back from there, so the two directions cannot disagree. Replicated
+ * regions are read from the first rank holding them (ep 0, tp 0 first), as the reference does.
+ */
+public final class Mcore2HfPlan implements ConversionPlan {
+  private static final long serialVersionUID = 1L;
+
+  private final Hf2McorePlan forward;
+  private final String iterationDir;
+  private transient Map<String, List<AssembledTensor>> files;
+  private transient Map<String, Shape> hfShapes;
+
+  /**
+   * @param forward the HF → mcore plan of the layout the checkpoint was written with, over the output config
+   *     (layers numbered 0 … R-1, see {@link #outputConfig})
+   * @param iterationDir the folder the tracker names ({@code iter_0000001}, {@code release})
+   */
+  public Mcore2HfPlan(Hf2McorePlan forward, String iterationDir) {
+    this.forward = forward;
+    this.iterationDir = iterationDir;
+  }
+
+  public Hf2McorePlan forward() {
+    return forward;
+  }
+
+  /** The rank file paths to read, relative to the load dir. */
+  public List<String> rankFiles() {
+    List<String> out = new ArrayList<>();
+    for (RankFile f : forward.rankFiles()) {
+      out.add(rankPath(f));
+    }
+    return out;
+  }
+
+  public String rankPath(RankFile f) {
+    return iterationDir + "/" + f.dirName() + "/" + RankFile.FILE_NAME;
+  }
+
+  /** The name a rank-file tensor goes by in the pipeline: {@code mp_rank_00_001:model0/decoder.layers.0…}. */
+  public static String sourceName(RankFile f, String chunk, String key) {
+    return f.dirName() + ":" + chunk + "/" + key;
+  }
+
+  /** HF shard file → its tensors, each assembled from rank-file tensors. */
+  public Map<String, List<AssembledTensor>> files() {
+    if (files == null) {
+      build();
+    }
+    return files;
+  }
+
+  @Override
+  public List<String> targets() {
+    return new ArrayList<>(files().keySet());
+  }
+
+  @Override
+  public Map<String, Shape> sourcesOf(String target) {
+    Map<String, Shape> mcoreShapes = mcoreShapes();
+    Map<String, Shape> out = new LinkedHashMap<>();
+    for (AssembledTensor t : files().get(target)) {
+      for (String s : t.sources()) {
+        out.put(s, mcoreShapes.get(s));
+      }
+    }
+    return out;
+  }
+
+  /** The index: every HF tensor → its file, in file order. */
+  public Map<String, String> weightMap() {
+    Map<String, String> out = new LinkedHashMap<>();
+    files().forEach((file, tensors) -> tensors.forEach(t -> out.put(t.key(), file)));
+    return out;
+  }
+
+  public byte[] indexJson(long totalSize) {
+    return new SafetensorsIndex(weightMap(), totalSize).toJson(4);
+  }
+
+  @Override
+  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
+    String destination = CheckpointFiles.resolve(saveDir, target);
+    Path staged = RankFileWriter.stagingPath(destination);
+    long tensorBytes = 0;
+    List<AssembledTensor> tensors = files().get(target);
+    try (TensorAssembler assembler = new TensorAssembler()) {
+      List<TensorSpec> specs = new ArrayList<>();
+      for (AssembledTensor t : tensors) {
+        DType dtype = TensorAssembler.dtypeOf(t, sources);
+        TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
+        specs.add(spec);
+        tensorBytes += spec.byteSize();
+      }
+      try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING)) {
+        SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA);
+      }
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(staged);
+      throw e;
+    }
+    long bytes = Files.size(staged);
+    CheckpointFiles.publish(staged, destination);
+    return new WrittenFile(target, bytes, tensors.size(), tensorBytes);
+  }
+
+  /** Shapes of every rank-file tensor, by source name. */
+  private Map<String, Shape> mcoreShapes() {
+    Map<String, Shape> out = new LinkedHashMap<>();
+    for (RankFile f : forward.rankFiles()) {
+      forward.contents(f).forEach((chunk, ts) -> ts.forEach(t -> out.put(sourceName(f, chunk, t.key()), t.shape())));
+    }
+    return out;
+  }
+
+  // ---- inversion ----
+
+  /** One region of an HF tensor and where it is read from. */
+  private static final class Region {
+    final long row;
+    final long rows;
+    final long col;
+    final long cols;
+    final SourceSlice from;
+
+    Region(long row, long rows, long col, long cols, SourceSlice from) {
+      this.row = row;
+      this.rows = rows;
+      this.col = col;
+      this.cols = cols;
+      this.from = from;
+    }
+  }
+
+  private void build() {
+    hfShapes = new LinkedHashMap<>();
+    Map<String, Map<String, Region>> regions = new LinkedHashMap<>(); // HF name → "row,col" → region
+    List<RankFile> ranks = new ArrayList<>(forward.rankFiles());
+    ranks.sort(Comparator.comparingInt((RankFile f) -> f.ep).thenComparingInt(f -> f.tp).thenComparingInt(f -> f.pp));
+    for (RankFile f : ranks) {
+      hfShapes.putAll(forward.sourcesOf(f));
+      for (Map.Entry<String, List<AssembledTensor>> chunk : forward.contents(f).entrySet()) {
+        for (AssembledTensor m : chunk.getValue()) {
+          invert(sourceName(f, chunk.getKey(), m.key()), m, regions);
+        }
+      }
+    }
+    ModelConfig cfg = forward.config();
+    LayoutOptions o = forward.options();
+    int real = cfg.hiddenLayers;
+    // MTP extras the forward direction does not write: the head is lm_head's copy, the embedding the stage's
+    for (int m = 0; m < o.mtpLayers; m++) {
+      String head = HfNames.layer(real + m, "shared_head.head.weight");
+      regions.put(head, regions.get(HfNames.LM_HEAD));
+      hfShapes.put(head, hfShapes.get(HfNames.LM_HEAD));
+      String embed = HfNames.layer(real + m, "embed_tokens.weight");
+      if (!regions.containsKey(embed)) {
+        String first = HfNames.layer(real, "embed_tokens.weight");
+        regions.put(embed, regions.containsKey(first) ? regions.get(first) : regions.get(HfNames.EMBED));
+        hfShapes.put(embed, hfShapes.get(HfNames.EMBED));
+      }
+    }
+    int lastSaved = lastSavedLayer();
+    int total = real + o.mtpLayers;
+    TreeMap<Integer, List<AssembledTensor>> byLayer = new TreeMap<>();
+    for (Map.Entry<String, Map<String, Region>> e : regions.entrySet()) {
+      String name = e.getKey();
+      int layer = HfNames.layerOf(name);
+      if (name.equals(HfNames.EMBED)) {
+        layer = 0;
+      } else if (name.equals(HfNames.NORM) || name.equals(HfNames.LM_HEAD)) {
+        layer = lastSaved;
+      }
+      byLayer.computeIfAbsent(layer, k -> new ArrayList<>()).add(assemble(name, hfShapes.get(name), e.getValue()));
+    }
+    files = new LinkedHashMap<>();
+    byLayer.forEach((layer, ts) -> files.put(String.format("model-%05d-of-%06d.safetensors", layer + 1, total), ts));
+  }
+
+  /** Records, for every slice of {@code m}, which HF region it holds and where inside {@code m}. */
+  private static void invert(String source, AssembledTensor m, Map<String, Map<String, Region>> regions) {
+    long width = m.bands().get(0).width();
+    for (Band b : m.bands()) {
+      if (b.width() != width) {
+        throw new IllegalStateException(m.key() + ": bands of different widths cannot be read back");
+      }
+    }
+    long viewCols = width == m.shape().cols() ? 0 : width;
+    long rowOff = 0;
+    for (Band b : m.bands()) {
+      long colOff = 0;
+      for (SourceSlice s : b.slices()) {
+        SourceSlice back = new SourceSlice(source, rowOff, s.outputHeight(), colOff, s.outputWidth(), s.isTransposed(),
+            viewCols);
+        regions.computeIfAbsent(s.source(), k -> new LinkedHashMap<>())
+            .putIfAbsent(s.rowStart() + "," + s.colStart(),
+                new Region(s.rowStart(), s.rowCount(), s.colStart(), s.colCount(), back));
+        colOff += s.outputWidth();
+      }
+      rowOff += b.height();
+    }
+  }
+
+  /** Tiles an HF tensor from its regions: bands of equal row ranges, slices left to right. */
+  private static AssembledTensor assemble(String name, Shape shape, Map<String, Region> regions) {
+    TreeMap<Long, TreeMap<Long, Region>> rows = new TreeMap<>();
+    for (Region r : regions.values()) {
+      rows.computeIfAbsent(r.row, k -> new TreeMap<>()).put(r.col, r);
+    }
+    List<Band> bands = new ArrayList<>();
+    long nextRow = 0;
+    for (Map.Entry<Long, TreeMap<Long, Region>> band : rows.entrySet()) {
+      List<SourceSlice> slices = new ArrayList<>();
+      long nextCol = 0;
+      long height = -1;
+      for (Region r : band.getValue().values()) {
+        if (r.col != nextCol || band.getKey() != nextRow || (height >= 0 && r.rows != height)) {
+          throw new IllegalStateException(name + ": the layout's slices do not tile the tensor");
+        }
+        height = r.rows;
+        nextCol += r.cols;
+        slices.add(r.from);
+      }
+      if (nextCol != shape.cols()) {
+        throw new IllegalStateException(name + ": columns " + nextCol + ".." + shape.cols() + " are in no rank file");
+      }
+      bands.add(new Band(slices));
+      nextRow += height;
+    }
+    if (nextRow != shape.rows()) {
+      throw new IllegalStateException(name + ": rows " + nextRow + ".." + shape.rows() + " are in no rank file");
+    }
+    return new AssembledTensor(name, shape, bands);
+  }
+
+  /**
+   * The HF layer whose file also gets the final norm and lm_head (§5.3): the last layer of the last non-empty chunk,
+   * scanning stages and chunks from the end (dualpipe: stage 0, chunk 1 then chunk 0).
+   */
+  int lastSavedLayer() {
+    LayerPlacement lp = forward.placement();
+    if (forward.options().dualpipe) {
+      for (int v = 1; v >= 0; v--) {
+        List<LayerPlacement.Placed> l = lp.chunk(0, v).layers;
+        if (!l.isEmpty()) {
+          return l.get(l.size() - 1).hfIndex;
+        }
+      }
+    }
+    for (int p = lp.pipelineStages() - 1; p >= 0; p--) {
+      for (int v = lp.virtualChunks() - 1; v >= 0; v--) {
+        List<LayerPlacement.Placed> l = lp.chunk(p, v).layers;
+        if (!l.isEmpty()) {
+          return l.get(l.size() - 1).hfIndex;
+        }
+      }
+    }
+    throw new IllegalStateException("no real layer in the layout");
+  }
+}

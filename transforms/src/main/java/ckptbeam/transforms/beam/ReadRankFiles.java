@@ -1,0 +1,98 @@
+package ckptbeam.transforms.beam;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.PickleReader;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.transforms.Mcore2HfPlan;
+import ckptbeam.transforms.RankFile;
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
+
+/**
+ * Reads the pickle of each rank file (never its tensor bytes) and emits where each tensor is. Every rank file is
+ * checked against the layout: a missing key or a wrong shape is an error naming the file and the key, and so is a
+ * tensor the layout would not convert (a dropped MTP layer, experts of another layout) — exports must not silently
+ * lose weights.
+ */
+public final class ReadRankFiles extends PTransform<PCollection<String>, PCollection<KV<String, TensorLocation>>> {
+  private final Mcore2HfPlan plan;
+  private final String loadDir;
+
+  private ReadRankFiles(Mcore2HfPlan plan, String loadDir) {
+    this.plan = plan;
+    this.loadDir = loadDir;
+  }
+
+  public static ReadRankFiles of(Mcore2HfPlan plan, String loadDir) {
+    return new ReadRankFiles(plan, loadDir);
+  }
+
+  @Override
+  public PCollection<KV<String, TensorLocation>> expand(PCollection<String> rankPaths) {
+    return rankPaths.apply("ReadRankFile", ParDo.of(new ReadFn(plan, loadDir)));
+  }
+
+  static final class ReadFn extends DoFn<String, KV<String, TensorLocation>> {
+    private final Mcore2HfPlan plan;
+    private final String loadDir;
+
+    ReadFn(Mcore2HfPlan plan, String loadDir) {
+      this.plan = plan;
+      this.loadDir = loadDir;
+    }
+
+    @ProcessElement
+    public void process(@Element String rankPath, OutputReceiver<KV<String, TensorLocation>> out) throws IOException {
+      RankFile rank = null;
+      for (RankFile f : plan.forward().rankFiles()) {
+        if (plan.rankPath(f).equals(rankPath)) {
+          rank = f;
+        }
+      }
+      String path = CheckpointFiles.resolve(loadDir, rankPath);
+      TorchCheckpointReader reader = TorchCheckpointReader.open(path);
+      for (Map.Entry<String, List<AssembledTensor>> chunk : plan.forward().contents(rank).entrySet()) {
+        Map<String, PickleReader.TorchTensor> present = reader.tensors(chunk.getKey());
+        TreeSet<String> unexpected = new TreeSet<>(present.keySet());
+        for (AssembledTensor t : chunk.getValue()) {
+          PickleReader.TorchTensor found = present.get(t.key());
+          if (found == null) {
+            throw new IOException(path + ": " + chunk.getKey() + " has no tensor \"" + t.key() + "\", which the "
+                + "layout expects (check the layout flags against the ones used to write the checkpoint)");
+          }
+          if (!found.shape().equals(t.shape())) {
+            throw new IOException(path + ": " + chunk.getKey() + "/" + t.key() + " has shape " + found.shape()
+                + " but the layout and config.json imply " + t.shape());
+          }
+          unexpected.remove(t.key());
+          String name = Mcore2HfPlan.sourceName(rank, chunk.getKey(), t.key());
+          out.output(KV.of(name, reader.locate(name, found)));
+        }
+        unexpected.removeIf(k -> k.endsWith("_extra_state"));
+        if (!unexpected.isEmpty()) {
+          throw new IOException(path + ": " + chunk.getKey() + " holds " + unexpected.size() + " tensor(s) the layout "
+              + "would not convert, e.g. \"" + unexpected.first() + "\"" + hint(unexpected.first()));
+        }
+      }
+    }
+
+    private static String hint(String key) {
+      if (key.contains("mtp")) {
+        return "; pass --mtp-num-layers to convert the MTP layers";
+      }
+      if (key.toLowerCase(java.util.Locale.ROOT).contains("lora")) {
+        return "; LoRA weights are present: merging them is not supported yet";
+      }
+      return "; check the layout flags against the ones used to write the checkpoint";
+    }
+  }
+}
