@@ -186,6 +186,23 @@ def expected_files(cfg, a, hf):
     return files
 
 
+def write(folder, files):
+    import collections
+    for name, models in files.items():
+        os.makedirs(os.path.join(folder, "iter_0000001", name))
+        obj = {}
+        if list(models) == ["model"]:
+            obj["model"] = None
+        obj["checkpoint_version"] = 3.0
+        obj["iteration"] = 1
+        for mk, sd in models.items():
+            obj[mk] = collections.defaultdict(dict, {k: v.clone() for k, v in sd.items()})
+        torch.save(obj, os.path.join(folder, "iter_0000001", name, "model_optim_rng.pt"), pickle_protocol=4)
+    with open(os.path.join(folder, "latest_checkpointed_iteration.txt"), "w") as f:
+        f.write("1")
+    print("wrote %d rank file(s)" % len(files))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hf", required=True)
@@ -204,11 +221,17 @@ def main():
     ap.add_argument("--mla-mm-split", action="store_true")
     ap.add_argument("--dualpipe", action="store_true")
     ap.add_argument("--key-names", default="current")
+    ap.add_argument("--write", action="store_true",
+                    help="write the expected rank files with torch.save (protocol 4, defaultdict models, as the "
+                         "reference converter does) instead of checking")
     a = ap.parse_args()
     with open(os.path.join(a.hf, "config.json")) as f:
         cfg = json.load(f)
     hf = load_hf(a.hf)
     expected = expected_files(cfg, a, hf)
+    if a.write:
+        write(a.mcore, expected)
+        return
     errors = []
     with open(os.path.join(a.mcore, "latest_checkpointed_iteration.txt")) as f:
         if f.read() != "1":
