@@ -75,7 +75,7 @@ class Mcore2HfBadInputTest {
     fails(back(mcore, "--mtp-num-layers", "1", "--source-expert-parallel-size", "2"),
         "model has no tensor \"", "mlp.experts.local_experts.0.linear_fc1.weight\"");
     fails(back(mcore, "--moe-grouped-gemm", "--source-expert-parallel-size", "2"),
-        "tensor(s) the layout would not convert", "mtp.layers.0", "--mtp-num-layers");
+        "tensor(s) the layout would not convert", "\"mtp.", "pass --mtp-num-layers");
     fails(back(mcore, "--moe-grouped-gemm", "--mtp-num-layers", "1"), "rank file missing");
   }
 

@@ -63,24 +63,29 @@ public final class ReadRankFiles extends PTransform<PCollection<String>, PCollec
       for (Map.Entry<String, List<AssembledTensor>> chunk : plan.forward().contents(rank).entrySet()) {
         Map<String, PickleReader.TorchTensor> present = reader.tensors(chunk.getKey());
         TreeSet<String> unexpected = new TreeSet<>(present.keySet());
+        chunk.getValue().forEach(t -> unexpected.remove(t.key()));
+        unexpected.removeIf(k -> k.endsWith("_extra_state"));
+        // name the most telling one: an MTP or LoRA key says which flag is missing
+        String example = unexpected.stream().filter(k -> !hint(k).equals(hint(""))).findFirst()
+            .orElse(unexpected.isEmpty() ? "" : unexpected.first());
+        String also = unexpected.isEmpty() ? "" : "; it also holds " + unexpected.size() + " tensor(s) the layout "
+            + "would not convert, e.g. \"" + example + "\"" + hint(example);
         for (AssembledTensor t : chunk.getValue()) {
           PickleReader.TorchTensor found = present.get(t.key());
           if (found == null) {
             throw new IOException(path + ": " + chunk.getKey() + " has no tensor \"" + t.key() + "\", which the "
-                + "layout expects (check the layout flags against the ones used to write the checkpoint)");
+                + "layout expects" + (also.isEmpty() ? "; check the layout flags against the ones used to write the "
+                + "checkpoint" : also));
           }
           if (!found.shape().equals(t.shape())) {
             throw new IOException(path + ": " + chunk.getKey() + "/" + t.key() + " has shape " + found.shape()
                 + " but the layout and config.json imply " + t.shape());
           }
-          unexpected.remove(t.key());
           String name = Mcore2HfPlan.sourceName(rank, chunk.getKey(), t.key());
           out.output(KV.of(name, reader.locate(name, found)));
         }
-        unexpected.removeIf(k -> k.endsWith("_extra_state"));
         if (!unexpected.isEmpty()) {
-          throw new IOException(path + ": " + chunk.getKey() + " holds " + unexpected.size() + " tensor(s) the layout "
-              + "would not convert, e.g. \"" + unexpected.first() + "\"" + hint(unexpected.first()));
+          throw new IOException(path + ": " + chunk.getKey() + also.substring(also.indexOf(" holds")));
         }
       }
     }
