@@ -203,6 +203,34 @@ def write(folder, files):
     print("wrote %d rank file(s)" % len(files))
 
 
+class UsageTracking(dict):
+    """The HF tensors, remembering which ones the expected output used."""
+
+    def __init__(self, tensors):
+        super().__init__(tensors)
+        self.used = set()
+
+    def __getitem__(self, name):
+        self.used.add(name)
+        return dict.__getitem__(self, name)
+
+
+def dropped_by_spec(name, cfg, a, used_layers):
+    """Whether the spec lets HF -> mcore leave this input tensor out (mapping.md 2.1, 3.8, 4.1)."""
+    if not name.startswith("model.layers."):
+        return False
+    layer = int(name.split(".")[2])
+    n = cfg["num_hidden_layers"]
+    if layer >= n:  # an MTP layer
+        m = layer - n
+        if m >= a.mtp or name.endswith("shared_head.head.weight"):
+            return True
+        if name.endswith(".embed_tokens.weight"):
+            return a.pp == 1 or (m > 0 and a.key_names != "2025.03")
+        return False
+    return layer not in used_layers  # not part of the layout (fewer layers, or skipped dense layers)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hf", required=True)
@@ -227,12 +255,17 @@ def main():
     a = ap.parse_args()
     with open(os.path.join(a.hf, "config.json")) as f:
         cfg = json.load(f)
-    hf = load_hf(a.hf)
+    hf = UsageTracking(load_hf(a.hf))
     expected = expected_files(cfg, a, hf)
     if a.write:
         write(a.mcore, expected)
         return
     errors = []
+    places, _ = placement(cfg, a)
+    used_layers = {h for chunk in places.values() for h, _ in chunk}
+    for name in sorted(hf):
+        if name not in hf.used and not dropped_by_spec(name, cfg, a, used_layers):
+            errors.append("HF tensor %s is not used, and the spec does not drop it" % name)
     with open(os.path.join(a.mcore, "latest_checkpointed_iteration.txt")) as f:
         if f.read() != "1":
             errors.append("tracker file does not hold '1'")

@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -47,6 +48,22 @@ final class Checkpoints {
     int exit = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
         new PrintStream(err, true, StandardCharsets.UTF_8));
     return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  /**
+   * The test models, made once per folder: "tiny" (4 layers, 1 dense, 8 experts, 1 MTP), "deep" (6 layers, 3 dense,
+   * 2 MTP), "full61" (DeepSeek-V3's 61 layers, 3 dense, 1 MTP, at tiny width).
+   */
+  static Map<String, Path> standardModels(Path dir) {
+    Map<String, Path> m = new java.util.LinkedHashMap<>();
+    m.put("tiny", tinyModel(dir.resolve("tiny")));
+    m.put("deep", tinyModel(dir.resolve("deep"), "--layers", "6", "--first-k-dense", "3", "--mtp-layers", "2",
+        "--shards", "4"));
+    m.put("full61", tinyModel(dir.resolve("full61"), "--layers", "61", "--first-k-dense", "3", "--hidden-size", "32",
+        "--vocab-size", "64", "--intermediate-size", "64", "--moe-intermediate-size", "16", "--q-lora-rank", "16",
+        "--kv-lora-rank", "8", "--qk-nope-head-dim", "8", "--qk-rope-head-dim", "4", "--v-head-dim", "8", "--shards",
+        "8"));
+    return m;
   }
 
   static Path tinyModel(Path dir, String... sizeFlags) {

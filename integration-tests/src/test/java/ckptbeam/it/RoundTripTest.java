@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -21,14 +22,13 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class RoundTripTest {
   @TempDir static Path work;
+  static Map<String, Path> models;
   static Path tiny;
-  static Path deep;
 
   @BeforeAll
   static void models() {
-    tiny = Checkpoints.tinyModel(work.resolve("tiny"));
-    deep = Checkpoints.tinyModel(work.resolve("deep"), "--layers", "6", "--first-k-dense", "3", "--mtp-layers", "2",
-        "--shards", "4");
+    models = Checkpoints.standardModels(work);
+    tiny = models.get("tiny");
   }
 
   /** Layouts whose output keeps the input's layer numbering (the first-k-dense quirk renumbers, §4.1). */
@@ -43,7 +43,7 @@ class RoundTripTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("layouts")
   void roundTripIsBitExact(String name, String model, String flags, String checker) throws Exception {
-    Path hf = model.equals("tiny") ? tiny : deep;
+    Path hf = models.get(model);
     Path mcore = work.resolve("rt-" + name + "/mcore");
     Path back = work.resolve("rt-" + name + "/hf");
     List<String> fwd = new ArrayList<>(List.of("hf2mcore", "--load-dir", hf.toString(), "--save-dir", mcore.toString()));
@@ -54,7 +54,8 @@ class RoundTripTest {
     rev.addAll(split(flags.replace("--target-", "--source-")));
     r = Checkpoints.cli(rev.toArray(new String[0]));
     assertEquals(0, r.exit, r.toString());
-    String notConverted = flags.contains("--mtp-num-layers") ? "" : model.equals("tiny") ? "model.layers.4." : "model.layers.6.,model.layers.7.";
+    String notConverted = flags.contains("--mtp-num-layers") ? "" : model.equals("tiny") ? "model.layers.4."
+        : model.equals("deep") ? "model.layers.6.,model.layers.7." : "model.layers.61.";
     String report = roundTrip(hf, back, notConverted);
     assertTrue(report.startsWith("OK "), report);
     assertTrue(Files.exists(back.resolve("config.json")));
@@ -73,7 +74,8 @@ class RoundTripTest {
     Path mcore = work.resolve("quirk/mcore");
     Path back = work.resolve("quirk/hf");
     String flags = "--first-k-dense-replace 1 --num-layers 4 --target-pipeline-parallel-size 2";
-    List<String> fwd = new ArrayList<>(List.of("hf2mcore", "--load-dir", deep.toString(), "--save-dir", mcore.toString()));
+    List<String> fwd = new ArrayList<>(List.of("hf2mcore", "--load-dir", models.get("deep").toString(),
+        "--save-dir", mcore.toString()));
     fwd.addAll(split(flags));
     assertEquals(0, Checkpoints.cli(fwd.toArray(new String[0])).exit);
     List<String> rev = new ArrayList<>(List.of("mcore2hf", "--load-dir", mcore.toString(), "--save-dir", back.toString()));

@@ -44,6 +44,7 @@ public final class Hf2Mcore {
   static Args flags() {
     return LayoutFlags.define(new Args().value("load-dir").value("save-dir"), "target")
         .flag("qlora-nf4")
+        .flag("dry-run")
         .flag("overwrite");
   }
 
@@ -53,6 +54,7 @@ public final class Hf2Mcore {
     String saveDir;
     LayoutOptions layout;
     boolean overwrite;
+    boolean dryRun;
     PipelineOptions pipelineOptions;
   }
 
@@ -67,6 +69,7 @@ public final class Hf2Mcore {
     LayoutOptions o = LayoutFlags.parse(a, "target");
     r.layout = o;
     r.overwrite = a.has("overwrite");
+    r.dryRun = a.has("dry-run");
     r.pipelineOptions = Cli.pipelineOptions(a.beamArgs(), "hf2mcore");
     return r;
   }
@@ -76,6 +79,9 @@ public final class Hf2Mcore {
     Request r = parse(argv);
     long start = System.nanoTime();
     Built b = build(r, log);
+    if (b.pipeline == null) {
+      return List.of();
+    }
     Cli.run(b.pipeline);
     return Cli.report(log, r.saveDir, b.expected, System.nanoTime() - start);
   }
@@ -136,6 +142,10 @@ public final class Hf2Mcore {
     if (!ignored.isEmpty()) {
       log.println("note: " + ignored.size() + " input tensor(s) are not part of this layout and are not converted,"
           + " e.g. " + ignored.first() + Cli.mtpHint(cfg, layout));
+    }
+    if (r.dryRun) {
+      DryRun.print(plan, shards, r.saveDir, log);
+      return new Built(null, List.of());
     }
     Cli.prepareSaveDir(r.saveDir, r.overwrite, Hf2McorePlan.TRACKER);
 

@@ -1,0 +1,59 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.DType;
+import ckptbeam.io.SafetensorsHeader;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.transforms.Hf2McorePlan;
+import ckptbeam.transforms.LayerPlacement;
+import ckptbeam.transforms.RankFile;
+import ckptbeam.transforms.beam.ShardRef;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/** {@code hf2mcore --dry-run}: the plan, rank file by rank file, with nothing written. */
+final class DryRun {
+  private DryRun() {}
+
+  static void print(Hf2McorePlan plan, List<ShardRef> shards, String saveDir, PrintStream log) throws IOException {
+    Map<String, DType> dtypes = new HashMap<>();
+    for (ShardRef s : shards) {
+      for (TensorLocation t : SafetensorsHeader.read(s.path).tensors()) {
+        dtypes.put(t.name(), t.dtype());
+      }
+    }
+    LayerPlacement lp = plan.placement();
+    long totalBytes = 0;
+    int totalTensors = 0;
+    log.println("dry run: nothing is written; the plan for " + saveDir + ":");
+    for (RankFile f : plan.rankFiles()) {
+      long bytes = 0;
+      int tensors = 0;
+      List<String> chunks = new ArrayList<>();
+      int v = 0;
+      for (Map.Entry<String, List<AssembledTensor>> chunk : plan.contents(f).entrySet()) {
+        for (AssembledTensor t : chunk.getValue()) {
+          DType d = dtypes.get(t.bands().get(0).slices().get(0).source());
+          bytes += t.shape().byteSize(d == null ? DType.BF16 : d);
+          tensors++;
+        }
+        LayerPlacement.Chunk c = lp.chunk(f.pp, v++);
+        List<String> layers = new ArrayList<>();
+        c.layers.forEach(l -> layers.add("HF " + l.hfIndex + "→" + l.local));
+        String extras = (c.embedding ? " +embedding" : "") + (c.mtp.isEmpty() ? "" : " +MTP HF " + c.mtp)
+            + (c.finalNorm ? " +final norm, output layer" : "");
+        chunks.add(chunk.getKey() + ": " + (layers.isEmpty() ? "no decoder layer" : String.join(", ", layers)) + extras
+            + " (" + chunk.getValue().size() + " tensors)");
+      }
+      log.printf("%s  %d tensors, %,d bytes%n", f.relativePath(Hf2McorePlan.ITERATION), tensors, bytes);
+      chunks.forEach(c -> log.println("    " + c));
+      totalBytes += bytes;
+      totalTensors += tensors;
+    }
+    log.printf("total: %d rank file(s), %d tensors, %,d bytes%n", plan.rankFiles().size(), totalTensors, totalBytes);
+  }
+}
