@@ -206,11 +206,13 @@ public final class TensorAssembler implements Closeable {
     }
   }
 
+  /** One reader per file; a tensor with a LoRA delta gets a merging reader of its own. */
   private RangeReader reader(TensorLocation loc) throws IOException {
-    RangeReader r = readers.get(loc.file());
+    String key = loc.merge() == null ? loc.file() : "lora:" + loc.name();
+    RangeReader r = readers.get(key);
     if (r == null) {
-      r = CheckpointFiles.open(loc.file());
-      readers.put(loc.file(), r);
+      r = loc.merge() == null ? CheckpointFiles.open(loc.file()) : new MergedRangeReader(loc);
+      readers.put(key, r);
     }
     return r;
   }

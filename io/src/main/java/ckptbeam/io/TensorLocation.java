@@ -18,13 +18,29 @@ public final class TensorLocation implements Serializable {
   private final DType dtype;
   private final Shape shape;
   private final long offset;
+  private final LoraMerge merge;
 
   public TensorLocation(String name, String file, DType dtype, Shape shape, long offset) {
+    this(name, file, dtype, shape, offset, null);
+  }
+
+  private TensorLocation(String name, String file, DType dtype, Shape shape, long offset, LoraMerge merge) {
     this.name = Objects.requireNonNull(name);
     this.file = Objects.requireNonNull(file);
     this.dtype = Objects.requireNonNull(dtype);
     this.shape = Objects.requireNonNull(shape);
     this.offset = offset;
+    this.merge = merge;
+  }
+
+  /** The same tensor with a LoRA delta added as it is read. */
+  public TensorLocation withMerge(LoraMerge merge) {
+    return new TensorLocation(name, file, dtype, shape, offset, merge);
+  }
+
+  /** The LoRA delta added when reading, or null. */
+  public LoraMerge merge() {
+    return merge;
   }
 
   /** The tensor's name in its checkpoint. */
@@ -61,16 +77,16 @@ public final class TensorLocation implements Serializable {
     }
     TensorLocation t = (TensorLocation) o;
     return name.equals(t.name) && file.equals(t.file) && dtype == t.dtype && shape.equals(t.shape)
-        && offset == t.offset;
+        && offset == t.offset && Objects.equals(merge, t.merge);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(name, file, dtype, shape, offset);
+    return Objects.hash(name, file, dtype, shape, offset, merge);
   }
 
   @Override
   public String toString() {
-    return name + " " + dtype + shape + " @" + file + ":" + offset;
+    return name + " " + dtype + shape + " @" + file + ":" + offset + (merge == null ? "" : " +LoRA");
   }
 }

@@ -5,6 +5,7 @@ import ckptbeam.io.McoreTracker;
 import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.LoraOptions;
 import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.beam.CommitCheckpoint;
@@ -44,17 +45,32 @@ public final class Mcore2Hf {
 
   public static List<WrittenFile> run(String[] argv, PrintStream log) throws Exception {
     Args a = flags().parse(argv);
-    for (String lora : new String[] {"lora-load", "lora-r", "lora-alpha", "lora-target-modules", "save-lora-to-hf"}) {
-      if (a.has(lora)) {
-        throw new IllegalArgumentException("--" + lora + " is not supported yet");
+    for (String export : new String[] {"lora-target-modules", "save-lora-to-hf"}) {
+      if (a.has(export)) {
+        throw new IllegalArgumentException("--" + export + " (LoRA export) is not supported yet");
       }
     }
     String loadDir = Cli.absolute(a.require("load-dir"));
+    LoraOptions lora = null;
+    if (a.has("lora-r") || a.has("lora-alpha") || a.has("lora-load")) {
+      if (!a.has("lora-r") || !a.has("lora-alpha")) {
+        throw new IllegalArgumentException("merging LoRA weights needs both --lora-r and --lora-alpha");
+      }
+      double alpha;
+      try {
+        alpha = Double.parseDouble(a.get("lora-alpha"));
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("--lora-alpha must be a number, got \"" + a.get("lora-alpha") + "\"");
+      }
+      String loraDir = a.has("lora-load") ? Cli.absolute(a.get("lora-load")) : null;
+      lora = new LoraOptions(a.intValue("lora-r", 0), alpha, loraDir,
+          loraDir == null ? null : McoreTracker.iterationDir(loraDir));
+    }
     String saveDir = Cli.absolute(a.require("save-dir"));
     LayoutOptions layout = LayoutFlags.parse(a, "source");
     org.apache.beam.sdk.options.PipelineOptions options = Cli.pipelineOptions(a.beamArgs(), "mcore2hf");
     long start = System.nanoTime();
-    Built b = build(loadDir, saveDir, layout, a.get("model-config"), a.has("overwrite"), options, log);
+    Built b = build(loadDir, saveDir, layout, a.get("model-config"), a.has("overwrite"), lora, options, log);
     Cli.run(b.pipeline);
     List<String> written = new java.util.ArrayList<>(b.plan.targets());
     written.add(SafetensorsIndex.FILE_NAME);
@@ -72,7 +88,7 @@ public final class Mcore2Hf {
   }
 
   static Built build(String loadDir, String saveDir, LayoutOptions layout, String modelConfig, boolean overwrite,
-      org.apache.beam.sdk.options.PipelineOptions options, PrintStream log) throws IOException {
+      LoraOptions lora, org.apache.beam.sdk.options.PipelineOptions options, PrintStream log) throws IOException {
     org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
     if (!CheckpointFiles.isDirectory(loadDir)) {
       throw new IOException("--load-dir " + loadDir + ": no such directory");
@@ -115,7 +131,7 @@ public final class Mcore2Hf {
     Pipeline p = Pipeline.create(options);
     PCollectionTuple joined = PCollectionTuple
         .of(LocateSources.LOCATIONS.getId(), p.apply("RankFiles", Create.of(plan.rankFiles()))
-            .apply("ReadRankFiles", ReadRankFiles.of(plan, loadDir)))
+            .apply("ReadRankFiles", ReadRankFiles.of(plan, loadDir).withLora(lora)))
         .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
     joined.apply("LocateSources", LocateSources.create())
         .apply("WriteShards", WriteTargets.of(plan, saveDir))
