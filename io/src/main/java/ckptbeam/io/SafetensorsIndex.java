@@ -1,13 +1,9 @@
 package ckptbeam.io;
 
-import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.util.DefaultIndenter;
-import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -134,37 +130,6 @@ public final class SafetensorsIndex {
     }
     ObjectNode map = root.putObject("weight_map");
     weightMap.forEach(map::put);
-    DefaultPrettyPrinter pp = new DefaultPrettyPrinter()
-        .withObjectIndenter(new DefaultIndenter(" ".repeat(indent), "\n"));
-    try {
-      ByteArrayOutputStream out = new ByteArrayOutputStream();
-      try (JsonGenerator g = JSON.getFactory().createGenerator(out)) {
-        g.setPrettyPrinter(new PythonStylePrinter(pp));
-        JSON.writeTree(g, root);
-      }
-      out.write('\n');
-      return out.toByteArray();
-    } catch (IOException e) {
-      throw new IllegalStateException(e);
-    }
-  }
-
-  /** Jackson's pretty printer writes {@code "a" : 1}; Python's json writes {@code "a": 1}. */
-  private static final class PythonStylePrinter extends DefaultPrettyPrinter {
-    private static final long serialVersionUID = 1L;
-
-    PythonStylePrinter(DefaultPrettyPrinter base) {
-      super(base);
-    }
-
-    @Override
-    public DefaultPrettyPrinter createInstance() {
-      return new PythonStylePrinter(this);
-    }
-
-    @Override
-    public void writeObjectFieldValueSeparator(JsonGenerator g) throws IOException {
-      g.writeRaw(": ");
-    }
+    return PythonJson.write(root, indent);
   }
 }

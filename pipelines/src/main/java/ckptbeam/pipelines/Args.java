@@ -11,8 +11,8 @@ import java.util.Map;
  * {@code PipelineOptionsFactory}, which rejects the ones it does not know either: no flag is silently ignored.
  */
 public final class Args {
-  /** How a flag is used; {@code SWITCH} flags take no value. */
-  public enum Kind { VALUE, SWITCH }
+  /** How a flag is used: one value, no value, or every following value up to the next flag. */
+  public enum Kind { VALUE, SWITCH, MULTI }
 
   private final Map<String, Kind> known = new LinkedHashMap<>();
   private final Map<String, String> aliases = new LinkedHashMap<>();
@@ -25,6 +25,11 @@ public final class Args {
 
   public Args flag(String... names) {
     return define(Kind.SWITCH, names);
+  }
+
+  /** A flag taking several values, space- or comma-separated ({@code --lora-target-modules a b c}). */
+  public Args multi(String... names) {
+    return define(Kind.MULTI, names);
   }
 
   /** Defines a flag; extra names are aliases of the first. */
@@ -63,6 +68,15 @@ public final class Args {
         value = "true";
       } else if (eq >= 0) {
         value = a.substring(eq + 1);
+      } else if (kind == Kind.MULTI) {
+        List<String> parts = new ArrayList<>();
+        while (i + 1 < argv.length && !argv[i + 1].startsWith("--")) {
+          parts.add(argv[++i]);
+        }
+        if (parts.isEmpty()) {
+          throw new IllegalArgumentException("--" + name + " needs at least one value");
+        }
+        value = String.join(",", parts);
       } else if (i + 1 < argv.length) {
         value = argv[++i];
       } else {
@@ -129,6 +143,20 @@ public final class Args {
       } catch (NumberFormatException e) {
         throw new IllegalArgumentException("--" + name + " must be a comma-separated list of integers, got \"" + v
             + "\"");
+      }
+    }
+    return out;
+  }
+
+  /** The values of a {@link #multi} flag (commas split too), or an empty list. */
+  public List<String> list(String name) {
+    String v = values.get(name);
+    List<String> out = new ArrayList<>();
+    if (v != null) {
+      for (String p : v.split(",")) {
+        if (!p.isBlank()) {
+          out.add(p.trim());
+        }
       }
     }
     return out;

@@ -2,14 +2,17 @@ package ckptbeam.pipelines;
 
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.McoreTracker;
+import ckptbeam.io.PythonJson;
 import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.LoraExportPlan;
 import ckptbeam.transforms.LoraOptions;
 import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.beam.CommitCheckpoint;
 import ckptbeam.transforms.beam.LocateSources;
+import ckptbeam.transforms.beam.ReadLoraTensors;
 import ckptbeam.transforms.beam.ReadRankFiles;
 import ckptbeam.transforms.beam.RequestSources;
 import ckptbeam.transforms.beam.WriteTargets;
@@ -38,18 +41,13 @@ public final class Mcore2Hf {
 
   static Args flags() {
     return LayoutFlags.define(new Args().value("load-dir").value("save-dir").value("model-config"), "source")
-        .value("lora-load").value("lora-r").value("lora-alpha").value("lora-target-modules")
+        .value("lora-load").value("lora-r").value("lora-alpha").multi("lora-target-modules")
         .flag("save-lora-to-hf")
         .flag("overwrite");
   }
 
   public static List<WrittenFile> run(String[] argv, PrintStream log) throws Exception {
     Args a = flags().parse(argv);
-    for (String export : new String[] {"lora-target-modules", "save-lora-to-hf"}) {
-      if (a.has(export)) {
-        throw new IllegalArgumentException("--" + export + " (LoRA export) is not supported yet");
-      }
-    }
     String loadDir = Cli.absolute(a.require("load-dir"));
     LoraOptions lora = null;
     if (a.has("lora-r") || a.has("lora-alpha") || a.has("lora-load")) {
@@ -70,20 +68,32 @@ public final class Mcore2Hf {
     LayoutOptions layout = LayoutFlags.parse(a, "source");
     org.apache.beam.sdk.options.PipelineOptions options = Cli.pipelineOptions(a.beamArgs(), "mcore2hf");
     long start = System.nanoTime();
+    if (a.has("save-lora-to-hf")) {
+      if (lora == null || a.list("lora-target-modules").isEmpty()) {
+        throw new IllegalArgumentException("--save-lora-to-hf needs --lora-r, --lora-alpha and --lora-target-modules");
+      }
+      Built b = buildExport(loadDir, saveDir, layout, a.get("model-config"), a.has("overwrite"), lora,
+          a.list("lora-target-modules"), options);
+      Cli.run(b.pipeline);
+      List<String> written = new java.util.ArrayList<>(b.targets);
+      written.add("adapter_config.json");
+      written.add(SafetensorsIndex.FILE_NAME);
+      return Cli.report(log, saveDir, written, System.nanoTime() - start);
+    }
     Built b = build(loadDir, saveDir, layout, a.get("model-config"), a.has("overwrite"), lora, options, log);
     Cli.run(b.pipeline);
-    List<String> written = new java.util.ArrayList<>(b.plan.targets());
+    List<String> written = new java.util.ArrayList<>(b.targets);
     written.add(SafetensorsIndex.FILE_NAME);
     return Cli.report(log, saveDir, written, System.nanoTime() - start);
   }
 
   static final class Built {
     final Pipeline pipeline;
-    final Mcore2HfPlan plan;
+    final List<String> targets;
 
-    Built(Pipeline pipeline, Mcore2HfPlan plan) {
+    Built(Pipeline pipeline, List<String> targets) {
       this.pipeline = pipeline;
-      this.plan = plan;
+      this.targets = targets;
     }
   }
 
@@ -93,23 +103,13 @@ public final class Mcore2Hf {
     if (!CheckpointFiles.isDirectory(loadDir)) {
       throw new IOException("--load-dir " + loadDir + ": no such directory");
     }
-    String configPath = modelConfig != null ? Cli.absolute(modelConfig) : CheckpointFiles.resolve(loadDir, "config.json");
-    if (modelConfig == null && !CheckpointFiles.exists(configPath)) {
-      throw new IOException("no --model-config given and " + configPath + " does not exist (hf2mcore copies the HF "
-          + "config.json there; pass --model-config FILE)");
-    }
+    String configPath = configPath(loadDir, modelConfig);
     ModelConfig cfg = Cli.readConfig(configPath);
-    // The output numbers its layers 0 … R-1, dense iff below k (§4.1): plan over that structure.
-    int numLayers = layout.numLayers >= 0 ? layout.numLayers : cfg.hiddenLayers + layout.noopLayers.size();
-    int real = numLayers - layout.noopLayers.size();
-    int k = Math.min(layout.firstKDense >= 0 ? layout.firstKDense : cfg.firstKDenseReplace, Math.max(real, 0));
-    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers);
-    LayoutOptions o = layout.copy();
-    o.numLayers = numLayers;
-    o.firstKDense = k;
-    LayoutOptions resolved = o.resolve(out);
+    Hf2McorePlan forward = forwardPlan(cfg, layout);
+    ModelConfig out = forward.config();
+    LayoutOptions resolved = forward.options();
     String iterationDir = McoreTracker.iterationDir(loadDir);
-    Mcore2HfPlan plan = new Mcore2HfPlan(new Hf2McorePlan(out, resolved), iterationDir);
+    Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
     for (String rank : plan.rankFiles()) {
       String path = CheckpointFiles.resolve(loadDir, rank);
       if (!CheckpointFiles.exists(path)) {
@@ -137,7 +137,75 @@ public final class Mcore2Hf {
         .apply("WriteShards", WriteTargets.of(plan, saveDir))
         .apply("Commit", new CommitCheckpoint(saveDir, plan.targets(), sideFiles, generated, SafetensorsIndex.FILE_NAME,
             new IndexMarker(plan)));
-    return new Built(p, plan);
+    return new Built(p, plan.targets());
+  }
+
+  /** The layout's forward plan over the output's layer structure (layers 0 … R-1, §4.1) and the model config. */
+  private static Hf2McorePlan forwardPlan(ModelConfig cfg, LayoutOptions layout) {
+    int numLayers = layout.numLayers >= 0 ? layout.numLayers : cfg.hiddenLayers + layout.noopLayers.size();
+    int real = numLayers - layout.noopLayers.size();
+    int k = Math.min(layout.firstKDense >= 0 ? layout.firstKDense : cfg.firstKDenseReplace, Math.max(real, 0));
+    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers);
+    LayoutOptions o = layout.copy();
+    o.numLayers = numLayers;
+    o.firstKDense = k;
+    return new Hf2McorePlan(out, o.resolve(out));
+  }
+
+  /** {@code --save-lora-to-hf}: PEFT adapter tensors and adapter_config.json (§5.6). */
+  static Built buildExport(String loadDir, String saveDir, LayoutOptions layout, String modelConfig, boolean overwrite,
+      LoraOptions lora, List<String> targetModules, org.apache.beam.sdk.options.PipelineOptions options)
+      throws IOException {
+    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
+    String configPath = configPath(loadDir, modelConfig);
+    ModelConfig cfg = Cli.readConfig(configPath);
+    Hf2McorePlan forward = forwardPlan(cfg, layout);
+    String from = lora.loraDir != null ? lora.loraDir : loadDir;
+    String iterationDir = lora.loraDir != null ? lora.loraIterationDir : McoreTracker.iterationDir(loadDir);
+    LoraExportPlan plan = new LoraExportPlan(forward, iterationDir, lora.rank, targetModules);
+    Cli.prepareSaveDir(saveDir, overwrite, SafetensorsIndex.FILE_NAME);
+    ObjectNode adapter = JSON.createObjectNode();
+    adapter.putNull("auto_mapping");
+    adapter.putNull("base_model_name_or_path");
+    adapter.put("bias", "none");
+    adapter.put("fan_in_fan_out", false);
+    adapter.put("inference_mode", true);
+    adapter.put("init_lora_weights", true);
+    adapter.putNull("layers_pattern");
+    adapter.putNull("layers_to_transform");
+    if (lora.alpha == Math.rint(lora.alpha)) {
+      adapter.put("lora_alpha", (long) lora.alpha);
+    } else {
+      adapter.put("lora_alpha", lora.alpha);
+    }
+    adapter.put("lora_dropout", 0.0);
+    adapter.putArray("modules_to_save");
+    adapter.put("peft_type", "LORA");
+    adapter.put("r", lora.rank);
+    adapter.putNull("revision");
+    plan.hfTargetModules().forEach(adapter.putArray("target_modules")::add);
+    adapter.put("task_type", "CAUSAL_LM");
+    Map<String, byte[]> generated = Map.of("adapter_config.json", PythonJson.write(adapter, 2));
+
+    Pipeline p = Pipeline.create(options);
+    PCollectionTuple joined = PCollectionTuple
+        .of(LocateSources.LOCATIONS.getId(), p.apply("RankFiles", Create.of(plan.rankFiles()))
+            .apply("ReadLoraFactors", ReadLoraTensors.from(from)))
+        .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
+    joined.apply("LocateSources", LocateSources.create())
+        .apply("WriteShards", WriteTargets.of(plan, saveDir))
+        .apply("Commit", new CommitCheckpoint(saveDir, plan.targets(), Map.of(), generated, SafetensorsIndex.FILE_NAME,
+            written -> plan.indexJson(written.stream().mapToLong(f -> f.tensorBytes).sum())));
+    return new Built(p, plan.targets());
+  }
+
+  private static String configPath(String loadDir, String modelConfig) throws IOException {
+    String path = modelConfig != null ? Cli.absolute(modelConfig) : CheckpointFiles.resolve(loadDir, "config.json");
+    if (modelConfig == null && !CheckpointFiles.exists(path)) {
+      throw new IOException("no --model-config given and " + path + " does not exist (hf2mcore copies the HF "
+          + "config.json there; pass --model-config FILE)");
+    }
+    return path;
   }
 
   /** config.json for the output: the input's, with the layer structure the output actually has. */

@@ -2,21 +2,12 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.Band;
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.DType;
 import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.io.SafetensorsWriter;
 import ckptbeam.io.Shape;
 import ckptbeam.io.SourceSlice;
-import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TensorSpec;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -108,29 +99,7 @@ public final class Mcore2HfPlan implements ConversionPlan {
 
   @Override
   public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
-    String destination = CheckpointFiles.resolve(saveDir, target);
-    Path staged = RankFileWriter.stagingPath(destination);
-    long tensorBytes = 0;
-    List<AssembledTensor> tensors = files().get(target);
-    try (TensorAssembler assembler = new TensorAssembler()) {
-      List<TensorSpec> specs = new ArrayList<>();
-      for (AssembledTensor t : tensors) {
-        DType dtype = TensorAssembler.dtypeOf(t, sources);
-        TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
-        specs.add(spec);
-        tensorBytes += spec.byteSize();
-      }
-      try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-          StandardOpenOption.TRUNCATE_EXISTING)) {
-        SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA);
-      }
-    } catch (IOException | RuntimeException e) {
-      Files.deleteIfExists(staged);
-      throw e;
-    }
-    long bytes = Files.size(staged);
-    CheckpointFiles.publish(staged, destination);
-    return new WrittenFile(target, bytes, tensors.size(), tensorBytes);
+    return HfShardWriter.write(target, files().get(target), sources, saveDir);
   }
 
   /** Shapes of every rank-file tensor, by source name. */

@@ -1,0 +1,49 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.DType;
+import ckptbeam.io.SafetensorsWriter;
+import ckptbeam.io.TensorAssembler;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.io.TensorSpec;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/** Writes one HF safetensors shard from tensor descriptions, staged and moved into place when complete. */
+final class HfShardWriter {
+  private HfShardWriter() {}
+
+  static WrittenFile write(String target, List<AssembledTensor> tensors, Map<String, TensorLocation> sources,
+      String saveDir) throws IOException {
+    String destination = CheckpointFiles.resolve(saveDir, target);
+    Path staged = RankFileWriter.stagingPath(destination);
+    long tensorBytes = 0;
+    try (TensorAssembler assembler = new TensorAssembler()) {
+      List<TensorSpec> specs = new ArrayList<>();
+      for (AssembledTensor t : tensors) {
+        DType dtype = TensorAssembler.dtypeOf(t, sources);
+        TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
+        specs.add(spec);
+        tensorBytes += spec.byteSize();
+      }
+      try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING)) {
+        SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA);
+      }
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(staged);
+      throw e;
+    }
+    long bytes = Files.size(staged);
+    CheckpointFiles.publish(staged, destination);
+    return new WrittenFile(target, bytes, tensors.size(), tensorBytes);
+  }
+}
