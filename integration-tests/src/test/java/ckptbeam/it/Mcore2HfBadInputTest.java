@@ -116,8 +116,8 @@ class Mcore2HfBadInputTest {
   }
 
   @Test
-  void loraFlagsSayTheyAreNotSupportedYet() {
+  void loraMergeNeedsBothRankAndAlpha() {
     Checkpoints.Run r = back(mcore, "--lora-r", "8");
-    assertTrue(r.err.contains("--lora-r is not supported yet"), r.err);
+    assertTrue(r.err.contains("merging LoRA weights needs both --lora-r and --lora-alpha"), r.err);
   }
 }

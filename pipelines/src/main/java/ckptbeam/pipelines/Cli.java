@@ -45,6 +45,13 @@ final class Cli {
       throw new IllegalArgumentException("invalid pipeline option: " + msg.split("\n")[0]);
     }
     o.setJobName("ckptbeam-" + jobName + "-" + System.currentTimeMillis());
+    // The DirectRunner runs max(cores, 3) workers by default; on a 2-core machine the third only competes with the
+    // writers (measured: 5.7 s instead of 4.2 s for a 1.7 GB rank file). Default to the core count.
+    boolean parallelismGiven = beamArgs.stream().anyMatch(a -> a.startsWith("--targetParallelism"));
+    if (!parallelismGiven) {
+      o.as(org.apache.beam.runners.direct.DirectOptions.class)
+          .setTargetParallelism(Runtime.getRuntime().availableProcessors());
+    }
     return o;
   }
 

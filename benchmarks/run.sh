@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: conversion speed against a plain copy of the same bytes, and peak memory with a 256 MB heap,
+# at two model sizes. Usage: benchmarks/run.sh [--dir DIR] [--sizes "4 8"] [--keep]
+#   --dir    where models and outputs go (default: /tmp/ckptbeam-bench); needs about 5x the largest size free
+#   --sizes  model sizes in GB, approximately (default "4 8"; the 8 GB model's grouped weight1 is 1 GiB at ep 1)
+# Prints one table per size: seconds, ratio to `cp -r`, MB/s written, peak RSS.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir=/tmp/ckptbeam-bench
+sizes="4 8"
+keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) dir="$2"; shift 2 ;;
+    --sizes) sizes="$2"; shift 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install -y time" >&2; exit 2; }
+ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar >/dev/null 2>&1 || (cd "$here" && mvn -B -ntp -q package -DskipTests)
+ckpt="$here/bin/ckptbeam"
+heap="${BENCH_HEAP:--Xmx256m}"
+mkdir -p "$dir"
+
+# run LABEL OUT CMD...: time, peak RSS and output size of one command, appended to the results; OUT is removed after
+# measuring unless it is needed later (KEEP_OUT=1)
+run() {
+  local label="$1" out="$2"; shift 2
+  local log="$dir/$label.time"
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -v -o "$log" "$@" > "$dir/$label.out" 2>&1 || { echo "$label failed:"; tail -5 "$dir/$label.out"; exit 1; }
+  local secs rss bytes
+  secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
+  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%d", $2/1024}' "$log")
+  bytes=$(du -sb "$out" | cut -f1)
+  echo "$label $secs $rss $bytes" >> "$dir/results"
+  [ "${KEEP_OUT:-0}" = 1 ] || rm -rf "$out"
+}
+
+bytes_of() { du -sb "$1" | cut -f1; }
+
+for gb in $sizes; do
+  experts=$(( gb * 8 ))   # 5 MoE layers (4 + MTP) x experts x 3 x 2048 x 2048 x 2 bytes ~ gb GB
+  hf="$dir/hf-$gb"
+  if [ ! -f "$hf/model.safetensors.index.json" ]; then
+    rm -rf "$hf"
+    "$ckpt" make-tiny-model --out "$hf" --hidden-size 2048 --experts "$experts" --moe-intermediate-size 2048 \
+      --intermediate-size 8192 --layers 6 --first-k-dense 2 --mtp-layers 1 --heads 16 --q-lora-rank 512 \
+      --kv-lora-rank 256 --qk-nope-head-dim 64 --qk-rope-head-dim 32 --v-head-dim 64 --vocab-size 32000 --shards 8 >/dev/null
+  fi
+  in_bytes=$(bytes_of "$hf")
+  rm -f "$dir/results"
+  layout="--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --target-expert-parallel-size 4 --moe-grouped-gemm --mtp-num-layers 1"
+  run "cp" "$dir/copy-$gb" cp -r "$hf" "$dir/copy-$gb"
+  JAVA_OPTS="$heap" KEEP_OUT=1 run "hf2mcore-tp1pp1ep1" "$dir/mc1-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc1-$gb" --mtp-num-layers 1
+  JAVA_OPTS="$heap" run "mcore2hf-tp1pp1ep1" "$dir/back-$gb" "$ckpt" mcore2hf --load-dir "$dir/mc1-$gb" --save-dir "$dir/back-$gb" --mtp-num-layers 1
+  rm -rf "$dir/mc1-$gb"
+  # shellcheck disable=SC2086
+  JAVA_OPTS="$heap" run "hf2mcore-tp2pp2ep4-grouped" "$dir/mc16-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout
+  # shellcheck disable=SC2086
+  JAVA_OPTS="$heap" run "hf2mcore-tp2pp2ep4-grouped-direct-p1" "$dir/mc16-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout --targetParallelism=1
+  # shellcheck disable=SC2086
+  JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p2" "$dir/mc16-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
+    --runner=FlinkRunner --flinkMaster=[local] --parallelism=2
+  # shellcheck disable=SC2086
+  JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p1" "$dir/mc16-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
+    --runner=FlinkRunner --flinkMaster=[local] --parallelism=1
+  mapfile -t results < "$dir/results"
+  cp_secs=$(echo "${results[0]}" | cut -d' ' -f2)
+  echo
+  echo "model ~${gb} GB: $(numfmt --to=iec "$in_bytes") of safetensors; heap $heap (Flink runs: ${BENCH_FLINK_HEAP:--Xmx1g})"
+  printf "%-40s %9s %9s %10s %9s\n" "step" "seconds" "x cp" "MB/s out" "RSS MB"
+  for r in "${results[@]}"; do
+    set -- $r
+    printf "%-40s %9.1f %9.2f %10.0f %9s\n" "$1" "$2" "$(echo "$2 / $cp_secs" | bc -l)" "$(echo "$4 / 1000000 / $2" | bc -l)" "$3"
+  done
+  [ "$keep" = 1 ] || rm -rf "$hf"
+done
+  if [ "$keep" = 0 ]; then rm -rf "$dir/copy-$gb" "$dir/mc16-$gb" "$dir/back-$gb" "$dir/mc16f-$gb" "$dir/mc16p1-$gb" "$dir/mc1-$gb"; fi
+done
