@@ -19,9 +19,6 @@ public final class TensorAssembler implements Closeable {
   /** Default size of each of the two buffers. */
   public static final int DEFAULT_BUFFER_BYTES = 8 << 20;
 
-  /** Side of the square tiles of the blocked transpose: 64 x 64 two-byte elements stay in L1. */
-  private static final int TILE = 64;
-
   private final Map<String, RangeReader> readers = new HashMap<>();
   private final byte[] slab;
   private final byte[] tmp;
@@ -153,28 +150,8 @@ public final class TensorAssembler implements Closeable {
           in.readFully(at, ByteBuffer.wrap(tmp, q * windowBytes, windowBytes));
         }
       }
-      // element (q, j) of the block goes to output row j, column q0+q; tiles keep both sides in cache
-      int colBase = po + (int) (q0 * es);
-      for (int jt = 0; jt < n; jt += TILE) {
-        int jEnd = Math.min(n, jt + TILE);
-        for (int qt = 0; qt < m; qt += TILE) {
-          int qEnd = Math.min(m, qt + TILE);
-          for (int j = jt; j < jEnd; j++) {
-            int dst = j * rowBytes + colBase + qt * es;
-            int src = qt * windowBytes + j * es;
-            if (es == 2) {
-              for (int q = qt; q < qEnd; q++, dst += 2, src += windowBytes) {
-                slab[dst] = tmp[src];
-                slab[dst + 1] = tmp[src + 1];
-              }
-            } else {
-              for (int q = qt; q < qEnd; q++, dst += es, src += windowBytes) {
-                System.arraycopy(tmp, src, slab, dst, es);
-              }
-            }
-          }
-        }
-      }
+      // element (q, j) of the block goes to output row j, column q0+q
+      Kernels.transpose(tmp, windowBytes, m, n, es, slab, rowBytes, po + (int) (q0 * es));
     }
   }
 
@@ -222,12 +199,16 @@ public final class TensorAssembler implements Closeable {
     }
   }
 
-  /** One reader per file; a tensor with a LoRA delta gets a merging reader of its own. */
+  /** One reader per file; a computed tensor (LoRA merge, FP8 dequantisation) gets a reader of its own. */
   private RangeReader reader(TensorLocation loc) throws IOException {
-    String key = loc.merge() == null ? loc.file() : "lora:" + loc.name();
+    String key = loc.isComputed() ? "computed:" + loc.name() : loc.file();
     RangeReader r = readers.get(key);
     if (r == null) {
-      r = loc.merge() == null ? CheckpointFiles.open(loc.file()) : new MergedRangeReader(loc);
+      if (loc.dequant() != null && loc.merge() != null) {
+        throw new IOException(loc.name() + ": a LoRA merge into an FP8 base is not supported");
+      }
+      r = loc.dequant() != null ? new DequantRangeReader(loc.dequant())
+          : loc.merge() != null ? new MergedRangeReader(loc) : CheckpointFiles.open(loc.file());
       readers.put(key, r);
     }
     return r;

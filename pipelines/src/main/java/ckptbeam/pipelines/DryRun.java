@@ -23,7 +23,7 @@ final class DryRun {
     Map<String, DType> dtypes = new HashMap<>();
     for (ShardRef s : shards) {
       for (TensorLocation t : SafetensorsHeader.read(s.path).tensors()) {
-        dtypes.put(t.name(), t.dtype());
+        dtypes.put(t.name(), t.dtype() == DType.F8_E4M3 ? DType.BF16 : t.dtype()); // FP8 is dequantised
       }
     }
     LayerPlacement lp = plan.placement();

@@ -3,11 +3,13 @@ package ckptbeam.pipelines;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.io.Shape;
+import ckptbeam.io.TensorLocation;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
 import ckptbeam.transforms.beam.CommitCheckpoint;
+import ckptbeam.transforms.beam.DequantizeFp8;
 import ckptbeam.transforms.beam.LocateSources;
 import ckptbeam.transforms.beam.ReadSafetensorsHeaders;
 import ckptbeam.transforms.beam.RequestSources;
@@ -26,6 +28,7 @@ import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollectionTuple;
 
 /**
@@ -104,10 +107,6 @@ public final class Hf2Mcore {
       throw new IOException("--load-dir " + r.loadDir + ": no such directory");
     }
     ModelConfig cfg = Cli.readConfig(CheckpointFiles.resolve(r.loadDir, "config.json"));
-    if (cfg.fp8) {
-      throw new IOException(CheckpointFiles.resolve(r.loadDir, "config.json") + " declares quantization_config "
-          + "(an FP8 checkpoint); FP8 input is not supported yet: convert it to bf16 first");
-    }
     LayoutOptions layout = r.layout.resolve(cfg);
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir);
@@ -139,6 +138,11 @@ public final class Hf2Mcore {
     }
     TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
     ignored.removeAll(needed.keySet());
+    if (cfg.fp8) {
+      // the block scales of the FP8 weights are used to dequantise them
+      ignored.removeIf(n -> n.endsWith(DequantizeFp8.SCALE_SUFFIX)
+          && needed.containsKey(n.substring(0, n.length() - DequantizeFp8.SCALE_SUFFIX.length())));
+    }
     if (!ignored.isEmpty()) {
       log.println("note: " + ignored.size() + " input tensor(s) are not part of this layout and are not converted,"
           + " e.g. " + ignored.first() + Cli.mtpHint(cfg, layout));
@@ -160,8 +164,12 @@ public final class Hf2Mcore {
 
     Pipeline p = Pipeline.create(r.pipelineOptions);
     PCollection<ShardRef> shardRefs = p.apply("Shards", Create.of(shards).withCoder(ShardRef.Coder.of()));
+    PCollection<KV<String, TensorLocation>> locations = shardRefs.apply("ReadHeaders", ReadSafetensorsHeaders.create());
+    if (cfg.fp8) {
+      locations = locations.apply("DequantizeFp8", DequantizeFp8.withBlocks(cfg.fp8BlockRows, cfg.fp8BlockCols));
+    }
     PCollectionTuple joined = PCollectionTuple
-        .of(LocateSources.LOCATIONS.getId(), shardRefs.apply("ReadHeaders", ReadSafetensorsHeaders.create()))
+        .of(LocateSources.LOCATIONS.getId(), locations)
         .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
     joined.apply("LocateSources", LocateSources.create())
         .apply("WriteRankFiles", WriteTargets.of(plan, r.saveDir))

@@ -13,6 +13,7 @@ public final class Main {
       "                   --load-dir D --save-dir S [layout flags] [Beam flags, e.g. --runner=FlinkRunner]",
       "  mcore2hf         Megatron-core rank files -> HF safetensors checkpoint",
       "                   --load-dir S --save-dir H [--source-* layout flags] [Beam flags]",
+      "  fp8-to-bf16      DeepSeek's FP8 release -> bf16 on the CPU (replaces fp8_cast_bf16.py): --load-dir F --save-dir B",
       "  make-tiny-model  write a seeded synthetic DeepSeek-V3-architecture checkpoint: --out D [size flags]",
       "  demo             make a tiny model, convert it, print what was written",
       "",
@@ -46,6 +47,8 @@ public final class Main {
           Mcore2Hf.run(rest, out);
           return 0;
         case "fp8-to-bf16":
+          Fp8ToBf16.run(rest, out);
+          return 0;
         case "verify":
         case "watch":
           err.println("ckptbeam: error: " + argv[0] + " is not supported yet");

@@ -55,12 +55,13 @@ public final class TinyModel {
     DEFAULTS.put("mtp-layers", 1L);
     DEFAULTS.put("shards", 3L);
     DEFAULTS.put("seed", 1L);
+    DEFAULTS.put("fp8-block", 128L);
   }
 
   private TinyModel() {}
 
   static Args flags() {
-    Args a = new Args().value("out");
+    Args a = new Args().value("out").flag("fp8");
     DEFAULTS.keySet().forEach(a::value);
     return a;
   }
@@ -73,6 +74,7 @@ public final class TinyModel {
     }
     Map<String, Long> size = new LinkedHashMap<>();
     DEFAULTS.forEach((k, v) -> size.put(k, a.longValue(k, v)));
+    size.put("fp8", a.has("fp8") ? 1L : 0L);
     Path out = Paths.get(a.require("out")).toAbsolutePath();
     long bytes = write(out, size);
     log.printf("wrote a synthetic DeepSeek-V3-architecture checkpoint of %,d bytes to %s%n", bytes, out);
@@ -102,6 +104,9 @@ public final class TinyModel {
     long total = 0;
     for (HfInventory.Entry e : inventory) {
       int shard = (int) ((long) (e.unit + 1) * shards / units);
+      if (e.name.endsWith("_scale_inv") && e.unit % 2 == 1) {
+        shard = (shard + 1) % shards; // some scales sit in another shard than their weight, as in DeepSeek's release
+      }
       String file = String.format("model-%05d-of-%06d.safetensors", shard + 1, shards);
       perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape,
           values(seed, valueName(cfg, e.name), e.dtype, e.shape.numel())));
@@ -155,6 +160,13 @@ public final class TinyModel {
     c.put("torch_dtype", "bfloat16");
     c.put("bos_token_id", 0);
     c.put("eos_token_id", 1);
+    if (s.getOrDefault("fp8", 0L) == 1L) {
+      ObjectNode q = c.putObject("quantization_config");
+      q.put("activation_scheme", "dynamic");
+      q.put("fmt", "e4m3");
+      q.put("quant_method", "fp8");
+      q.putArray("weight_block_size").add(s.get("fp8-block")).add(s.get("fp8-block"));
+    }
     return JSON.writeValueAsBytes(c);
   }
 
@@ -183,12 +195,16 @@ public final class TinyModel {
     return sink -> {
       SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
       ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+      boolean scale = name.endsWith("_scale_inv");
       for (long i = 0; i < numel; i++) {
         float v = (float) (r.nextDouble() * 2 - 1);
         if (dtype == DType.BF16) {
           buf.putShort(BFloat16.fromFloat(v));
         } else if (dtype == DType.F32) {
-          buf.putFloat(v);
+          buf.putFloat(scale ? (float) (1e-4 + r.nextDouble() * 1e-2) : v); // FP8 block scales are small, positive
+        } else if (dtype == DType.F8_E4M3) {
+          int code = r.nextInt(256);
+          buf.put((byte) ((code & 0x7F) == 0x7F ? code - 1 : code)); // every finite e4m3fn code, no NaN
         } else {
           throw new IllegalArgumentException("no generator for " + dtype);
         }

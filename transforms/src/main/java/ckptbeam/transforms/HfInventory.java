@@ -28,8 +28,36 @@ public final class HfInventory {
 
   private HfInventory() {}
 
-  /** The tensors in a natural order: embedding, layers 0.., norm and lm_head, then the MTP layers. */
+  /**
+   * The tensors in a natural order: embedding, layers 0.., norm and lm_head, then the MTP layers. For an FP8 config
+   * (quantization_config), every 2-D projection of attention, dense MLP and experts is F8_E4M3 with a float32
+   * {@code <name>_scale_inv} of {@code [ceil(out/B), ceil(in/B)]} right after it (formats.md §3.2).
+   */
   public static List<Entry> of(ModelConfig c) {
+    List<Entry> plain = plain(c);
+    if (!c.fp8) {
+      return plain;
+    }
+    List<Entry> out = new ArrayList<>();
+    for (Entry e : plain) {
+      if (!isFp8(e.name)) {
+        out.add(e);
+        continue;
+      }
+      out.add(new Entry(e.name, e.shape, DType.F8_E4M3, e.unit));
+      long rows = (e.shape.dim(0) + c.fp8BlockRows - 1) / c.fp8BlockRows;
+      long cols = (e.shape.dim(1) + c.fp8BlockCols - 1) / c.fp8BlockCols;
+      out.add(new Entry(e.name + "_scale_inv", Shape.of(rows, cols), DType.F32, e.unit));
+    }
+    return out;
+  }
+
+  /** Which weights DeepSeek's release stores in FP8: the projections, not eh_proj, router, embeddings, heads, norms. */
+  public static boolean isFp8(String name) {
+    return name.startsWith("model.layers.") && name.endsWith("_proj.weight") && !name.endsWith("eh_proj.weight");
+  }
+
+  private static List<Entry> plain(ModelConfig c) {
     List<Entry> out = new ArrayList<>();
     long h = c.hiddenSize;
     out.add(new Entry(HfNames.EMBED, Shape.of(c.vocabSize, h), DType.BF16, -1));

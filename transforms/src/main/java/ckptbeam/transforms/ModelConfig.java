@@ -30,6 +30,9 @@ public final class ModelConfig implements Serializable {
   public final int nextnPredictLayers;
   /** Whether the checkpoint declares DeepSeek's FP8 block quantisation ({@code quantization_config}). */
   public final boolean fp8;
+  /** {@code quantization_config.weight_block_size}: rows and columns of one FP8 scale block. */
+  public final int fp8BlockRows;
+  public final int fp8BlockCols;
 
   private ModelConfig(Reader r) throws IOException {
     hiddenSize = r.positive("hidden_size");
@@ -53,6 +56,18 @@ public final class ModelConfig implements Serializable {
           + "is supported");
     }
     fp8 = r.root.hasNonNull("quantization_config");
+    JsonNode q = r.root.get("quantization_config");
+    JsonNode block = q == null ? null : q.get("weight_block_size");
+    if (fp8 && q.has("quant_method") && !"fp8".equals(q.get("quant_method").asText())) {
+      throw r.error("quantization_config", "has quant_method " + q.get("quant_method") + "; only DeepSeek's \"fp8\" "
+          + "block quantisation can be read");
+    }
+    if (block != null && !(block.isArray() && block.size() == 2 && block.get(0).canConvertToInt()
+        && block.get(1).canConvertToInt() && block.get(0).asInt() > 0 && block.get(1).asInt() > 0)) {
+      throw r.error("quantization_config", "has weight_block_size " + block + ", not two positive integers");
+    }
+    fp8BlockRows = block == null ? 128 : block.get(0).asInt();
+    fp8BlockCols = block == null ? 128 : block.get(1).asInt();
     if (firstKDenseReplace > hiddenLayers) {
       throw r.error("first_k_dense_replace", "is " + firstKDenseReplace + ", more than num_hidden_layers "
           + hiddenLayers);
@@ -73,6 +88,8 @@ public final class ModelConfig implements Serializable {
     qkRopeHeadDim = c.qkRopeHeadDim;
     vHeadDim = c.vHeadDim;
     fp8 = c.fp8;
+    fp8BlockRows = c.fp8BlockRows;
+    fp8BlockCols = c.fp8BlockCols;
     this.hiddenLayers = hiddenLayers;
     this.firstKDenseReplace = firstKDenseReplace;
     this.nextnPredictLayers = nextnPredictLayers;

@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Checks an fp8-to-bf16 output against the FP8 input, independently (formats.md 3.3, 3.6): e4m3fn decoded with its
+formula, multiplied by the block scale in float32 (numpy), rounded to bf16 by torch (round to nearest even)."""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+
+def read(folder):
+    idx = json.load(open(os.path.join(folder, "model.safetensors.index.json")))
+    out = {}
+    for shard in sorted(set(idx["weight_map"].values())):
+        data = open(os.path.join(folder, shard), "rb").read()
+        n = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8:8 + n])
+        for name, info in header.items():
+            if name != "__metadata__":
+                b, e = info["data_offsets"]
+                out[name] = (info["dtype"], info["shape"], data[8 + n + b:8 + n + e], shard)
+        if header.get("__metadata__") != {"format": "pt"} and folder == sys.argv[2]:
+            print("MISMATCH %s lacks __metadata__ format pt" % shard)
+            sys.exit(1)
+    return idx, out
+
+
+def e4m3(codes):
+    c = codes.astype(np.int32)
+    s = np.where(c & 0x80, -1.0, 1.0)
+    e = (c >> 3) & 0xF
+    m = c & 7
+    v = np.where(e == 0, m / 8.0 * 2.0 ** -6, (1 + m / 8.0) * 2.0 ** (e - 7.0))
+    return (s * v).astype(np.float32)
+
+
+def main():
+    fp8_dir, bf16_dir, block = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    _, src = read(fp8_dir)
+    idx, dst = read(bf16_dir)
+    cfg = json.load(open(os.path.join(bf16_dir, "config.json")))
+    errors = []
+    if "quantization_config" in cfg:
+        errors.append("config.json still has quantization_config")
+    if idx["metadata"].get("total_size") != sum(len(v[2]) for v in dst.values()):
+        errors.append("total_size wrong")
+    converted = 0
+    for name, (dtype, shape, data, shard) in src.items():
+        if name.endswith("_scale_inv"):
+            if name in dst:
+                errors.append("%s kept" % name)
+            continue
+        if name not in dst or dst[name][3] != shard:
+            errors.append("%s missing or in another file" % name)
+            continue
+        if dtype != "F8_E4M3":
+            if dst[name][:3] != (dtype, shape, data):
+                errors.append("%s changed" % name)
+            continue
+        s_dtype, s_shape, s_data, _ = src[name + "_scale_inv"]
+        scale = np.frombuffer(s_data, dtype=np.float32).reshape(s_shape)
+        x = e4m3(np.frombuffer(data, dtype=np.uint8)).reshape(shape)
+        full = np.repeat(np.repeat(scale, block, axis=0), block, axis=1)[:shape[0], :shape[1]]
+        y = (x * full).astype(np.float32)
+        want = torch.from_numpy(y).to(torch.bfloat16).view(torch.int16).numpy().tobytes()
+        if dst[name][0] != "BF16" or dst[name][2] != want:
+            errors.append("%s dequantised wrong" % name)
+        converted += 1
+    if errors:
+        print("\n".join("MISMATCH " + e for e in errors[:20]))
+        sys.exit(1)
+    print("OK %d FP8 weights dequantised exactly, %d tensors in all" % (converted, len(dst)))
+
+
+if __name__ == "__main__":
+    main()
