@@ -3,7 +3,8 @@
 # at two model sizes. Usage: benchmarks/run.sh [--dir DIR] [--sizes "4 8"] [--keep]
 #   --dir    where models and outputs go (default: /tmp/ckptbeam-bench); needs about 5x the largest size free
 #   --sizes  model sizes in GB, approximately (default "4 8"; the 8 GB model's grouped weight1 is 1 GiB at ep 1)
-# Prints one table per size: seconds, ratio to `cp -r`, MB/s written, peak RSS.
+# Prints one table per size: seconds, ratio to `cp -r`, MB/s written, peak RSS. Page caches are dropped before each
+# step when allowed (root), so every step reads its input from disk. Do not rebuild the jar while it runs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir=/tmp/ckptbeam-bench
@@ -20,6 +21,9 @@ done
 [ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install -y time" >&2; exit 2; }
 ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar >/dev/null 2>&1 || (cd "$here" && mvn -B -ntp -q package -DskipTests)
 ckpt="$here/bin/ckptbeam"
+mkdir -p "$dir"
+cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar | head -1)" "$dir/ckptbeam.jar"
+export CKPTBEAM_JAR="$dir/ckptbeam.jar"
 heap="${BENCH_HEAP:--Xmx256m}"
 mkdir -p "$dir"
 
@@ -76,6 +80,4 @@ for gb in $sizes; do
     printf "%-40s %9.1f %9.2f %10.0f %9s\n" "$1" "$2" "$(echo "$2 / $cp_secs" | bc -l)" "$(echo "$4 / 1000000 / $2" | bc -l)" "$3"
   done
   [ "$keep" = 1 ] || rm -rf "$hf"
-done
-  if [ "$keep" = 0 ]; then rm -rf "$dir/copy-$gb" "$dir/mc16-$gb" "$dir/back-$gb" "$dir/mc16f-$gb" "$dir/mc16p1-$gb" "$dir/mc1-$gb"; fi
 done
