@@ -162,6 +162,11 @@ public final class Args {
     return out;
   }
 
+  /** Every ckptbeam flag given, by canonical name. */
+  public Map<String, String> values() {
+    return java.util.Collections.unmodifiableMap(values);
+  }
+
   /** Flags left for Beam, in {@code --name=value} form. */
   public List<String> beamArgs() {
     return beamArgs;

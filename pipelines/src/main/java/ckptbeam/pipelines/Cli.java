@@ -3,13 +3,11 @@ package ckptbeam.pipelines;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
-import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.Pipeline;
@@ -114,19 +112,16 @@ final class Cli {
     return msg == null ? e.toString() : msg;
   }
 
-  /** Prints and returns what was written, read back from the save dir. */
-  static List<WrittenFile> report(PrintStream log, String saveDir, List<String> files, long nanos) throws IOException {
-    List<WrittenFile> out = new ArrayList<>();
+  /** Prints what was written, read back from the save dir; returns the bytes. */
+  static long report(PrintStream log, String saveDir, List<String> files, long nanos) throws IOException {
     long total = 0;
     for (String rel : files) {
-      long size = CheckpointFiles.sizeOrMissing(CheckpointFiles.resolve(saveDir, rel));
-      out.add(new WrittenFile(rel, size, -1, -1));
-      total += size;
+      total += Math.max(0, CheckpointFiles.sizeOrMissing(CheckpointFiles.resolve(saveDir, rel)));
     }
     double seconds = nanos / 1e9;
-    log.printf("wrote %d file(s), %,d bytes, to %s in %.1f s (%.1f MB/s)%n", out.size(), total, saveDir, seconds,
+    log.printf("wrote %d file(s), %,d bytes, to %s in %.1f s (%.1f MB/s)%n", files.size(), total, saveDir, seconds,
         total / 1e6 / Math.max(seconds, 1e-9));
-    return out;
+    return total;
   }
 
   /** A hint when the input has MTP layers that the chosen layout leaves out. */

@@ -10,12 +10,8 @@ import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
 import ckptbeam.transforms.beam.CommitCheckpoint;
 import ckptbeam.transforms.beam.DequantizeFp8;
-import ckptbeam.transforms.beam.LocateSources;
 import ckptbeam.transforms.beam.ReadSafetensorsHeaders;
-import ckptbeam.transforms.beam.RequestSources;
 import ckptbeam.transforms.beam.ShardRef;
-import ckptbeam.transforms.beam.WriteTargets;
-import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -29,7 +25,6 @@ import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.KV;
-import org.apache.beam.sdk.values.PCollectionTuple;
 
 /**
  * {@code ckptbeam hf2mcore}: a bf16 HF DeepSeek-V3-architecture checkpoint to Megatron-core rank files, with the
@@ -48,7 +43,8 @@ public final class Hf2Mcore {
     return LayoutFlags.define(new Args().value("load-dir").value("save-dir"), "target")
         .flag("qlora-nf4")
         .flag("dry-run")
-        .flag("overwrite");
+        .flag("overwrite")
+        .flag("resume");
   }
 
   /** What one conversion is asked to do, validated. */
@@ -56,8 +52,8 @@ public final class Hf2Mcore {
     String loadDir;
     String saveDir;
     LayoutOptions layout;
-    boolean overwrite;
     boolean dryRun;
+    Conversion conversion;
     PipelineOptions pipelineOptions;
   }
 
@@ -71,22 +67,23 @@ public final class Hf2Mcore {
     }
     LayoutOptions o = LayoutFlags.parse(a, "target");
     r.layout = o;
-    r.overwrite = a.has("overwrite");
     r.dryRun = a.has("dry-run");
+    r.conversion = new Conversion("hf2mcore", a, r.loadDir, r.saveDir);
     r.pipelineOptions = Cli.pipelineOptions(a.beamArgs(), "hf2mcore");
     return r;
   }
 
   /** Runs a conversion and returns the files written. */
-  public static List<WrittenFile> run(String[] argv, PrintStream log) throws Exception {
+  public static long run(String[] argv, PrintStream log) throws Exception {
     Request r = parse(argv);
     long start = System.nanoTime();
     Built b = build(r, log);
     if (b.pipeline == null) {
-      return List.of();
+      return 0;
     }
     Cli.run(b.pipeline);
-    return Cli.report(log, r.saveDir, b.expected, System.nanoTime() - start);
+    return Cli.report(log, r.saveDir, Conversion.withExtras(b.expected, CommitCheckpoint.MANIFEST,
+        Hf2McorePlan.TRACKER), System.nanoTime() - start);
   }
 
   /** A pipeline ready to run, and the data files it will write (relative to the save dir). */
@@ -151,16 +148,21 @@ public final class Hf2Mcore {
       DryRun.print(plan, shards, r.saveDir, log);
       return new Built(null, List.of());
     }
-    Cli.prepareSaveDir(r.saveDir, r.overwrite, Hf2McorePlan.TRACKER);
-
-    List<String> expected = plan.targets();
-    Map<String, String> sideFiles = new LinkedHashMap<>();
-    for (String name : SIDE_FILES) {
-      String path = CheckpointFiles.resolve(r.loadDir, name);
-      if (CheckpointFiles.exists(path)) {
-        sideFiles.put(path, name);
+    Conversion conv = r.conversion;
+    conv.identify(SafetensorsIndex.FILE_NAME, CheckpointFiles.resolve(r.loadDir, SafetensorsIndex.FILE_NAME))
+        .identify("config.json", CheckpointFiles.resolve(r.loadDir, "config.json"));
+    long planned = 0;
+    for (RankFile f : plan.rankFiles()) {
+      for (List<ckptbeam.io.AssembledTensor> chunk : plan.contents(f).values()) {
+        for (ckptbeam.io.AssembledTensor t : chunk) {
+          planned += t.shape().numel() * 2; // bf16, as nearly every tensor is
+        }
       }
     }
+    conv.checkSpace(planned);
+    conv.prepareSaveDir(Hf2McorePlan.TRACKER);
+    List<String> expected = plan.targets();
+    Map<String, String> sideFiles = Conversion.sideFiles(r.loadDir);
 
     Pipeline p = Pipeline.create(r.pipelineOptions);
     PCollection<ShardRef> shardRefs = p.apply("Shards", Create.of(shards).withCoder(ShardRef.Coder.of()));
@@ -168,12 +170,7 @@ public final class Hf2Mcore {
     if (cfg.fp8) {
       locations = locations.apply("DequantizeFp8", DequantizeFp8.withBlocks(cfg.fp8BlockRows, cfg.fp8BlockCols));
     }
-    PCollectionTuple joined = PCollectionTuple
-        .of(LocateSources.LOCATIONS.getId(), locations)
-        .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
-    joined.apply("LocateSources", LocateSources.create())
-        .apply("WriteRankFiles", WriteTargets.of(plan, r.saveDir))
-        .apply("Commit", CommitCheckpoint.tracker(r.saveDir, expected, sideFiles, Hf2McorePlan.ITERATION));
+    conv.write(p, locations, plan, CommitCheckpoint.tracker(r.saveDir, expected, sideFiles, Hf2McorePlan.ITERATION));
     return new Built(p, expected);
   }
 }

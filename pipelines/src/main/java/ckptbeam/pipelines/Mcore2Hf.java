@@ -11,31 +11,26 @@ import ckptbeam.transforms.LoraOptions;
 import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.beam.CommitCheckpoint;
-import ckptbeam.transforms.beam.LocateSources;
 import ckptbeam.transforms.beam.ReadLoraTensors;
 import ckptbeam.transforms.beam.ReadRankFiles;
-import ckptbeam.transforms.beam.RequestSources;
-import ckptbeam.transforms.beam.WriteTargets;
-import ckptbeam.transforms.beam.WrittenFile;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
-import org.apache.beam.sdk.values.PCollectionTuple;
 
 /**
  * {@code ckptbeam mcore2hf}: Megatron-core rank files back to a HF safetensors checkpoint (mapping.md §5), one file
- * per HF layer. Every rank file of the layout must exist and hold exactly the layout's tensors; the index is written
+ * per HF layer, LoRA merged on the way when asked; or, with {@code --save-lora-to-hf}, the LoRA factors alone in PEFT
+ * form (§5.6). Every rank file of the layout must exist and hold exactly the layout's tensors; the index is written
  * last.
  */
 public final class Mcore2Hf {
-  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private Mcore2Hf() {}
 
@@ -43,127 +38,94 @@ public final class Mcore2Hf {
     return LayoutFlags.define(new Args().value("load-dir").value("save-dir").value("model-config"), "source")
         .value("lora-load").value("lora-r").value("lora-alpha").multi("lora-target-modules")
         .flag("save-lora-to-hf")
-        .flag("overwrite");
+        .flag("overwrite")
+        .flag("resume");
   }
 
-  public static List<WrittenFile> run(String[] argv, PrintStream log) throws Exception {
+  public static long run(String[] argv, PrintStream log) throws Exception {
     Args a = flags().parse(argv);
     String loadDir = Cli.absolute(a.require("load-dir"));
-    LoraOptions lora = null;
-    if (a.has("lora-r") || a.has("lora-alpha") || a.has("lora-load")) {
-      if (!a.has("lora-r") || !a.has("lora-alpha")) {
-        throw new IllegalArgumentException("merging LoRA weights needs both --lora-r and --lora-alpha");
-      }
-      double alpha;
-      try {
-        alpha = Double.parseDouble(a.get("lora-alpha"));
-      } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("--lora-alpha must be a number, got \"" + a.get("lora-alpha") + "\"");
-      }
-      String loraDir = a.has("lora-load") ? Cli.absolute(a.get("lora-load")) : null;
-      lora = new LoraOptions(a.intValue("lora-r", 0), alpha, loraDir,
-          loraDir == null ? null : McoreTracker.iterationDir(loraDir));
-    }
     String saveDir = Cli.absolute(a.require("save-dir"));
+    LoraOptions lora = loraOptions(a);
     LayoutOptions layout = LayoutFlags.parse(a, "source");
-    org.apache.beam.sdk.options.PipelineOptions options = Cli.pipelineOptions(a.beamArgs(), "mcore2hf");
+    PipelineOptions options = Cli.pipelineOptions(a.beamArgs(), "mcore2hf");
+    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
     long start = System.nanoTime();
+    if (!CheckpointFiles.isDirectory(loadDir)) {
+      throw new IOException("--load-dir " + loadDir + ": no such directory");
+    }
+    String configPath = configPath(loadDir, a.get("model-config"));
+    Hf2McorePlan forward = forwardPlan(Cli.readConfig(configPath), layout);
+    Conversion conv = new Conversion("mcore2hf", a, loadDir, saveDir)
+        .identify(McoreTracker.FILE_NAME, CheckpointFiles.resolve(loadDir, McoreTracker.FILE_NAME))
+        .identify("config.json", configPath);
+    if (lora != null && lora.loraDir != null) {
+      conv.identify("lora/" + McoreTracker.FILE_NAME, CheckpointFiles.resolve(lora.loraDir, McoreTracker.FILE_NAME));
+    }
+    Pipeline p = Pipeline.create(options);
+    List<String> targets;
     if (a.has("save-lora-to-hf")) {
       if (lora == null || a.list("lora-target-modules").isEmpty()) {
         throw new IllegalArgumentException("--save-lora-to-hf needs --lora-r, --lora-alpha and --lora-target-modules");
       }
-      Built b = buildExport(loadDir, saveDir, layout, a.get("model-config"), a.has("overwrite"), lora,
-          a.list("lora-target-modules"), options);
-      Cli.run(b.pipeline);
-      List<String> written = new java.util.ArrayList<>(b.targets);
-      written.add("adapter_config.json");
-      written.add(SafetensorsIndex.FILE_NAME);
-      return Cli.report(log, saveDir, written, System.nanoTime() - start);
+      targets = export(p, conv, forward, lora, a.list("lora-target-modules"));
+      targets = Conversion.withExtras(targets, "adapter_config.json");
+    } else {
+      targets = convert(p, conv, forward, configPath, lora);
+      targets = Conversion.withExtras(targets, "config.json");
     }
-    Built b = build(loadDir, saveDir, layout, a.get("model-config"), a.has("overwrite"), lora, options, log);
-    Cli.run(b.pipeline);
-    List<String> written = new java.util.ArrayList<>(b.targets);
-    written.add(SafetensorsIndex.FILE_NAME);
-    return Cli.report(log, saveDir, written, System.nanoTime() - start);
+    Cli.run(p);
+    return Cli.report(log, saveDir, Conversion.withExtras(targets, CommitCheckpoint.MANIFEST,
+        SafetensorsIndex.FILE_NAME), System.nanoTime() - start);
   }
 
-  static final class Built {
-    final Pipeline pipeline;
-    final List<String> targets;
-
-    Built(Pipeline pipeline, List<String> targets) {
-      this.pipeline = pipeline;
-      this.targets = targets;
+  private static LoraOptions loraOptions(Args a) throws IOException {
+    if (!a.has("lora-r") && !a.has("lora-alpha") && !a.has("lora-load")) {
+      return null;
     }
+    if (!a.has("lora-r") || !a.has("lora-alpha")) {
+      throw new IllegalArgumentException("merging LoRA weights needs both --lora-r and --lora-alpha");
+    }
+    double alpha;
+    try {
+      alpha = Double.parseDouble(a.get("lora-alpha"));
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("--lora-alpha must be a number, got \"" + a.get("lora-alpha") + "\"");
+    }
+    String loraDir = a.has("lora-load") ? Cli.absolute(a.get("lora-load")) : null;
+    return new LoraOptions(a.intValue("lora-r", 0), alpha, loraDir,
+        loraDir == null ? null : McoreTracker.iterationDir(loraDir));
   }
 
-  static Built build(String loadDir, String saveDir, LayoutOptions layout, String modelConfig, boolean overwrite,
-      LoraOptions lora, org.apache.beam.sdk.options.PipelineOptions options, PrintStream log) throws IOException {
-    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
-    if (!CheckpointFiles.isDirectory(loadDir)) {
-      throw new IOException("--load-dir " + loadDir + ": no such directory");
-    }
-    String configPath = configPath(loadDir, modelConfig);
-    ModelConfig cfg = Cli.readConfig(configPath);
-    Hf2McorePlan forward = forwardPlan(cfg, layout);
-    ModelConfig out = forward.config();
-    LayoutOptions resolved = forward.options();
-    String iterationDir = McoreTracker.iterationDir(loadDir);
-    Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
+  /** The conversion proper: rank files → HF shards. Returns the data files. */
+  private static List<String> convert(Pipeline p, Conversion conv, Hf2McorePlan forward, String configPath,
+      LoraOptions lora) throws IOException {
+    Mcore2HfPlan plan = new Mcore2HfPlan(forward, McoreTracker.iterationDir(conv.loadDir));
     for (String rank : plan.rankFiles()) {
-      String path = CheckpointFiles.resolve(loadDir, rank);
+      String path = CheckpointFiles.resolve(conv.loadDir, rank);
       if (!CheckpointFiles.exists(path)) {
+        LayoutOptions o = forward.options();
         throw new IOException(path + ": rank file missing; the layout (--source-tensor/pipeline/expert-parallel-size "
-            + resolved.tp + "/" + resolved.pp + "/" + resolved.ep + ") needs " + plan.rankFiles().size() + " of them");
+            + o.tp + "/" + o.pp + "/" + o.ep + ") needs " + plan.rankFiles().size() + " of them");
       }
     }
-    Cli.prepareSaveDir(saveDir, overwrite, SafetensorsIndex.FILE_NAME);
-
-    Map<String, String> sideFiles = new LinkedHashMap<>();
-    for (String name : Hf2Mcore.SIDE_FILES) {
-      String path = CheckpointFiles.resolve(loadDir, name);
-      if (!name.equals("config.json") && CheckpointFiles.exists(path)) {
-        sideFiles.put(path, name);
-      }
-    }
-    Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, cfg, out));
-
-    Pipeline p = Pipeline.create(options);
-    PCollectionTuple joined = PCollectionTuple
-        .of(LocateSources.LOCATIONS.getId(), p.apply("RankFiles", Create.of(plan.rankFiles()))
-            .apply("ReadRankFiles", ReadRankFiles.of(plan, loadDir).withLora(lora)))
-        .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
-    joined.apply("LocateSources", LocateSources.create())
-        .apply("WriteShards", WriteTargets.of(plan, saveDir))
-        .apply("Commit", new CommitCheckpoint(saveDir, plan.targets(), sideFiles, generated, SafetensorsIndex.FILE_NAME,
-            new IndexMarker(plan)));
-    return new Built(p, plan.targets());
+    conv.prepareSaveDir(SafetensorsIndex.FILE_NAME);
+    ModelConfig in = Cli.readConfig(configPath);
+    Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
+    conv.write(p, p.apply("RankFiles", Create.of(plan.rankFiles()))
+            .apply("ReadRankFiles", ReadRankFiles.of(plan, conv.loadDir).withLora(lora)),
+        plan, new CommitCheckpoint(conv.saveDir, plan.targets(), Conversion.sideFiles(conv.loadDir, "config.json"),
+            generated, SafetensorsIndex.FILE_NAME, new IndexMarker(plan)));
+    return plan.targets();
   }
 
-  /** The layout's forward plan over the output's layer structure (layers 0 … R-1, §4.1) and the model config. */
-  private static Hf2McorePlan forwardPlan(ModelConfig cfg, LayoutOptions layout) {
-    int numLayers = layout.numLayers >= 0 ? layout.numLayers : cfg.hiddenLayers + layout.noopLayers.size();
-    int real = numLayers - layout.noopLayers.size();
-    int k = Math.min(layout.firstKDense >= 0 ? layout.firstKDense : cfg.firstKDenseReplace, Math.max(real, 0));
-    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers);
-    LayoutOptions o = layout.copy();
-    o.numLayers = numLayers;
-    o.firstKDense = k;
-    return new Hf2McorePlan(out, o.resolve(out));
-  }
-
-  /** {@code --save-lora-to-hf}: PEFT adapter tensors and adapter_config.json (§5.6). */
-  static Built buildExport(String loadDir, String saveDir, LayoutOptions layout, String modelConfig, boolean overwrite,
-      LoraOptions lora, List<String> targetModules, org.apache.beam.sdk.options.PipelineOptions options)
-      throws IOException {
-    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
-    String configPath = configPath(loadDir, modelConfig);
-    ModelConfig cfg = Cli.readConfig(configPath);
-    Hf2McorePlan forward = forwardPlan(cfg, layout);
-    String from = lora.loraDir != null ? lora.loraDir : loadDir;
-    String iterationDir = lora.loraDir != null ? lora.loraIterationDir : McoreTracker.iterationDir(loadDir);
-    LoraExportPlan plan = new LoraExportPlan(forward, iterationDir, lora.rank, targetModules);
-    Cli.prepareSaveDir(saveDir, overwrite, SafetensorsIndex.FILE_NAME);
+  /** {@code --save-lora-to-hf}: PEFT adapter tensors and adapter_config.json (§5.6). Returns the data files. */
+  private static List<String> export(Pipeline p, Conversion conv, Hf2McorePlan forward, LoraOptions lora,
+      List<String> modules) throws IOException {
+    String from = lora.loraDir != null ? lora.loraDir : conv.loadDir;
+    String iterationDir = lora.loraDir != null ? lora.loraIterationDir : McoreTracker.iterationDir(conv.loadDir);
+    LoraExportPlan plan = new LoraExportPlan(forward, iterationDir, lora.rank, modules);
+    conv.prepareSaveDir(SafetensorsIndex.FILE_NAME);
     ObjectNode adapter = JSON.createObjectNode();
     adapter.putNull("auto_mapping");
     adapter.putNull("base_model_name_or_path");
@@ -185,18 +147,23 @@ public final class Mcore2Hf {
     adapter.putNull("revision");
     plan.hfTargetModules().forEach(adapter.putArray("target_modules")::add);
     adapter.put("task_type", "CAUSAL_LM");
-    Map<String, byte[]> generated = Map.of("adapter_config.json", PythonJson.write(adapter, 2));
-
-    Pipeline p = Pipeline.create(options);
-    PCollectionTuple joined = PCollectionTuple
-        .of(LocateSources.LOCATIONS.getId(), p.apply("RankFiles", Create.of(plan.rankFiles()))
-            .apply("ReadLoraFactors", ReadLoraTensors.from(from)))
-        .and(LocateSources.REQUESTS.getId(), p.apply("RequestSources", RequestSources.of(plan)));
-    joined.apply("LocateSources", LocateSources.create())
-        .apply("WriteShards", WriteTargets.of(plan, saveDir))
-        .apply("Commit", new CommitCheckpoint(saveDir, plan.targets(), Map.of(), generated, SafetensorsIndex.FILE_NAME,
+    conv.write(p, p.apply("RankFiles", Create.of(plan.rankFiles())).apply("ReadLoraFactors", ReadLoraTensors.from(from)),
+        plan, new CommitCheckpoint(conv.saveDir, plan.targets(), Map.of(),
+            Map.of("adapter_config.json", PythonJson.write(adapter, 2)), SafetensorsIndex.FILE_NAME,
             written -> plan.indexJson(written.stream().mapToLong(f -> f.tensorBytes).sum())));
-    return new Built(p, plan.targets());
+    return plan.targets();
+  }
+
+  /** The layout's forward plan over the output's layer structure (layers 0 … R-1, §4.1). */
+  static Hf2McorePlan forwardPlan(ModelConfig cfg, LayoutOptions layout) {
+    int numLayers = layout.numLayers >= 0 ? layout.numLayers : cfg.hiddenLayers + layout.noopLayers.size();
+    int real = numLayers - layout.noopLayers.size();
+    int k = Math.min(layout.firstKDense >= 0 ? layout.firstKDense : cfg.firstKDenseReplace, Math.max(real, 0));
+    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers);
+    LayoutOptions o = layout.copy();
+    o.numLayers = numLayers;
+    o.firstKDense = k;
+    return new Hf2McorePlan(out, o.resolve(out));
   }
 
   private static String configPath(String loadDir, String modelConfig) throws IOException {
@@ -210,19 +177,16 @@ public final class Mcore2Hf {
 
   /** config.json for the output: the input's, with the layer structure the output actually has. */
   static byte[] outputConfig(String path, ModelConfig in, ModelConfig out) throws IOException {
-    ObjectNode json = (ObjectNode) JSON.readTree(CheckpointFiles.readSmallFile(path, 16L << 20));
-    if (in.hiddenLayers != out.hiddenLayers) {
-      json.put("num_hidden_layers", out.hiddenLayers);
+    byte[] original = CheckpointFiles.readSmallFile(path, 16L << 20);
+    if (in.hiddenLayers == out.hiddenLayers && in.firstKDenseReplace == out.firstKDenseReplace
+        && in.nextnPredictLayers == out.nextnPredictLayers) {
+      return original;
     }
-    if (in.firstKDenseReplace != out.firstKDenseReplace) {
-      json.put("first_k_dense_replace", out.firstKDenseReplace);
-    }
-    if (in.nextnPredictLayers != out.nextnPredictLayers) {
-      json.put("num_nextn_predict_layers", out.nextnPredictLayers);
-    }
-    return in.hiddenLayers == out.hiddenLayers && in.firstKDenseReplace == out.firstKDenseReplace
-        && in.nextnPredictLayers == out.nextnPredictLayers
-        ? CheckpointFiles.readSmallFile(path, 16L << 20) : JSON.writeValueAsBytes(json);
+    ObjectNode json = (ObjectNode) JSON.readTree(original);
+    json.put("num_hidden_layers", out.hiddenLayers);
+    json.put("first_k_dense_replace", out.firstKDenseReplace);
+    json.put("num_nextn_predict_layers", out.nextnPredictLayers);
+    return PythonJson.write(json, 2);
   }
 
   /** The index, with the total size of what was written; it marks the output complete. */
@@ -235,12 +199,8 @@ public final class Mcore2Hf {
     }
 
     @Override
-    public byte[] content(List<WrittenFile> written) {
-      long total = 0;
-      for (WrittenFile f : written) {
-        total += f.tensorBytes;
-      }
-      return plan.indexJson(total);
+    public byte[] content(List<ckptbeam.transforms.beam.WrittenFile> written) {
+      return plan.indexJson(written.stream().mapToLong(f -> f.tensorBytes).sum());
     }
   }
 }

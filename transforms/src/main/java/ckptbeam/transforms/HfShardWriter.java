@@ -3,6 +3,7 @@ package ckptbeam.transforms;
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.DType;
+import ckptbeam.io.Sha256;
 import ckptbeam.io.SafetensorsWriter;
 import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
@@ -26,12 +27,15 @@ final class HfShardWriter {
     String destination = CheckpointFiles.resolve(saveDir, target);
     Path staged = RankFileWriter.stagingPath(destination);
     long tensorBytes = 0;
+    List<WrittenFile.Tensor> written = new ArrayList<>();
     try (TensorAssembler assembler = new TensorAssembler()) {
       List<TensorSpec> specs = new ArrayList<>();
       for (AssembledTensor t : tensors) {
         DType dtype = TensorAssembler.dtypeOf(t, sources);
         TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
         specs.add(spec);
+        written.add(new WrittenFile.Tensor(t.key(), dtype.safetensorsName(), t.shape().dims(),
+            new ArrayList<>(t.sources())));
         tensorBytes += spec.byteSize();
       }
       try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
@@ -43,7 +47,8 @@ final class HfShardWriter {
       throw e;
     }
     long bytes = Files.size(staged);
+    String sha256 = Sha256.ofFile(staged.toString());
     CheckpointFiles.publish(staged, destination);
-    return new WrittenFile(target, bytes, tensors.size(), tensorBytes);
+    return new WrittenFile(target, bytes, tensorBytes, sha256, written, false);
   }
 }

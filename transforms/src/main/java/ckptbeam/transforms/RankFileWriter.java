@@ -3,6 +3,7 @@ package ckptbeam.transforms;
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.DType;
+import ckptbeam.io.Sha256;
 import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
 import ckptbeam.io.TensorSpec;
@@ -14,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,7 +36,7 @@ public final class RankFileWriter {
     String destination = CheckpointFiles.resolve(saveDir, relative);
     Map<String, List<AssembledTensor>> contents = plan.contents(file);
     Path staged = stagingPath(destination);
-    int tensors = 0;
+    List<WrittenFile.Tensor> written = new ArrayList<>();
     long tensorBytes = 0;
     try (TensorAssembler assembler = new TensorAssembler()) {
       Map<String, Object> root = new LinkedHashMap<>();
@@ -51,7 +53,8 @@ public final class RankFileWriter {
           if (model.put(t.key(), new TorchCheckpointWriter.Tensor(spec)) != null) {
             throw new IllegalStateException(relative + ": the plan has key " + t.key() + " twice");
           }
-          tensors++;
+          written.add(new WrittenFile.Tensor(chunk.getKey() + "/" + t.key(), dtype.safetensorsName(), t.shape().dims(),
+              new ArrayList<>(t.sources())));
           tensorBytes += spec.byteSize();
         }
         root.put(chunk.getKey(), model);
@@ -65,8 +68,9 @@ public final class RankFileWriter {
       throw e;
     }
     long bytes = Files.size(staged);
+    String sha256 = Sha256.ofFile(staged.toString());
     CheckpointFiles.publish(staged, destination);
-    return new WrittenFile(relative, bytes, tensors, tensorBytes);
+    return new WrittenFile(relative, bytes, tensorBytes, sha256, written, false);
   }
 
   /** Next to a local destination (so the final move is an atomic rename), else in the temp folder. */

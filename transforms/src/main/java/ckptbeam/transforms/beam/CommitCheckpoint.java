@@ -33,6 +33,7 @@ public final class CommitCheckpoint extends PTransform<PCollection<WrittenFile>,
   private final Map<String, byte[]> generated;
   private final String markerName;
   private final Marker marker;
+  private final byte[] manifestHeader;
 
   /**
    * @param expected relative paths of every data file the conversion must write
@@ -49,6 +50,27 @@ public final class CommitCheckpoint extends PTransform<PCollection<WrittenFile>,
     this.generated = new java.util.LinkedHashMap<>(generated);
     this.markerName = markerName;
     this.marker = marker;
+    this.manifestHeader = null;
+  }
+
+  private CommitCheckpoint(CommitCheckpoint c, byte[] manifestHeader) {
+    this.saveDir = c.saveDir;
+    this.expected = c.expected;
+    this.sideFiles = c.sideFiles;
+    this.generated = c.generated;
+    this.markerName = c.markerName;
+    this.marker = c.marker;
+    this.manifestHeader = manifestHeader.clone();
+  }
+
+  public static final String MANIFEST = "ckptbeam-manifest.json";
+
+  /**
+   * Also writes {@value #MANIFEST} before the marker: {@code header} (a JSON object: tool, options, input identity)
+   * with every written file's size, SHA-256 and tensors added under {@code "files"}.
+   */
+  public CommitCheckpoint withManifest(byte[] header) {
+    return new CommitCheckpoint(this, header);
   }
 
   public static CommitCheckpoint tracker(String saveDir, List<String> expected, Map<String, String> sideFiles,
@@ -95,7 +117,31 @@ public final class CommitCheckpoint extends PTransform<PCollection<WrittenFile>,
         CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, g.getKey()), g.getValue());
       }
       list.sort(null);
+      if (spec.manifestHeader != null) {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode manifest =
+            (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(spec.manifestHeader);
+        com.fasterxml.jackson.databind.node.ArrayNode entries = manifest.putArray("files");
+        for (WrittenFile f : list) {
+          entries.add(ProgressRecord.toJson(f));
+        }
+        CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, MANIFEST),
+            ckptbeam.io.PythonJson.write(manifest, 1));
+      }
       CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(spec.saveDir, spec.markerName), spec.marker.content(list));
+      List<String> records = new ArrayList<>();
+      for (WrittenFile f : list) {
+        records.add(ProgressRecord.path(spec.saveDir, f.relativePath));
+      }
+      CheckpointFiles.deleteIfExists(records); // the manifest now holds what they held
+      String progress = CheckpointFiles.resolve(spec.saveDir, ProgressRecord.DIR);
+      if (CheckpointFiles.isLocal(progress)) {
+        try {
+          java.nio.file.Files.deleteIfExists(java.nio.file.Paths.get(progress));
+        } catch (java.nio.file.DirectoryNotEmptyException e) {
+          // records of another run's targets: leave them
+        }
+      }
       out.output(list);
     }
   }

@@ -28,14 +28,26 @@ public final class WriteTargets extends PTransform<PCollection<KV<String, Tensor
 
   private final ConversionPlan plan;
   private final String saveDir;
+  private final String fingerprint;
+  private final boolean resume;
 
-  private WriteTargets(ConversionPlan plan, String saveDir) {
+  private WriteTargets(ConversionPlan plan, String saveDir, String fingerprint, boolean resume) {
     this.plan = plan;
     this.saveDir = saveDir;
+    this.fingerprint = fingerprint;
+    this.resume = resume;
   }
 
   public static WriteTargets of(ConversionPlan plan, String saveDir) {
-    return new WriteTargets(plan, saveDir);
+    return new WriteTargets(plan, saveDir, "", false);
+  }
+
+  /**
+   * Each finished file gets a progress record carrying {@code fingerprint}; with {@code resume}, a file whose record
+   * matches and which is still intact is kept instead of being written again.
+   */
+  public WriteTargets withProgress(String fingerprint, boolean resume) {
+    return new WriteTargets(plan, saveDir, fingerprint, resume);
   }
 
   @Override
@@ -48,16 +60,20 @@ public final class WriteTargets extends PTransform<PCollection<KV<String, Tensor
     return KeyedPCollectionTuple.of(SOURCES, located)
         .and(TARGETS, all)
         .apply("GroupByTargetFile", CoGroupByKey.create())
-        .apply("WriteFile", ParDo.of(new WriteFn(plan, saveDir)));
+        .apply("WriteFile", ParDo.of(new WriteFn(plan, saveDir, fingerprint, resume)));
   }
 
   static final class WriteFn extends DoFn<KV<String, CoGbkResult>, WrittenFile> {
     private final ConversionPlan plan;
     private final String saveDir;
+    private final String fingerprint;
+    private final boolean resume;
 
-    WriteFn(ConversionPlan plan, String saveDir) {
+    WriteFn(ConversionPlan plan, String saveDir, String fingerprint, boolean resume) {
       this.plan = plan;
       this.saveDir = saveDir;
+      this.fingerprint = fingerprint;
+      this.resume = resume;
     }
 
     @ProcessElement
@@ -69,7 +85,18 @@ public final class WriteTargets extends PTransform<PCollection<KV<String, Tensor
       for (TensorLocation loc : e.getValue().getAll(SOURCES)) {
         sources.put(loc.name(), loc);
       }
-      out.output(plan.write(e.getKey(), sources, saveDir));
+      if (resume) {
+        WrittenFile kept = ProgressRecord.reusable(saveDir, fingerprint, e.getKey());
+        if (kept != null) {
+          out.output(kept);
+          return;
+        }
+      }
+      WrittenFile written = plan.write(e.getKey(), sources, saveDir);
+      if (!fingerprint.isEmpty()) {
+        ProgressRecord.write(saveDir, fingerprint, written);
+      }
+      out.output(written);
     }
   }
 }

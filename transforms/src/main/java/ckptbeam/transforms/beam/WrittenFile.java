@@ -1,24 +1,68 @@
 package ckptbeam.transforms.beam;
 
 import java.io.Serializable;
+import java.util.List;
+import java.util.Objects;
 import org.apache.beam.sdk.coders.DefaultCoder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 
-/** A finished output file: where it is, how big, how many tensors. */
+/** A finished output file: where it is, its size and SHA-256, and every tensor in it with its sources. */
 @DefaultCoder(SerializableCoder.class)
 public final class WrittenFile implements Serializable, Comparable<WrittenFile> {
-  private static final long serialVersionUID = 1L;
+  private static final long serialVersionUID = 2L;
+
+  /** One tensor of a written file: its key ({@code model0/decoder…} in rank files), dtype, shape, sources. */
+  public static final class Tensor implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    public final String key;
+    public final String dtype;
+    public final long[] shape;
+    public final List<String> sources;
+
+    public Tensor(String key, String dtype, long[] shape, List<String> sources) {
+      this.key = key;
+      this.dtype = dtype;
+      this.shape = shape.clone();
+      this.sources = List.copyOf(sources);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Tensor && key.equals(((Tensor) o).key) && dtype.equals(((Tensor) o).dtype)
+          && java.util.Arrays.equals(shape, ((Tensor) o).shape) && sources.equals(((Tensor) o).sources);
+    }
+
+    @Override
+    public int hashCode() {
+      return Objects.hash(key, dtype, java.util.Arrays.hashCode(shape), sources);
+    }
+  }
 
   public final String relativePath;
   public final long bytes;
-  public final int tensors;
   public final long tensorBytes;
+  public final String sha256;
+  public final List<Tensor> contents;
+  /** Whether a {@code --resume} run found this file complete and kept it. */
+  public final boolean reused;
 
-  public WrittenFile(String relativePath, long bytes, int tensors, long tensorBytes) {
+  public WrittenFile(String relativePath, long bytes, long tensorBytes, String sha256, List<Tensor> contents,
+      boolean reused) {
     this.relativePath = relativePath;
     this.bytes = bytes;
-    this.tensors = tensors;
     this.tensorBytes = tensorBytes;
+    this.sha256 = sha256;
+    this.contents = List.copyOf(contents);
+    this.reused = reused;
+  }
+
+  public WrittenFile reused() {
+    return new WrittenFile(relativePath, bytes, tensorBytes, sha256, contents, true);
+  }
+
+  public int tensors() {
+    return contents.size();
   }
 
   @Override
@@ -27,21 +71,22 @@ public final class WrittenFile implements Serializable, Comparable<WrittenFile> 
   }
 
   @Override
-  public String toString() {
-    return relativePath + " (" + tensors + " tensors, " + bytes + " bytes)";
-  }
-
-  @Override
   public boolean equals(Object other) {
     if (!(other instanceof WrittenFile)) {
       return false;
     }
     WrittenFile o = (WrittenFile) other;
-    return java.util.Objects.equals(relativePath, o.relativePath) && bytes == o.bytes && tensors == o.tensors && tensorBytes == o.tensorBytes;
+    return relativePath.equals(o.relativePath) && bytes == o.bytes && tensorBytes == o.tensorBytes
+        && Objects.equals(sha256, o.sha256) && contents.equals(o.contents) && reused == o.reused;
   }
 
   @Override
   public int hashCode() {
-    return java.util.Objects.hash(relativePath, bytes, tensors, tensorBytes);
+    return Objects.hash(relativePath, bytes, sha256);
+  }
+
+  @Override
+  public String toString() {
+    return relativePath + " (" + contents.size() + " tensors, " + bytes + " bytes)";
   }
 }

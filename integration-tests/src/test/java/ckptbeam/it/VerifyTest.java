@@ -1,0 +1,54 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ckptbeam.io.PickleReader;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.io.TorchCheckpointReader;
+import java.io.RandomAccessFile;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** verify: a manifest check and a layout proof that both catch one flipped byte, and name where it is. */
+class VerifyTest {
+  @TempDir Path work;
+
+  @Test
+  void oneFlippedByteIsFoundAndNamed() throws Exception {
+    Path hf = Checkpoints.tinyModel(work.resolve("hf"));
+    Path mc = work.resolve("mc");
+    String[] layout = {"--moe-grouped-gemm", "--mtp-num-layers", "1", "--target-tensor-parallel-size", "2"};
+    String[] fwd = new String[5 + layout.length];
+    System.arraycopy(new String[] {"hf2mcore", "--load-dir", hf.toString(), "--save-dir", mc.toString()}, 0, fwd, 0, 5);
+    System.arraycopy(layout, 0, fwd, 5, layout.length);
+    assertEquals(0, Checkpoints.cli(fwd).exit);
+    String[] proof = {"verify", "--hf", hf.toString(), "--mcore", mc.toString(), "--moe-grouped-gemm",
+        "--mtp-num-layers", "1", "--source-tensor-parallel-size", "2"};
+    Checkpoints.Run ok = Checkpoints.cli(proof);
+    assertEquals(0, ok.exit, ok.toString());
+    assertTrue(ok.out.contains("2 rank file(s), ") && ok.out.contains("tensors equal the HF input"), ok.out);
+    assertEquals(0, Checkpoints.cli("verify", "--load-dir", mc.toString()).exit);
+
+    // flip one byte inside decoder.layers.1.mlp.experts.weight2 of tp rank 1
+    Path rank = mc.resolve("iter_0000001/mp_rank_01/model_optim_rng.pt");
+    TorchCheckpointReader r = TorchCheckpointReader.open(rank.toString());
+    String key = "decoder.layers.1.mlp.experts.weight2";
+    PickleReader.TorchTensor t = r.tensors("model").get(key);
+    TensorLocation loc = r.locate(key, t);
+    try (RandomAccessFile f = new RandomAccessFile(rank.toFile(), "rw")) {
+      f.seek(loc.offset() + 10);
+      int b = f.read();
+      f.seek(loc.offset() + 10);
+      f.write(b ^ 0x40);
+    }
+    Checkpoints.Run manifest = Checkpoints.cli("verify", "--load-dir", mc.toString());
+    assertEquals(1, manifest.exit);
+    assertTrue(manifest.out.contains("mp_rank_01/model_optim_rng.pt: SHA-256 differs"), manifest.out);
+    Checkpoints.Run bad = Checkpoints.cli(proof);
+    assertEquals(1, bad.exit);
+    assertTrue(bad.out.contains("mp_rank_01/model/" + key + ": differs from the HF input first at element 5"),
+        bad.out);
+  }
+}
