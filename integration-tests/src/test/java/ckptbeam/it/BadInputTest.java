@@ -189,10 +189,37 @@ class BadInputTest {
   }
 
   @Test
-  void fp8CheckpointsAreRefusedClearly() throws IOException {
+  void quantisationOtherThanDeepSeeksFp8IsRefusedClearly() throws IOException {
     Path hf = copy();
     edit(hf.resolve("config.json"), "\"model_type\"",
-        "\"quantization_config\" : {\"quant_method\": \"fp8\"}, \"model_type\"");
-    fails(convert(hf), "quantization_config", "FP8");
+        "\"quantization_config\" : {\"quant_method\": \"awq\"}, \"model_type\"");
+    fails(convert(hf), "quantization_config", "awq", "only DeepSeek's \"fp8\"");
+  }
+
+  @Test
+  void aShardThatIsASymlinkOutOfTheFolder() throws IOException {
+    Path hf = copy();
+    String name = shard(hf, 2);
+    Path outside = work.resolve("elsewhere.safetensors");
+    Files.move(hf.resolve(name), outside);
+    Files.createSymbolicLink(hf.resolve(name), outside);
+    fails(convert(hf), name, "OutsideCheckpoint", "symbolic link");
+  }
+
+  @Test
+  void nonUtf8Json() throws IOException {
+    Path hf = copy();
+    byte[] index = Files.readAllBytes(hf.resolve("model.safetensors.index.json"));
+    index[20] = (byte) 0xC3;
+    index[21] = (byte) 0x28;
+    Files.write(hf.resolve("model.safetensors.index.json"), index);
+    fails(convert(hf), "model.safetensors.index.json", "InvalidIndex", "not valid JSON");
+    Path hf2 = work.resolve("hf2");
+    Files.createDirectories(hf2);
+    Files.copy(pristine.resolve("config.json"), hf2.resolve("config.json"));
+    byte[] config = Files.readAllBytes(hf2.resolve("config.json"));
+    config[5] = (byte) 0xFF;
+    Files.write(hf2.resolve("config.json"), config);
+    fails(convert(hf2), "config.json: not valid JSON");
   }
 }

@@ -80,6 +80,22 @@ public final class CheckpointFiles {
     }
   }
 
+  /**
+   * Refuses a local file that resolves, through symbolic links, to a place outside {@code folder}: a checkpoint's
+   * shards are its own files, and following a link out of it could read anything on the machine.
+   */
+  public static void checkInside(String folder, String file) throws IOException {
+    if (!isLocal(folder) || !isLocal(file)) {
+      return;
+    }
+    Path root = Paths.get(folder).toRealPath();
+    Path real = Paths.get(file).toRealPath();
+    if (!real.startsWith(root)) {
+      throw new CheckpointFormatException(file, "OutsideCheckpoint", "resolves to " + real
+          + ", outside the checkpoint folder " + root + " (a symbolic link leading out of it)");
+    }
+  }
+
   /** Opens a file for ranged reads. */
   public static RangeReader open(String path) throws IOException {
     if (isLocal(path)) {

@@ -133,6 +133,10 @@ public final class PickleReader {
       throw r.bad("truncated or malformed pickle near byte " + r.i);
     } catch (ClassCastException e) {
       throw r.bad("malformed pickle near byte " + r.i + " (an operand of the wrong type)");
+    } catch (NumberFormatException e) {
+      throw r.bad("malformed number in a text opcode near byte " + r.i);
+    } catch (ArithmeticException | IllegalArgumentException | NegativeArraySizeException e) {
+      throw r.bad("malformed pickle near byte " + r.i + " (" + e.getMessage() + ")");
     }
   }
 
@@ -315,10 +319,10 @@ public final class PickleReader {
       throw bad("tensor with size " + Arrays.toString(size) + ", stride " + Arrays.toString(stride) + ", offset "
           + offset + " is malformed");
     }
-    for (long d : size) {
-      if (d < 0) {
-        throw bad("tensor with negative size " + Arrays.toString(size));
-      }
+    try {
+      Shape.of(size).byteSize(dtype); // negative or overflowing sizes fail here, not later
+    } catch (IllegalArgumentException | ArithmeticException e) {
+      throw bad("tensor with size " + Arrays.toString(size) + " is malformed (" + e.getMessage() + ")");
     }
     return new TorchTensor(s, dtype, offset, size, stride);
   }

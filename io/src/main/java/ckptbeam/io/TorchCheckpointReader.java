@@ -24,13 +24,18 @@ public final class TorchCheckpointReader {
 
   public static TorchCheckpointReader open(String file) throws IOException {
     try (RangeReader in = CheckpointFiles.open(file)) {
-      ZipDirectory zip = ZipDirectory.read(file, in);
-      if (zip.records().containsKey("constants.pkl")) {
-        throw new CheckpointFormatException(file, "InvalidTorchZip", "a TorchScript archive, not a checkpoint");
-      }
-      byte[] pkl = zip.readSmall(in, "data.pkl", MAX_PICKLE_BYTES);
-      return new TorchCheckpointReader(file, zip, PickleReader.read(file, pkl));
+      return read(file, in);
     }
+  }
+
+  /** Reads the directory and the pickle through {@code in}; {@code file} names the file in messages. */
+  public static TorchCheckpointReader read(String file, RangeReader in) throws IOException {
+    ZipDirectory zip = ZipDirectory.read(file, in);
+    if (zip.records().containsKey("constants.pkl")) {
+      throw new CheckpointFormatException(file, "InvalidTorchZip", "a TorchScript archive, not a checkpoint");
+    }
+    byte[] pkl = zip.readSmall(in, "data.pkl", MAX_PICKLE_BYTES);
+    return new TorchCheckpointReader(file, zip, PickleReader.read(file, pkl));
   }
 
   public String file() {
@@ -88,7 +93,8 @@ public final class TorchCheckpointReader {
     try {
       bytes = t.shape().byteSize(t.dtype);
       start = Math.multiplyExact(t.offset, t.dtype.size());
-    } catch (ArithmeticException e) {
+      Math.addExact(start, bytes);
+    } catch (ArithmeticException | IllegalArgumentException e) {
       throw new CheckpointFormatException(file, "InvalidTensor", "tensor \"" + name + "\" overflows");
     }
     if (start + bytes > r.size) {

@@ -17,6 +17,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.zip.CRC32;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -170,5 +171,118 @@ class TorchCheckpointReaderTest {
     assertEquals("release", McoreTracker.iterationDir(dir.toString()));
     Files.writeString(dir.resolve("latest_checkpointed_iteration.txt"), "abc");
     assertThrows(CheckpointFormatException.class, () -> McoreTracker.iterationDir(dir.toString()));
+  }
+
+  private Path zip(String name, java.util.function.Consumer<java.util.zip.ZipOutputStream> entries) throws IOException {
+    Path f = dir.resolve(name);
+    try (java.util.zip.ZipOutputStream z = new java.util.zip.ZipOutputStream(Files.newOutputStream(f))) {
+      entries.accept(z);
+    }
+    return f;
+  }
+
+  private static void entry(java.util.zip.ZipOutputStream z, String name, byte[] data, boolean stored) {
+    try {
+      java.util.zip.ZipEntry e = new java.util.zip.ZipEntry(name);
+      if (stored) {
+        e.setMethod(java.util.zip.ZipEntry.STORED);
+        e.setSize(data.length);
+        CRC32 crc = new CRC32();
+        crc.update(data);
+        e.setCrc(crc.getValue());
+      }
+      z.putNextEntry(e);
+      z.write(data);
+      z.closeEntry();
+    } catch (IOException ex) {
+      throw new IllegalStateException(ex);
+    }
+  }
+
+  /** The pickle of golden file A: {'w': bf16 [2, 3] in storage "0"}. */
+  private static byte[] goldenPickle() throws IOException {
+    try (InputStream in = TorchCheckpointReaderTest.class.getResourceAsStream("/golden-appendix-a.pt")) {
+      return java.util.Arrays.copyOfRange(in.readAllBytes(), 0x40, 0x40 + 0xa8);
+    }
+  }
+
+  @Test
+  void aCompressedStorageRecordIsRefusedButACompressedPickleIsRead() throws IOException {
+    byte[] pkl = goldenPickle();
+    Path f = zip("deflated.pt", z -> {
+      entry(z, "archive/data.pkl", pkl, false);
+      entry(z, "archive/data/0", Bytes.bf16(1, 2, 3, 4, 5, 6), false);
+      entry(z, "archive/version", "3\n".getBytes(StandardCharsets.US_ASCII), true);
+    });
+    TorchCheckpointReader r = TorchCheckpointReader.open(f.toString());
+    PickleReader.TorchTensor w = (PickleReader.TorchTensor) ((Map<?, ?>) r.root()).get("w");
+    CheckpointFormatException e = assertThrows(CheckpointFormatException.class, () -> r.locate("w", w));
+    assertEquals("CompressedStorage", e.rule());
+  }
+
+  @Test
+  void torchScriptArchivesAndEntriesOutsideTheFolderAreRefused() throws IOException {
+    byte[] pkl = goldenPickle();
+    Path script = zip("script.pt", z -> {
+      entry(z, "archive/data.pkl", pkl, true);
+      entry(z, "archive/constants.pkl", pkl, true);
+    });
+    CheckpointFormatException e = assertThrows(CheckpointFormatException.class,
+        () -> TorchCheckpointReader.open(script.toString()));
+    assertTrue(e.getMessage().contains("TorchScript"), e.getMessage());
+    Path outside = zip("outside.pt", z -> {
+      entry(z, "archive/data.pkl", pkl, true);
+      entry(z, "other/data/0", new byte[12], true);
+    });
+    e = assertThrows(CheckpointFormatException.class, () -> TorchCheckpointReader.open(outside.toString()));
+    assertTrue(e.getMessage().contains("outside the archive folder"), e.getMessage());
+  }
+
+  @Test
+  void aZip64LocatorPointingOutsideTheFileIsRefused() throws IOException {
+    Path f = dir.resolve("z64.pt");
+    Map<String, Object> root = new LinkedHashMap<>();
+    root.put("w", new TorchCheckpointWriter.Tensor(new TensorSpec("w", DType.U8, Shape.of(4), Bytes.of(new byte[4]))));
+    try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+      TorchCheckpointWriter.write(ch, "archive", root);
+    }
+    byte[] b = Files.readAllBytes(f);
+    // insert a zip64 locator right before the EOCD, pointing far past the end
+    ByteBuffer loc = ByteBuffer.allocate(20).order(ByteOrder.LITTLE_ENDIAN);
+    loc.putInt(0x07064b50).putInt(0).putLong(Long.MAX_VALUE / 2).putInt(1);
+    byte[] out = new byte[b.length + 20];
+    System.arraycopy(b, 0, out, 0, b.length - 22);
+    System.arraycopy(loc.array(), 0, out, b.length - 22, 20);
+    System.arraycopy(b, b.length - 22, out, b.length - 2, 22);
+    Files.write(f, out);
+    CheckpointFormatException e = assertThrows(CheckpointFormatException.class,
+        () -> TorchCheckpointReader.open(f.toString()));
+    assertTrue(e.getMessage().contains("zip64 end record offset"), e.getMessage());
+  }
+
+  @Test
+  void deeplyNestedAndOversizedPicklesAreHandled() throws IOException {
+    // 200 000 nested lists: no recursion in the reader, so no stack overflow
+    java.io.ByteArrayOutputStream p = new java.io.ByteArrayOutputStream();
+    p.write(0x80);
+    p.write(2);
+    for (int i = 0; i < 200_000; i++) {
+      p.write(']');
+    }
+    for (int i = 0; i < 199_999; i++) {
+      p.write('a');
+    }
+    p.write('.');
+    Object root = PickleReader.read("deep.pkl", p.toByteArray());
+    assertTrue(root instanceof java.util.List);
+    // a pickle record larger than the reader's limit is refused before it is read
+    byte[] pkl = goldenPickle();
+    Path f = zip("big.pt", z -> entry(z, "archive/data.pkl", pkl, true));
+    try (RangeReader in = CheckpointFiles.open(f.toString())) {
+      ZipDirectory zd = ZipDirectory.read(f.toString(), in);
+      CheckpointFormatException e = assertThrows(CheckpointFormatException.class,
+          () -> zd.readSmall(in, "data.pkl", 100));
+      assertTrue(e.getMessage().contains("larger than the 100 allowed"), e.getMessage());
+    }
   }
 }

@@ -51,6 +51,7 @@ final class Fp8ToBf16 {
         throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
             + "\") but it does not exist");
       }
+      CheckpointFiles.checkInside(loadDir, path);
       shards.add(new ShardRef(path, e.getValue()));
     }
     Conversion conv = new Conversion("fp8-to-bf16", a, loadDir, saveDir)

@@ -131,6 +131,7 @@ public final class Hf2Mcore {
         throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
             + "\") but it does not exist");
       }
+      CheckpointFiles.checkInside(r.loadDir, path);
       shards.add(new ShardRef(path, e.getValue()));
     }
     TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
