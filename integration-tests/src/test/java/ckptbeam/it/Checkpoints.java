@@ -85,6 +85,13 @@ final class Checkpoints {
     return out;
   }
 
+  /** {@link #contents} without the manifest, which records the input and options and so differs between inputs. */
+  static TreeMap<String, byte[]> dataContents(Path dir) throws IOException {
+    TreeMap<String, byte[]> out = contents(dir);
+    out.remove("ckptbeam-manifest.json");
+    return out;
+  }
+
   /** Audits the pickle of every .pt under {@code dir} against torch's weights-only allowlist; returns the count. */
   static int auditWeightsOnly(Path dir) throws IOException {
     int files = 0;

@@ -71,7 +71,7 @@ class Fp8Test {
     System.arraycopy(layout, 0, args, 5, layout.length);
     Checkpoints.Run r = Checkpoints.cli(args);
     assertEquals(0, r.exit, r.toString());
-    return Checkpoints.contents(out);
+    return Checkpoints.dataContents(out);
   }
 
   @Test

@@ -59,12 +59,12 @@ class LoraMergeTest {
     Files.copy(hf.resolve("config.json"), work.resolve("merged/config.json"));
 
     String source = flags.replace("--target-", "--source-");
-    TreeMap<String, byte[]> expected = Checkpoints.contents(back(work.resolve("merged"), "hf-expected", source));
-    TreeMap<String, byte[]> combined = Checkpoints.contents(back(work.resolve("combined"), "hf-combined", source,
+    TreeMap<String, byte[]> expected = Checkpoints.dataContents(back(work.resolve("merged"), "hf-expected", source));
+    TreeMap<String, byte[]> combined = Checkpoints.dataContents(back(work.resolve("combined"), "hf-combined", source,
         "--lora-r", "4", "--lora-alpha", "8"));
-    TreeMap<String, byte[]> separate = Checkpoints.contents(back(mcore, "hf-separate", source, "--lora-r", "4",
+    TreeMap<String, byte[]> separate = Checkpoints.dataContents(back(mcore, "hf-separate", source, "--lora-r", "4",
         "--lora-alpha", "8", "--lora-load", work.resolve("lora-only").toString()));
-    TreeMap<String, byte[]> unmerged = Checkpoints.contents(back(mcore, "hf-unmerged", source));
+    TreeMap<String, byte[]> unmerged = Checkpoints.dataContents(back(mcore, "hf-unmerged", source));
     assertEquals(expected.keySet(), combined.keySet());
     assertEquals(expected.keySet(), separate.keySet());
     int changed = 0;

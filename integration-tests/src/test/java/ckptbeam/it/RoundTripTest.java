@@ -83,8 +83,8 @@ class RoundTripTest {
     Checkpoints.Run r = Checkpoints.cli(rev.toArray(new String[0]));
     assertEquals(0, r.exit, r.toString());
     String config = Files.readString(back.resolve("config.json"));
-    assertTrue(config.contains("\"num_hidden_layers\" : 4"), config);
-    assertTrue(config.contains("\"first_k_dense_replace\" : 1"), config);
+    assertTrue(config.contains("\"num_hidden_layers\": 4"), config);
+    assertTrue(config.contains("\"first_k_dense_replace\": 1"), config);
     // HF layers 0, 3, 4, 5 became 0, 1, 2, 3: the output's layer 1 is the input's layer 3
     Path file = back.resolve("model-00002-of-000004.safetensors");
     assertTrue(Files.exists(file));

@@ -42,6 +42,7 @@ public final class Hf2Mcore {
   static Args flags() {
     return LayoutFlags.define(new Args().value("load-dir").value("save-dir"), "target")
         .flag("qlora-nf4")
+        .value("nf4-format")
         .flag("dry-run")
         .flag("overwrite")
         .flag("resume");
@@ -62,10 +63,21 @@ public final class Hf2Mcore {
     Request r = new Request();
     r.loadDir = Cli.absolute(a.require("load-dir"));
     r.saveDir = Cli.absolute(a.require("save-dir"));
-    if (a.has("qlora-nf4")) {
-      throw new IllegalArgumentException("--qlora-nf4 is not supported yet");
-    }
     LayoutOptions o = LayoutFlags.parse(a, "target");
+    if (a.has("nf4-format") && !a.has("qlora-nf4")) {
+      throw new IllegalArgumentException("--nf4-format goes with --qlora-nf4");
+    }
+    if (a.has("qlora-nf4")) {
+      String f = a.has("nf4-format") ? a.get("nf4-format") : "npu";
+      if (f.equals("npu")) {
+        o.nf4 = ckptbeam.io.Nf4.Format.NPU;
+      } else if (f.equals("bitsandbytes")) {
+        o.nf4 = ckptbeam.io.Nf4.Format.BITSANDBYTES;
+      } else {
+        throw new IllegalArgumentException("--nf4-format must be \"npu\" (what MindSpeed's QLoRA loads) or "
+            + "\"bitsandbytes\" (upstream bitsandbytes 0.50 on the CPU), got \"" + f + "\"");
+      }
+    }
     r.layout = o;
     r.dryRun = a.has("dry-run");
     r.conversion = new Conversion("hf2mcore", a, r.loadDir, r.saveDir);

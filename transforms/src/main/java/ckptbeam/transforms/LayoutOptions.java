@@ -33,6 +33,20 @@ public final class LayoutOptions implements Serializable {
   public boolean mlaMmSplit;
   public boolean dualpipe;
   public McoreKeyNames.Scheme keyNames = McoreKeyNames.Scheme.CURRENT;
+  /** {@code --qlora-nf4}: the NF4 encoding to quantise the linear weights with, or null. */
+  public ckptbeam.io.Nf4.Format nf4;
+
+  /** The keys {@code --qlora-nf4} quantises (mapping.md §7.1): linear weights, never embeddings, norms, router. */
+  private static final java.util.List<String> NF4_SUFFIXES = java.util.List.of("output_layer.weight",
+      "eh_proj.weight", "linear_qkv.weight", "linear_proj.weight", "linear_q_up_proj.weight",
+      "linear_kv_up_proj.weight", "linear_qb.weight", "linear_kvb.weight", "linear_qk_nope.weight",
+      "linear_qk_rope.weight", "linear_kv_nope.weight", "linear_v.weight", "linear_fc1.weight", "linear_fc2.weight",
+      "experts.weight1", "experts.weight2");
+
+  /** Whether {@code --qlora-nf4} quantises this mcore key. */
+  public boolean quantises(String key) {
+    return nf4 != null && NF4_SUFFIXES.stream().anyMatch(key::endsWith);
+  }
 
   /** Fills defaults from the model config and checks every rule; the message names the flag and the numbers. */
   public LayoutOptions resolve(ModelConfig cfg) {
@@ -185,6 +199,7 @@ public final class LayoutOptions implements Serializable {
     o.mlaMmSplit = mlaMmSplit;
     o.dualpipe = dualpipe;
     o.keyNames = keyNames;
+    o.nf4 = nf4;
     return o;
   }
 

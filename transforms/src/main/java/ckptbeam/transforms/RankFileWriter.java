@@ -3,6 +3,7 @@ package ckptbeam.transforms;
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.DType;
+import ckptbeam.io.Nf4Quantizer;
 import ckptbeam.io.Sha256;
 import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
@@ -50,12 +51,17 @@ public final class RankFileWriter {
         for (AssembledTensor t : chunk.getValue()) {
           DType dtype = TensorAssembler.dtypeOf(t, sources);
           TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
-          if (model.put(t.key(), new TorchCheckpointWriter.Tensor(spec)) != null) {
-            throw new IllegalStateException(relative + ": the plan has key " + t.key() + " twice");
+          // --qlora-nf4: the weight becomes its packed data plus the quant-state entries (§7.1, §7.6)
+          List<TensorSpec> entries = plan.options().quantises(t.key())
+              ? new Nf4Quantizer(plan.options().nf4, dtype, t.shape(), spec.bytes()).entries(t.key()) : List.of(spec);
+          for (TensorSpec e : entries) {
+            if (model.put(e.name(), new TorchCheckpointWriter.Tensor(e)) != null) {
+              throw new IllegalStateException(relative + ": the plan has key " + e.name() + " twice");
+            }
+            written.add(new WrittenFile.Tensor(chunk.getKey() + "/" + e.name(), e.dtype().safetensorsName(),
+                e.shape().dims(), new ArrayList<>(t.sources())));
+            tensorBytes += e.byteSize();
           }
-          written.add(new WrittenFile.Tensor(chunk.getKey() + "/" + t.key(), dtype.safetensorsName(), t.shape().dims(),
-              new ArrayList<>(t.sources())));
-          tensorBytes += spec.byteSize();
         }
         root.put(chunk.getKey(), model);
       }
