@@ -181,8 +181,8 @@ class BadInputTest {
     Checkpoints.Run unknown = convert(hf, "--no-such-flag=3");
     assertEquals(2, unknown.exit);
     assertTrue(unknown.err.contains("unknown flag --no-such-flag"), unknown.err);
-    Checkpoints.Run nf4 = convert(hf, "--qlora-nf4");
-    assertTrue(nf4.err.contains("--qlora-nf4 is not supported yet"), nf4.err);
+    Checkpoints.Run nf4 = convert(hf, "--qlora-nf4", "--nf4-format", "int4");
+    assertTrue(nf4.err.contains("--nf4-format must be \"npu\""), nf4.err);
     fails(convert(hf, "--target-tensor-parallel-size", "3"), "is not divisible by --target-tensor-parallel-size = 3");
     fails(convert(hf, "--target-pipeline-parallel-size", "x"), "--target-pipeline-parallel-size must be an integer");
     assertFalse(Files.exists(work.resolve("out")));

@@ -41,4 +41,64 @@ class Nf4Test {
     assertEquals(0, p.waitFor(), out);
     assertTrue(out.startsWith("OK "), out);
   }
+
+  /** mcore2hf dequantises NF4 (lossy): quantised weights come back within the code grid's error, the rest exactly. */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"npu", "bitsandbytes"})
+  void nf4ComesBackWithinTheQuantisationError(String format) throws Exception {
+    Path hf = Checkpoints.tinyModel(work.resolve("hf"));
+    Path mc = work.resolve("mc");
+    Checkpoints.Run fwd = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir", mc.toString(),
+        "--qlora-nf4", "--nf4-format", format, "--moe-grouped-gemm", "--mtp-num-layers", "1");
+    assertEquals(0, fwd.exit, fwd.toString());
+    Path back = work.resolve("back");
+    Checkpoints.Run rev = Checkpoints.cli("mcore2hf", "--load-dir", mc.toString(), "--save-dir", back.toString(),
+        "--moe-grouped-gemm", "--mtp-num-layers", "1");
+    assertEquals(0, rev.exit, rev.toString());
+    java.util.Map<String, float[]> in = values(hf);
+    java.util.Map<String, float[]> out = values(back);
+    int lossy = 0;
+    for (java.util.Map.Entry<String, float[]> e : out.entrySet()) {
+      float[] a = in.get(e.getKey());
+      float[] b = e.getValue();
+      boolean quantised = e.getKey().contains("proj") || e.getKey().contains("lm_head")
+          || e.getKey().contains("shared_head.head");
+      float max = 0;
+      for (float v : a) {
+        max = Math.max(max, Math.abs(v));
+      }
+      for (int i = 0; i < a.length; i++) {
+        if (quantised) {
+          assertTrue(Math.abs(a[i] - b[i]) <= 0.16f * max + 1e-6f, e.getKey() + "[" + i + "]: " + a[i] + " vs " + b[i]);
+        } else {
+          assertEquals(Float.floatToIntBits(a[i]), Float.floatToIntBits(b[i]), e.getKey() + "[" + i + "]");
+        }
+      }
+      if (quantised && !java.util.Arrays.equals(a, b)) {
+        lossy++;
+      }
+    }
+    assertTrue(lossy > 20, "quantised tensors that changed: " + lossy);
+  }
+
+  /** Every tensor of an HF folder, widened to float. */
+  private static java.util.Map<String, float[]> values(Path dir) throws Exception {
+    java.util.Map<String, float[]> out = new java.util.HashMap<>();
+    ckptbeam.io.SafetensorsIndex index = ckptbeam.io.SafetensorsIndex.read(dir.toString());
+    for (String shard : index.shards()) {
+      String path = dir.resolve(shard).toString();
+      try (ckptbeam.io.RangeReader r = ckptbeam.io.CheckpointFiles.open(path)) {
+        for (ckptbeam.io.TensorLocation t : ckptbeam.io.SafetensorsHeader.read(path).tensors()) {
+          java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) t.byteSize()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+          r.readFully(t.offset(), b);
+          float[] v = new float[(int) t.shape().numel()];
+          for (int i = 0; i < v.length; i++) {
+            v[i] = t.dtype() == ckptbeam.io.DType.BF16 ? ckptbeam.io.BFloat16.toFloat(b.getShort(2 * i)) : b.getFloat(4 * i);
+          }
+          out.put(t.name(), v);
+        }
+      }
+    }
+    return out;
+  }
 }

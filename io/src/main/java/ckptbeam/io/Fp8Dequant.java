@@ -1,13 +1,12 @@
 package ckptbeam.io;
 
-import java.io.Serializable;
 import java.util.Objects;
 
 /**
  * A DeepSeek FP8 weight read as bf16 (formats.md §3.3): {@code out[i][j] = bf16(f32(w[i][j]) · scale[i/B][j/B])},
  * with the float32 block scales of {@code <name>_scale_inv}, which may sit in another shard.
  */
-public final class Fp8Dequant implements Serializable {
+public final class Fp8Dequant implements ComputedSource {
   private static final long serialVersionUID = 1L;
 
   public final TensorLocation weight;
@@ -36,7 +35,12 @@ public final class Fp8Dequant implements Serializable {
           + scale.shape() + " does not fit " + weight.name() + " " + w + " with " + blockRows + "x" + blockCols
           + " blocks");
     }
-    return new TensorLocation(weight.name(), weight.file(), DType.BF16, w, 0).withDequant(this);
+    return new TensorLocation(weight.name(), weight.file(), DType.BF16, w, 0).computedBy(this);
+  }
+
+  @Override
+  public RangeReader open(TensorLocation self) throws java.io.IOException {
+    return new DequantRangeReader(this);
   }
 
   @Override

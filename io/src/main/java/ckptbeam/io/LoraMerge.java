@@ -1,6 +1,5 @@
 package ckptbeam.io;
 
-import java.io.Serializable;
 import java.util.Objects;
 
 /**
@@ -10,7 +9,7 @@ import java.util.Objects;
  * batch with left = B [out, r] and right = A [r, in]; grouped-GEMM experts are one batch per local expert with
  * left = {@code weightN_lora_a}, right = {@code weightN_lora_b}.
  */
-public final class LoraMerge implements Serializable {
+public final class LoraMerge implements ComputedSource {
   private static final long serialVersionUID = 1L;
 
   public final TensorLocation left;
@@ -34,6 +33,11 @@ public final class LoraMerge implements Serializable {
       throw new IllegalArgumentException("LoRA factors " + left.name() + left.shape() + " and " + right.name()
           + right.shape() + " do not fit " + batches + " x [" + rows + ", " + cols + "] with rank " + rank);
     }
+  }
+
+  @Override
+  public RangeReader open(TensorLocation self) throws java.io.IOException {
+    return new MergedRangeReader(self, this);
   }
 
   @Override

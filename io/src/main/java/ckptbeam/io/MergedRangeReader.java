@@ -27,9 +27,9 @@ final class MergedRangeReader implements RangeReader {
   private float[] left; // LEFT_BLOCK_ROWS x rank
   private double[] acc = new double[0];
 
-  MergedRangeReader(TensorLocation loc) throws IOException {
+  MergedRangeReader(TensorLocation loc, LoraMerge merge) throws IOException {
     this.loc = loc;
-    this.m = loc.merge();
+    this.m = merge;
     if (loc.dtype() != DType.BF16 && loc.dtype() != DType.F32) {
       throw new IOException(loc.name() + ": LoRA merge into a " + loc.dtype() + " base is not supported");
     }

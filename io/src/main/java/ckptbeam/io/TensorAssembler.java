@@ -199,16 +199,12 @@ public final class TensorAssembler implements Closeable {
     }
   }
 
-  /** One reader per file; a computed tensor (LoRA merge, FP8 dequantisation) gets a reader of its own. */
+  /** One reader per file; a computed tensor (LoRA merge, dequantisation) gets a reader of its own. */
   private RangeReader reader(TensorLocation loc) throws IOException {
-    String key = loc.isComputed() ? "computed:" + loc.name() : loc.file();
+    String key = loc.computed() != null ? "computed:" + loc.name() : loc.file();
     RangeReader r = readers.get(key);
     if (r == null) {
-      if (loc.dequant() != null && loc.merge() != null) {
-        throw new IOException(loc.name() + ": a LoRA merge into an FP8 base is not supported");
-      }
-      r = loc.dequant() != null ? new DequantRangeReader(loc.dequant())
-          : loc.merge() != null ? new MergedRangeReader(loc) : CheckpointFiles.open(loc.file());
+      r = loc.computed() != null ? loc.computed().open(loc) : CheckpointFiles.open(loc.file());
       readers.put(key, r);
     }
     return r;

@@ -18,48 +18,36 @@ public final class TensorLocation implements Serializable {
   private final DType dtype;
   private final Shape shape;
   private final long offset;
-  private final LoraMerge merge;
-  private final Fp8Dequant dequant;
+  private final ComputedSource computed;
 
   public TensorLocation(String name, String file, DType dtype, Shape shape, long offset) {
-    this(name, file, dtype, shape, offset, null, null);
+    this(name, file, dtype, shape, offset, null);
   }
 
-  private TensorLocation(String name, String file, DType dtype, Shape shape, long offset, LoraMerge merge,
-      Fp8Dequant dequant) {
+  private TensorLocation(String name, String file, DType dtype, Shape shape, long offset, ComputedSource computed) {
     this.name = Objects.requireNonNull(name);
     this.file = Objects.requireNonNull(file);
     this.dtype = Objects.requireNonNull(dtype);
     this.shape = Objects.requireNonNull(shape);
     this.offset = offset;
-    this.merge = merge;
-    this.dequant = dequant;
+    this.computed = computed;
   }
 
-  /** The same tensor with a LoRA delta added as it is read. */
-  public TensorLocation withMerge(LoraMerge merge) {
-    return new TensorLocation(name, file, dtype, shape, offset, merge, dequant);
+  /** The same tensor, its bytes computed as they are read (a LoRA merge, a dequantisation). */
+  public TensorLocation computedBy(ComputedSource computed) {
+    if (this.computed != null) {
+      throw new IllegalArgumentException(name + ": a tensor computed twice (e.g. LoRA merged into a quantised "
+          + "base) is not supported");
+    }
+    return new TensorLocation(name, file, dtype, shape, offset, computed);
   }
 
-  /** A virtual bf16 tensor computed from FP8 bytes and block scales as it is read. */
-  TensorLocation withDequant(Fp8Dequant dequant) {
-    return new TensorLocation(name, file, dtype, shape, offset, merge, dequant);
+  /** What computes this tensor's bytes, or null when they are read as stored. */
+  public ComputedSource computed() {
+    return computed;
   }
 
-  /** The FP8 dequantisation that produces this tensor's bytes, or null. */
-  public Fp8Dequant dequant() {
-    return dequant;
-  }
 
-  /** Whether reading this tensor computes its bytes (LoRA merge, FP8 dequantisation) instead of copying them. */
-  public boolean isComputed() {
-    return merge != null || dequant != null;
-  }
-
-  /** The LoRA delta added when reading, or null. */
-  public LoraMerge merge() {
-    return merge;
-  }
 
   /** The tensor's name in its checkpoint. */
   public String name() {
@@ -95,17 +83,17 @@ public final class TensorLocation implements Serializable {
     }
     TensorLocation t = (TensorLocation) o;
     return name.equals(t.name) && file.equals(t.file) && dtype == t.dtype && shape.equals(t.shape)
-        && offset == t.offset && Objects.equals(merge, t.merge) && Objects.equals(dequant, t.dequant);
+        && offset == t.offset && Objects.equals(computed, t.computed);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(name, file, dtype, shape, offset, merge, dequant);
+    return Objects.hash(name, file, dtype, shape, offset, computed);
   }
 
   @Override
   public String toString() {
-    return name + " " + dtype + shape + " @" + file + ":" + offset + (merge == null ? "" : " +LoRA")
-        + (dequant == null ? "" : " from FP8");
+    return name + " " + dtype + shape + " @" + file + ":" + offset + (computed == null ? "" : " computed by "
+        + computed.getClass().getSimpleName());
   }
 }

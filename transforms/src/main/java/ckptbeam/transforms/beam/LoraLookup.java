@@ -106,7 +106,7 @@ final class LoraLookup {
         long experts = w1 ? al.shape().numel() / (hidden * r) : bl.shape().numel() / (r * hidden);
         long rows = w1 ? hidden : numel / (experts * hidden);
         long cols = numel / (experts * rows);
-        return loc.withMerge(new LoraMerge(al, bl, experts, rows, cols, r, options.scale()));
+        return loc.computedBy(new LoraMerge(al, bl, experts, rows, cols, r, options.scale()));
       }
       // W [out, in] += B [out, r] · A [r, in]
       long out = loc.shape().rows();
@@ -116,7 +116,7 @@ final class LoraLookup {
         throw new CheckpointFormatException(file, "LoraShape", "\"" + key + "\" " + loc.shape() + " cannot take "
             + aKey + " " + a.shape() + " and " + bKey + " " + b.shape() + " with --lora-r " + r);
       }
-      return loc.withMerge(new LoraMerge(bl, al, 1, out, in, r, options.scale()));
+      return loc.computedBy(new LoraMerge(bl, al, 1, out, in, r, options.scale()));
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new CheckpointFormatException(file, "LoraShape", "\"" + key + "\": " + e.getMessage());
     }

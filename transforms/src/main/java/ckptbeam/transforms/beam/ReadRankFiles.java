@@ -50,6 +50,8 @@ public final class ReadRankFiles extends PTransform<PCollection<String>, PCollec
   }
 
   static final class ReadFn extends DoFn<String, KV<String, TensorLocation>> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ReadRankFiles.class);
+    private transient boolean warnedNf4;
     private final Mcore2HfPlan plan;
     private final String loadDir;
     private final LoraOptions lora;
@@ -86,6 +88,7 @@ public final class ReadRankFiles extends PTransform<PCollection<String>, PCollec
         LoraLookup lookup = new LoraLookup(present, loraTensors, lora);
         TreeSet<String> unexpected = new TreeSet<>(present.keySet());
         chunk.getValue().forEach(t -> unexpected.removeAll(lookup.keysOf(t.key())));
+        chunk.getValue().forEach(t -> unexpected.removeAll(Nf4Entries.siblings(t.key())));
         unexpected.removeIf(k -> k.endsWith("_extra_state"));
         // name the most telling one: an MTP or LoRA key says which flag is missing
         String example = unexpected.stream().filter(k -> !hint(k).equals(hint(""))).findFirst()
@@ -100,11 +103,25 @@ public final class ReadRankFiles extends PTransform<PCollection<String>, PCollec
                 + "layout expects" + (also.isEmpty() ? "; check the layout flags against the ones used to write the "
                 + "checkpoint" : also));
           }
+          String name = Mcore2HfPlan.sourceName(rank, chunk.getKey(), t.key());
+          if (Nf4Entries.isNf4(present, baseKey)) {
+            TensorLocation nf4 = Nf4Entries.dequantised(reader, present, baseKey, name);
+            if (!nf4.shape().equals(t.shape())) {
+              throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " is NF4 of shape " + nf4.shape()
+                  + " but the layout and config.json imply " + t.shape());
+            }
+            if (!warnedNf4) {
+              LOG.warn("{}: NF4-quantised weights are dequantised to {}; the result is lossy (the NF4 code points, "
+                  + "not the original weights)", path, nf4.dtype());
+              warnedNf4 = true;
+            }
+            out.output(KV.of(name, nf4));
+            continue;
+          }
           if (!found.shape().equals(t.shape())) {
             throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " has shape " + found.shape()
                 + " but the layout and config.json imply " + t.shape());
           }
-          String name = Mcore2HfPlan.sourceName(rank, chunk.getKey(), t.key());
           TensorLocation loc = reader.locate(name, found);
           out.output(KV.of(name, lookup.merge(t.key(), loc, loraReader, path, plan.forward().config().hiddenSize)));
         }
