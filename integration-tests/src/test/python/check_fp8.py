@@ -3,28 +3,21 @@
 formula, multiplied by the block scale in float32 (numpy), rounded to bf16 by torch (round to nearest even)."""
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 
+from safetensors_folder import read_folder
 
-def read(folder):
-    idx = json.load(open(os.path.join(folder, "model.safetensors.index.json")))
-    out = {}
-    for shard in sorted(set(idx["weight_map"].values())):
-        data = open(os.path.join(folder, shard), "rb").read()
-        n = struct.unpack("<Q", data[:8])[0]
-        header = json.loads(data[8:8 + n])
-        for name, info in header.items():
-            if name != "__metadata__":
-                b, e = info["data_offsets"]
-                out[name] = (info["dtype"], info["shape"], data[8 + n + b:8 + n + e], shard)
-        if header.get("__metadata__") != {"format": "pt"} and folder == sys.argv[2]:
+
+def read(folder, check_metadata=False):
+    idx, out = read_folder(folder)
+    for name, (_, _, _, shard, meta) in out.items():
+        if check_metadata and meta != {"format": "pt"}:
             print("MISMATCH %s lacks __metadata__ format pt" % shard)
             sys.exit(1)
-    return idx, out
+    return idx, {k: v[:4] for k, v in out.items()}
 
 
 def e4m3(codes):
@@ -39,7 +32,7 @@ def e4m3(codes):
 def main():
     fp8_dir, bf16_dir, block = sys.argv[1], sys.argv[2], int(sys.argv[3])
     _, src = read(fp8_dir)
-    idx, dst = read(bf16_dir)
+    idx, dst = read(bf16_dir, check_metadata=True)
     cfg = json.load(open(os.path.join(bf16_dir, "config.json")))
     errors = []
     if "quantization_config" in cfg:

@@ -4,27 +4,19 @@ every PEFT tensor from the rank files with torch and compares bits, and checks a
 import argparse
 import json
 import os
-import struct
 import sys
 
 import torch
+
+from safetensors_folder import read_folder
 
 DT = {"BF16": torch.bfloat16, "F32": torch.float32}
 
 
 def load_out(folder):
-    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
-        index = json.load(f)
-    out = {}
-    for shard in sorted(set(index["weight_map"].values())):
-        data = open(os.path.join(folder, shard), "rb").read()
-        n = struct.unpack("<Q", data[:8])[0]
-        header = json.loads(data[8:8 + n])
-        for name, info in header.items():
-            if name != "__metadata__":
-                b, e = info["data_offsets"]
-                out[name] = torch.frombuffer(bytearray(data[8 + n + b:8 + n + e]), dtype=DT[info["dtype"]]).reshape(info["shape"])
-    return out
+    _, raw = read_folder(folder)
+    return {name: torch.frombuffer(bytearray(data), dtype=DT[dtype]).reshape(shape)
+            for name, (dtype, shape, data, _, _) in raw.items()}
 
 
 def main():

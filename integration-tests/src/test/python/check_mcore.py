@@ -8,10 +8,11 @@ keys (and their order), dtypes, shapes and bits. Prints "OK ..." and exits 0, or
 import argparse
 import json
 import os
-import struct
 import sys
 
 import torch
+
+from safetensors_folder import read_folder
 
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -19,21 +20,11 @@ DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F
 
 
 def load_hf(folder):
-    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
-        weight_map = json.load(f)["weight_map"]
+    _, raw = read_folder(folder)
     tensors = {}
-    for shard in sorted(set(weight_map.values())):
-        with open(os.path.join(folder, shard), "rb") as f:
-            data = f.read()
-        n = struct.unpack("<Q", data[:8])[0]
-        header = json.loads(data[8:8 + n])
-        base = 8 + n
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            b, e = info["data_offsets"]
-            t = torch.frombuffer(bytearray(data[base + b:base + e]), dtype=DTYPES[info["dtype"]])
-            tensors[name] = t.reshape(info["shape"]) if info["shape"] else t.reshape(())
+    for name, (dtype, shape, data, _, _) in raw.items():
+        t = torch.frombuffer(bytearray(data), dtype=DTYPES[dtype])
+        tensors[name] = t.reshape(shape) if shape else t.reshape(())
     return tensors
 
 

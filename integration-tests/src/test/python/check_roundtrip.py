@@ -7,26 +7,9 @@ Reads safetensors with its own parser (json + struct), and checks the output ind
 import argparse
 import json
 import os
-import struct
 import sys
 
-
-def read_folder(folder):
-    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
-        index = json.load(f)
-    out = {}
-    for shard in sorted(set(index["weight_map"].values())):
-        with open(os.path.join(folder, shard), "rb") as f:
-            data = f.read()
-        n = struct.unpack("<Q", data[:8])[0]
-        header = json.loads(data[8:8 + n])
-        base = 8 + n
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            b, e = info["data_offsets"]
-            out[name] = (info["dtype"], tuple(info["shape"]), data[base + b:base + e], shard)
-    return index, out
+from safetensors_folder import read_folder
 
 
 def main():
@@ -44,7 +27,7 @@ def main():
     total = sum(len(v[2]) for v in dst.values())
     if index["metadata"].get("total_size") != total:
         errors.append("total_size %s != %d" % (index["metadata"].get("total_size"), total))
-    for name, (dtype, shape, data, _) in dst.items():
+    for name, (dtype, shape, data, _, _) in dst.items():
         if name not in src:
             errors.append("output has %s, which the input lacks" % name)
         elif src[name][:3] != (dtype, shape, data):

@@ -37,12 +37,18 @@ public final class TorchCheckpointWriter {
    * @return the bytes written
    */
   public static long write(FileChannel out, String archivePrefix, Object root) throws IOException {
+    return write(out, archivePrefix, root, TorchZipWriter.Layout.HEADER_CRC);
+  }
+
+  /** Writes {@code root} in the given zip layout; {@link TorchZipWriter.Layout#TORCH} streams to any channel. */
+  public static long write(java.nio.channels.WritableByteChannel out, String archivePrefix, Object root,
+      TorchZipWriter.Layout layout) throws IOException {
     List<Tensor> storages = new ArrayList<>();
     PickleWriter pickle = new PickleWriter().begin();
     pickle.value(withTensorsPicklable(root, storages));
     byte[] pkl = pickle.end();
 
-    TorchZipWriter zip = new TorchZipWriter(out, archivePrefix);
+    TorchZipWriter zip = new TorchZipWriter(out, archivePrefix, layout);
     zip.writeRecord("data.pkl", pkl);
     zip.writeRecord("byteorder", "little".getBytes(StandardCharsets.US_ASCII));
     for (int key = 0; key < storages.size(); key++) {

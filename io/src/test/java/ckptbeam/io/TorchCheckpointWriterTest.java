@@ -119,4 +119,44 @@ class TorchCheckpointWriterTest {
     IOException e = assertThrows(IOException.class, () -> write(root));
     assertTrue(e.getMessage().contains("archive/data/0"), e.getMessage());
   }
+
+  @Test
+  void torchLayoutIsWhatTorchSaveWritesAndStreams() throws IOException {
+    Map<String, Object> root = new LinkedHashMap<>();
+    root.put("w", bf16(new long[] {2, 3}, 1, 2, 3, 4, 5, 6));
+    root.put("empty", bf16(new long[] {0}));
+    Path f = dir.resolve("torch.pt");
+    java.io.ByteArrayOutputStream stream = new java.io.ByteArrayOutputStream();
+    DigestingChannel digest = new DigestingChannel(java.nio.channels.Channels.newChannel(stream));
+    TorchCheckpointWriter.write(digest, "archive", root, TorchZipWriter.Layout.TORCH);
+    Files.write(f, stream.toByteArray());
+    assertEquals(Sha256.of(stream.toByteArray()), digest.sha256());
+
+    ByteBuffer b = ByteBuffer.wrap(stream.toByteArray()).order(ByteOrder.LITTLE_ENDIAN);
+    // data.pkl: version 0, flags 0x0808, CRC and sizes 0 in the local header, aligned data, a 16-byte descriptor
+    assertEquals(0, b.getShort(4));
+    assertEquals(0x0808, b.getShort(6));
+    assertEquals(0, b.getInt(14));
+    assertEquals(0, b.getInt(18));
+    int dataStart = 30 + (b.getShort(26) & 0xFFFF) + (b.getShort(28) & 0xFFFF);
+    assertEquals(64, dataStart);
+    // zip64 end record and locator are always written
+    int eocd = b.limit() - 22;
+    assertEquals(0x06054b50, b.getInt(eocd));
+    assertEquals(0x07064b50, b.getInt(eocd - 20));
+    assertEquals(0x06064b50, b.getInt(eocd - 20 - 56));
+    try (ZipFile zip = new ZipFile(f.toFile())) {
+      assertArrayEquals(Bytes.bf16(1, 2, 3, 4, 5, 6), zip.getInputStream(zip.getEntry("archive/data/0")).readAllBytes());
+      assertEquals(0, zip.getEntry("archive/data/1").getSize());
+    }
+    TorchCheckpointReader r = TorchCheckpointReader.open(f.toString());
+    PickleReader.TorchTensor w = (PickleReader.TorchTensor) ((Map<?, ?>) r.root()).get("w");
+    TensorLocation loc = r.locate("w", w);
+    assertEquals(0, loc.offset() % 64);
+    try (RangeReader in = CheckpointFiles.open(f.toString())) {
+      ByteBuffer data = ByteBuffer.allocate(12);
+      in.readFully(loc.offset(), data);
+      assertArrayEquals(Bytes.bf16(1, 2, 3, 4, 5, 6), data.array());
+    }
+  }
 }

@@ -122,6 +122,27 @@ final class Conversion {
     }
   }
 
+  /**
+   * The shards an index names, each with the tensors the index places in it; every shard must exist and stay inside
+   * the checkpoint folder (no symbolic link out of it). Checked before anything is written.
+   */
+  static List<ckptbeam.transforms.beam.ShardRef> shardRefs(String loadDir, ckptbeam.io.SafetensorsIndex index)
+      throws IOException {
+    Map<String, List<String>> byShard = new TreeMap<>();
+    index.weightMap().forEach((name, shard) -> byShard.computeIfAbsent(shard, x -> new ArrayList<>()).add(name));
+    List<ckptbeam.transforms.beam.ShardRef> shards = new ArrayList<>();
+    for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
+      String path = CheckpointFiles.resolve(loadDir, e.getKey());
+      if (!CheckpointFiles.exists(path)) {
+        throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
+            + "\") but it does not exist");
+      }
+      CheckpointFiles.checkInside(loadDir, path);
+      shards.add(new ckptbeam.transforms.beam.ShardRef(path, e.getValue()));
+    }
+    return shards;
+  }
+
   /** Side files (config, tokenizer) present in {@code dir}, to copy, except those named in {@code except}. */
   static Map<String, String> sideFiles(String dir, String... except) throws IOException {
     Map<String, String> out = new LinkedHashMap<>();

@@ -42,18 +42,7 @@ final class Fp8ToBf16 {
     }
     SafetensorsIndex index = SafetensorsIndex.read(loadDir);
     Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index);
-    Map<String, List<String>> byShard = new TreeMap<>();
-    index.weightMap().forEach((name, shard) -> byShard.computeIfAbsent(shard, s -> new ArrayList<>()).add(name));
-    List<ShardRef> shards = new ArrayList<>();
-    for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
-      String path = CheckpointFiles.resolve(loadDir, e.getKey());
-      if (!CheckpointFiles.exists(path)) {
-        throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
-            + "\") but it does not exist");
-      }
-      CheckpointFiles.checkInside(loadDir, path);
-      shards.add(new ShardRef(path, e.getValue()));
-    }
+    List<ShardRef> shards = Conversion.shardRefs(loadDir, index);
     Conversion conv = new Conversion("fp8-to-bf16", a, loadDir, saveDir)
         .identify(SafetensorsIndex.FILE_NAME, CheckpointFiles.resolve(loadDir, SafetensorsIndex.FILE_NAME))
         .identify("config.json", configPath);

@@ -134,18 +134,7 @@ public final class Hf2Mcore {
       throw new IOException(CheckpointFiles.resolve(r.loadDir, SafetensorsIndex.FILE_NAME) + ": " + missing.size()
           + " tensor(s) the layout needs are not in the index, e.g. \"" + missing.get(0) + "\"");
     }
-    Map<String, List<String>> byShard = new TreeMap<>();
-    index.weightMap().forEach((name, shard) -> byShard.computeIfAbsent(shard, s -> new ArrayList<>()).add(name));
-    List<ShardRef> shards = new ArrayList<>();
-    for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
-      String path = CheckpointFiles.resolve(r.loadDir, e.getKey());
-      if (!CheckpointFiles.exists(path)) {
-        throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
-            + "\") but it does not exist");
-      }
-      CheckpointFiles.checkInside(r.loadDir, path);
-      shards.add(new ShardRef(path, e.getValue()));
-    }
+    List<ShardRef> shards = Conversion.shardRefs(r.loadDir, index);
     TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
     ignored.removeAll(needed.keySet());
     if (cfg.fp8) {

@@ -3,7 +3,7 @@ package ckptbeam.transforms;
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.DType;
-import ckptbeam.io.Sha256;
+import ckptbeam.io.DigestingChannel;
 import ckptbeam.io.SafetensorsWriter;
 import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
@@ -28,6 +28,7 @@ final class HfShardWriter {
     Path staged = RankFileWriter.stagingPath(destination);
     long tensorBytes = 0;
     List<WrittenFile.Tensor> written = new ArrayList<>();
+    String sha256;
     try (TensorAssembler assembler = new TensorAssembler()) {
       List<TensorSpec> specs = new ArrayList<>();
       for (AssembledTensor t : tensors) {
@@ -40,14 +41,15 @@ final class HfShardWriter {
       }
       try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
           StandardOpenOption.TRUNCATE_EXISTING)) {
-        SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA);
+        DigestingChannel digest = new DigestingChannel(out);
+        SafetensorsWriter.write(digest, specs, SafetensorsWriter.PT_METADATA);
+        sha256 = digest.sha256();
       }
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(staged);
       throw e;
     }
     long bytes = Files.size(staged);
-    String sha256 = Sha256.ofFile(staged.toString());
     CheckpointFiles.publish(staged, destination);
     return new WrittenFile(target, bytes, tensorBytes, sha256, written, false);
   }

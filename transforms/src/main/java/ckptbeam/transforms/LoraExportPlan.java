@@ -2,12 +2,8 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.Band;
-import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.io.Shape;
 import ckptbeam.io.SourceSlice;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.transforms.beam.WrittenFile;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -22,7 +18,7 @@ import java.util.TreeMap;
  * reference, the replicated {@code linear_qkv} B factor is read from one rank (§8.9), and the q/kv up-projections,
  * shared experts and the MTP {@code eh_proj} are exported too.
  */
-public final class LoraExportPlan implements ConversionPlan {
+public final class LoraExportPlan extends HfShardsPlan {
   private static final long serialVersionUID = 1L;
   public static final String PREFIX = "base_model.model.";
 
@@ -84,6 +80,7 @@ public final class LoraExportPlan implements ConversionPlan {
     return out;
   }
 
+  @Override
   public Map<String, List<AssembledTensor>> files() {
     if (files == null) {
       build();
@@ -92,29 +89,9 @@ public final class LoraExportPlan implements ConversionPlan {
   }
 
   @Override
-  public List<String> targets() {
-    return new ArrayList<>(files().keySet());
-  }
-
-  @Override
-  public Map<String, Shape> sourcesOf(String target) {
+  Map<String, Shape> sourceShapes() {
     files();
-    Map<String, Shape> out = new LinkedHashMap<>();
-    for (AssembledTensor t : files.get(target)) {
-      t.sources().forEach(s -> out.put(s, shapes.get(s)));
-    }
-    return out;
-  }
-
-  @Override
-  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
-    return HfShardWriter.write(target, files().get(target), sources, saveDir);
-  }
-
-  public byte[] indexJson(long totalSize) {
-    Map<String, String> map = new LinkedHashMap<>();
-    files().forEach((file, ts) -> ts.forEach(t -> map.put(t.key(), file)));
-    return new SafetensorsIndex(map, totalSize).toJson(4);
+    return shapes;
   }
 
   // ---- building ----

@@ -2,12 +2,8 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.Band;
-import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.io.Shape;
 import ckptbeam.io.SourceSlice;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.transforms.beam.WrittenFile;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -21,7 +17,7 @@ import java.util.TreeMap;
  * places into a rank-file tensor is read back from there, so the two directions cannot disagree. Replicated
  * regions are read from the first rank holding them (ep 0, tp 0 first), as the reference does.
  */
-public final class Mcore2HfPlan implements ConversionPlan {
+public final class Mcore2HfPlan extends HfShardsPlan {
   private static final long serialVersionUID = 1L;
 
   private final Hf2McorePlan forward;
@@ -62,6 +58,7 @@ public final class Mcore2HfPlan implements ConversionPlan {
   }
 
   /** HF shard file → its tensors, each assembled from rank-file tensors. */
+  @Override
   public Map<String, List<AssembledTensor>> files() {
     if (files == null) {
       build();
@@ -69,41 +66,9 @@ public final class Mcore2HfPlan implements ConversionPlan {
     return files;
   }
 
-  @Override
-  public List<String> targets() {
-    return new ArrayList<>(files().keySet());
-  }
-
-  @Override
-  public Map<String, Shape> sourcesOf(String target) {
-    Map<String, Shape> mcoreShapes = mcoreShapes();
-    Map<String, Shape> out = new LinkedHashMap<>();
-    for (AssembledTensor t : files().get(target)) {
-      for (String s : t.sources()) {
-        out.put(s, mcoreShapes.get(s));
-      }
-    }
-    return out;
-  }
-
-  /** The index: every HF tensor → its file, in file order. */
-  public Map<String, String> weightMap() {
-    Map<String, String> out = new LinkedHashMap<>();
-    files().forEach((file, tensors) -> tensors.forEach(t -> out.put(t.key(), file)));
-    return out;
-  }
-
-  public byte[] indexJson(long totalSize) {
-    return new SafetensorsIndex(weightMap(), totalSize).toJson(4);
-  }
-
-  @Override
-  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
-    return HfShardWriter.write(target, files().get(target), sources, saveDir);
-  }
-
   /** Shapes of every rank-file tensor, by source name. */
-  private Map<String, Shape> mcoreShapes() {
+  @Override
+  Map<String, Shape> sourceShapes() {
     Map<String, Shape> out = new LinkedHashMap<>();
     for (RankFile f : forward.rankFiles()) {
       forward.contents(f).forEach((chunk, ts) -> ts.forEach(t -> out.put(sourceName(f, chunk, t.key()), t.shape())));

@@ -4,7 +4,8 @@ import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.DType;
 import ckptbeam.io.Nf4Quantizer;
-import ckptbeam.io.Sha256;
+import ckptbeam.io.DigestingChannel;
+import ckptbeam.io.TorchZipWriter;
 import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
 import ckptbeam.io.TensorSpec;
@@ -39,6 +40,7 @@ public final class RankFileWriter {
     Path staged = stagingPath(destination);
     List<WrittenFile.Tensor> written = new ArrayList<>();
     long tensorBytes = 0;
+    String sha256;
     try (TensorAssembler assembler = new TensorAssembler()) {
       Map<String, Object> root = new LinkedHashMap<>();
       if (!plan.options().hasVirtualChunks()) {
@@ -67,14 +69,16 @@ public final class RankFileWriter {
       }
       try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
           StandardOpenOption.TRUNCATE_EXISTING)) {
-        TorchCheckpointWriter.write(out, "model_optim_rng", root);
+        // torch's own zip layout is written strictly in order: the file's SHA-256 comes with the writing
+        DigestingChannel digest = new DigestingChannel(out);
+        TorchCheckpointWriter.write(digest, "model_optim_rng", root, TorchZipWriter.Layout.TORCH);
+        sha256 = digest.sha256();
       }
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(staged);
       throw e;
     }
     long bytes = Files.size(staged);
-    String sha256 = Sha256.ofFile(staged.toString());
     CheckpointFiles.publish(staged, destination);
     return new WrittenFile(relative, bytes, tensorBytes, sha256, written, false);
   }

@@ -1,0 +1,58 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.Shape;
+import ckptbeam.io.TensorLocation;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A plan whose targets are HF safetensors shards, each a list of tensors assembled from rank-file tensors (mcore →
+ * HF, LoRA export): what the targets need, how to write them, the index that names them.
+ */
+abstract class HfShardsPlan implements ConversionPlan {
+  private static final long serialVersionUID = 1L;
+
+  /** HF shard file → its tensors. */
+  abstract Map<String, List<AssembledTensor>> files();
+
+  /** Shape of every source (rank-file tensor) by name. */
+  abstract Map<String, Shape> sourceShapes();
+
+  @Override
+  public List<String> targets() {
+    return new ArrayList<>(files().keySet());
+  }
+
+  @Override
+  public Map<String, Shape> sourcesOf(String target) {
+    Map<String, Shape> shapes = sourceShapes();
+    Map<String, Shape> out = new LinkedHashMap<>();
+    for (AssembledTensor t : files().get(target)) {
+      t.sources().forEach(s -> out.put(s, shapes.get(s)));
+    }
+    return out;
+  }
+
+  @Override
+  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
+    return HfShardWriter.write(target, files().get(target), sources, saveDir);
+  }
+
+  /** Every tensor → its file, in file order. */
+  public Map<String, String> weightMap() {
+    Map<String, String> out = new LinkedHashMap<>();
+    files().forEach((file, tensors) -> tensors.forEach(t -> out.put(t.key(), file)));
+    return out;
+  }
+
+  /** The index (indented by 4, as the reference writes it) with the total size of what was written. */
+  public byte[] indexJson(long totalSize) {
+    return new SafetensorsIndex(weightMap(), totalSize).toJson(4);
+  }
+}
