@@ -188,8 +188,31 @@ public final class CheckpointFiles {
       return channel.size();
     }
 
+    /**
+     * Reads into a heap buffer go through this thread's one direct buffer: the JDK would otherwise allocate, and
+     * cache per thread, a temporary direct buffer for every new size asked for, and memory would creep up with the
+     * variety of reads (measured: +140 MB peak RSS on an 8 GB grouped-GEMM conversion).
+     */
+    private static final ThreadLocal<ByteBuffer> STAGING = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1 << 20));
+
     @Override
     public void readFully(long offset, ByteBuffer dst) throws IOException {
+      if (dst.isDirect()) {
+        readDirect(offset, dst);
+        return;
+      }
+      ByteBuffer staging = STAGING.get();
+      long pos = offset;
+      while (dst.hasRemaining()) {
+        staging.clear().limit(Math.min(staging.capacity(), dst.remaining()));
+        readDirect(pos, staging);
+        staging.flip();
+        pos += staging.remaining();
+        dst.put(staging);
+      }
+    }
+
+    private void readDirect(long offset, ByteBuffer dst) throws IOException {
       long pos = offset;
       while (dst.hasRemaining()) {
         int n = channel.read(dst, pos);

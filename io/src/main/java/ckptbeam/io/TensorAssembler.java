@@ -192,10 +192,15 @@ public final class TensorAssembler implements Closeable {
     }
   }
 
-  private static void writeFully(WritableByteChannel sink, byte[] data, int length) throws IOException {
-    ByteBuffer b = ByteBuffer.wrap(data, 0, length);
-    while (b.hasRemaining()) {
-      sink.write(b);
+  /**
+   * Writes through the assembler's direct buffer (the slab is never larger): a heap buffer handed to a file channel
+   * would make the JDK allocate and cache a temporary direct buffer for each new length.
+   */
+  private void writeFully(WritableByteChannel sink, byte[] data, int length) throws IOException {
+    stream.clear();
+    stream.put(data, 0, length).flip();
+    while (stream.hasRemaining()) {
+      sink.write(stream);
     }
   }
 
