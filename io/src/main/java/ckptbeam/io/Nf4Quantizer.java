@@ -84,6 +84,21 @@ public final class Nf4Quantizer {
         int n = src.remaining();
         ByteBuffer b = src.order(ByteOrder.LITTLE_ENDIAN);
         while (b.hasRemaining()) {
+          if (carried[0] == 0 && b.remaining() >= es) {
+            // the common case: whole elements, decoded straight from the buffer
+            float value = es == 2 ? BFloat16.toFloat(b.getShort()) : b.getFloat();
+            x[fill[0]++] = value;
+            seen[0]++;
+            if (fill[0] == Nf4.BLOCK || seen[0] == numel) {
+              float absmax = 0;
+              for (int i = 0; i < fill[0]; i++) {
+                absmax = Math.max(absmax, Math.abs(x[i]));
+              }
+              v.block(x, fill[0], absmax, seen[0] == numel);
+              fill[0] = 0;
+            }
+            continue;
+          }
           carry[carried[0]++] = b.get();
           if (carried[0] < es) {
             continue;
