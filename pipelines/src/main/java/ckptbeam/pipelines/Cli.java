@@ -89,7 +89,11 @@ final class Cli {
   /** Runs a pipeline to the end; a failure surfaces as the root cause's message. */
   static void run(Pipeline p) throws Exception {
     try {
-      PipelineResult.State state = p.run().waitUntilFinish();
+      PipelineResult result = p.run();
+      if (result instanceof org.apache.beam.runners.dataflow.util.DataflowTemplateJob) {
+        return; // --templateLocation: the job spec is written; nothing runs now
+      }
+      PipelineResult.State state = result.waitUntilFinish();
       if (state != PipelineResult.State.DONE && state != null) {
         throw new IOException("pipeline ended in state " + state);
       }
