@@ -1,5 +1,6 @@
 package ckptbeam.benchmarks;
 
+import ckptbeam.io.BFloat16;
 import ckptbeam.io.Kernels;
 import java.nio.ByteBuffer;
 import java.util.SplittableRandom;
@@ -61,22 +62,19 @@ public class KernelBenchmarks {
   }
 
   @Benchmark
-  public byte[] columnSliceHalfOfEveryRow() {
-    // tp 2 of a row-parallel weight: half of every row, twice, fills the output
-    Kernels.columnSlice(src, COLS * 2, ROWS, 0, COLS, dst, COLS * 2, 0);
-    Kernels.columnSlice(src, COLS * 2, ROWS, COLS, COLS, dst, COLS * 2, COLS);
-    return dst;
-  }
-
-  @Benchmark
   public float[] bf16ToF32() {
     Kernels.bf16ToF32(src, floats, floats.length);
     return floats;
   }
 
+  /** The per-element narrowing every computed source (LoRA merge, FP8 and NF4 dequantisation) ends with. */
   @Benchmark
   public byte[] f32ToBf16() {
-    Kernels.f32ToBf16(floats, dst, floats.length);
+    for (int i = 0; i < floats.length; i++) {
+      short s = BFloat16.fromFloat(floats[i]);
+      dst[2 * i] = (byte) s;
+      dst[2 * i + 1] = (byte) (s >> 8);
+    }
     return dst;
   }
 

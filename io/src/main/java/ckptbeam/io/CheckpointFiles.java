@@ -18,7 +18,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.List;
 import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.io.fs.MatchResult;
-import org.apache.beam.sdk.io.fs.ResolveOptions.StandardResolveOptions;
 import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.util.MimeTypes;
 
@@ -162,16 +161,6 @@ public final class CheckpointFiles {
       in.transferTo(out);
     }
     Files.delete(staged);
-  }
-
-  /** The directory part of a path, used to name a staging folder next to a local destination. */
-  public static ResourceId directoryOf(String path) {
-    return FileSystems.matchNewResource(path, false).getCurrentDirectory();
-  }
-
-  /** {@code dir/name} as a Beam resource, for listing and matching. */
-  public static ResourceId resource(String dir, String name) {
-    return FileSystems.matchNewResource(dir, true).resolve(name, StandardResolveOptions.RESOLVE_FILE);
   }
 
   private static final class LocalRangeReader implements RangeReader {

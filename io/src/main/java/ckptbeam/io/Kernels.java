@@ -1,6 +1,9 @@
 package ckptbeam.io;
 
-/** The byte-moving inner loops of the assembler, kept apart so that the JMH benchmarks measure exactly them. */
+/**
+ * Inner loops the conversions run (the assembler's transpose, the bf16 widening of LoRA factors), kept apart so that
+ * the JMH benchmarks measure exactly the code in use.
+ */
 public final class Kernels {
   /**
    * Side of the square tiles of the blocked transpose. DeepSeek's dimensions are powers of two, so source and
@@ -41,27 +44,10 @@ public final class Kernels {
     }
   }
 
-  /** Copies columns {@code [colStart, colStart+width)} (in bytes) of {@code rows} rows of {@code src} to dense rows. */
-  public static void columnSlice(byte[] src, int srcRowBytes, int rows, int colStartBytes, int widthBytes, byte[] dst,
-      int dstRowBytes, int dstOffset) {
-    for (int r = 0; r < rows; r++) {
-      System.arraycopy(src, r * srcRowBytes + colStartBytes, dst, r * dstRowBytes + dstOffset, widthBytes);
-    }
-  }
-
   /** Little-endian bf16 → float32. */
   public static void bf16ToF32(byte[] src, float[] dst, int count) {
     for (int i = 0; i < count; i++) {
       dst[i] = Float.intBitsToFloat(((src[2 * i] & 0xFF) | (src[2 * i + 1] & 0xFF) << 8) << 16);
-    }
-  }
-
-  /** float32 → little-endian bf16, round to nearest even (formats.md §3.5). */
-  public static void f32ToBf16(float[] src, byte[] dst, int count) {
-    for (int i = 0; i < count; i++) {
-      short s = BFloat16.fromFloat(src[i]);
-      dst[2 * i] = (byte) s;
-      dst[2 * i + 1] = (byte) (s >> 8);
     }
   }
 }

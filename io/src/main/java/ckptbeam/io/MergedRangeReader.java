@@ -138,8 +138,10 @@ final class MergedRangeReader implements RangeReader {
     int fes = f.dtype().size();
     ByteBuffer buf = ByteBuffer.allocate(count * fes).order(ByteOrder.LITTLE_ENDIAN);
     in.readFully(f.offset() + first * fes, buf);
-    for (int k = 0; k < count; k++) {
-      out[k] = fes == 2 ? BFloat16.toFloat(buf.getShort(k * 2)) : buf.getFloat(k * 4);
+    if (fes == 2) {
+      Kernels.bf16ToF32(buf.array(), out, count);
+    } else {
+      buf.asFloatBuffer().get(out, 0, count);
     }
     return out;
   }
