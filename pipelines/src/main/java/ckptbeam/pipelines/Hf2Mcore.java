@@ -120,9 +120,17 @@ public final class Hf2Mcore {
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir);
 
+    // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
     Map<String, Shape> needed = new LinkedHashMap<>();
+    long planned = 0;
     for (RankFile f : plan.rankFiles()) {
-      needed.putAll(plan.sourcesOf(f));
+      Hf2McorePlan.RankPlan rank = plan.plan(f);
+      needed.putAll(rank.sources);
+      for (List<ckptbeam.io.AssembledTensor> chunk : rank.contents.values()) {
+        for (ckptbeam.io.AssembledTensor t : chunk) {
+          planned += t.shape().numel() * 2;
+        }
+      }
     }
     List<String> missing = new ArrayList<>();
     for (String name : needed.keySet()) {
@@ -153,14 +161,6 @@ public final class Hf2Mcore {
     Conversion conv = r.conversion;
     conv.identify(SafetensorsIndex.FILE_NAME, CheckpointFiles.resolve(r.loadDir, SafetensorsIndex.FILE_NAME))
         .identify("config.json", CheckpointFiles.resolve(r.loadDir, "config.json"));
-    long planned = 0;
-    for (RankFile f : plan.rankFiles()) {
-      for (List<ckptbeam.io.AssembledTensor> chunk : plan.contents(f).values()) {
-        for (ckptbeam.io.AssembledTensor t : chunk) {
-          planned += t.shape().numel() * 2; // bf16, as nearly every tensor is
-        }
-      }
-    }
     conv.checkSpace(planned);
     conv.prepareSaveDir(Hf2McorePlan.TRACKER);
     List<String> expected = plan.targets();

@@ -88,27 +88,33 @@ public final class Hf2McorePlan implements ConversionPlan {
     throw new IllegalArgumentException("not a rank file of this layout: " + target);
   }
 
-  /** The model mappings of one rank file: key {@code model}, or {@code model0 … modelN} with virtual chunks. */
-  public Map<String, List<AssembledTensor>> contents(RankFile f) {
-    Map<String, List<AssembledTensor>> out = new LinkedHashMap<>();
+  /** One rank file's model mappings and the HF tensors they read, built together in one pass. */
+  public static final class RankPlan {
+    /** Key {@code model}, or {@code model0 … modelN} with virtual chunks → the tensors in order. */
+    public final Map<String, List<AssembledTensor>> contents = new LinkedHashMap<>();
+    /** The expected shape of every HF tensor read, in first-use order. */
+    public final Map<String, Shape> sources = new LinkedHashMap<>();
+  }
+
+  public RankPlan plan(RankFile f) {
+    RankPlan out = new RankPlan();
     LayerPlacement lp = placement();
     for (int v = 0; v < lp.virtualChunks(); v++) {
-      String key = opts.hasVirtualChunks() ? "model" + v : "model";
-      out.put(key, new ChunkBuilder(f.tp, f.ep).build(lp.chunk(f.pp, v)));
+      ChunkBuilder b = new ChunkBuilder(f.tp, f.ep);
+      out.contents.put(opts.hasVirtualChunks() ? "model" + v : "model", b.build(lp.chunk(f.pp, v)));
+      out.sources.putAll(b.sources);
     }
     return out;
   }
 
+  /** The model mappings of one rank file: key {@code model}, or {@code model0 … modelN} with virtual chunks. */
+  public Map<String, List<AssembledTensor>> contents(RankFile f) {
+    return plan(f).contents;
+  }
+
   /** The expected shape of every HF tensor one rank file reads, in first-use order. */
   public Map<String, Shape> sourcesOf(RankFile f) {
-    Map<String, Shape> out = new LinkedHashMap<>();
-    LayerPlacement lp = placement();
-    for (int v = 0; v < lp.virtualChunks(); v++) {
-      ChunkBuilder b = new ChunkBuilder(f.tp, f.ep);
-      b.build(lp.chunk(f.pp, v));
-      out.putAll(b.sources);
-    }
-    return out;
+    return plan(f).sources;
   }
 
   /** Builds the ordered tensor list of one chunk for one (tp, ep) rank. */

@@ -101,8 +101,9 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     List<RankFile> ranks = new ArrayList<>(forward.rankFiles());
     ranks.sort(Comparator.comparingInt((RankFile f) -> f.ep).thenComparingInt(f -> f.tp).thenComparingInt(f -> f.pp));
     for (RankFile f : ranks) {
-      hfShapes.putAll(forward.sourcesOf(f));
-      for (Map.Entry<String, List<AssembledTensor>> chunk : forward.contents(f).entrySet()) {
+      Hf2McorePlan.RankPlan rank = forward.plan(f);
+      hfShapes.putAll(rank.sources);
+      for (Map.Entry<String, List<AssembledTensor>> chunk : rank.contents.entrySet()) {
         for (AssembledTensor m : chunk.getValue()) {
           invert(sourceName(f, chunk.getKey(), m.key()), m, regions);
         }
