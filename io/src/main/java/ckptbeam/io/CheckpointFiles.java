@@ -116,7 +116,7 @@ public final class CheckpointFiles {
       if (p.getParent() != null) {
         Files.createDirectories(p.getParent());
       }
-      Path tmp = p.resolveSibling(p.getFileName() + ".ckptbeam-partial");
+      Path tmp = p.resolveSibling(p.getFileName() + StagedOutput.STAGING_SUFFIX);
       Files.write(tmp, data);
       Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
       return;

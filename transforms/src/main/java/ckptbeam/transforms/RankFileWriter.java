@@ -4,7 +4,7 @@ import ckptbeam.io.AssembledTensor;
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.DType;
 import ckptbeam.io.Nf4Quantizer;
-import ckptbeam.io.DigestingChannel;
+import ckptbeam.io.StagedOutput;
 import ckptbeam.io.TorchZipWriter;
 import ckptbeam.io.TensorAssembler;
 import ckptbeam.io.TensorLocation;
@@ -12,24 +12,16 @@ import ckptbeam.io.TensorSpec;
 import ckptbeam.io.TorchCheckpointWriter;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Writes one mcore rank file: evaluates the plan's tensor descriptions against the located sources and streams
- * the bytes into a torch zip. The file is written under a staging name and moved into place only when complete,
- * so a crash never leaves a rank file that looks finished.
+ * Writes one mcore rank file: evaluates the plan's tensor descriptions against the located sources and streams the
+ * bytes into a torch zip, staged until complete ({@link StagedOutput}).
  */
 public final class RankFileWriter {
-  static final String STAGING_SUFFIX = ".ckptbeam-partial";
-
   private RankFileWriter() {}
 
   public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, TensorLocation> sources,
@@ -37,10 +29,9 @@ public final class RankFileWriter {
     String relative = file.relativePath(Hf2McorePlan.ITERATION);
     String destination = CheckpointFiles.resolve(saveDir, relative);
     Map<String, List<AssembledTensor>> contents = plan.contents(file);
-    Path staged = stagingPath(destination);
     List<WrittenFile.Tensor> written = new ArrayList<>();
     long tensorBytes = 0;
-    String sha256;
+    StagedOutput.Result result;
     try (TensorAssembler assembler = new TensorAssembler()) {
       Map<String, Object> root = new LinkedHashMap<>();
       if (!plan.options().hasVirtualChunks()) {
@@ -67,29 +58,10 @@ public final class RankFileWriter {
         }
         root.put(chunk.getKey(), model);
       }
-      try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-          StandardOpenOption.TRUNCATE_EXISTING)) {
-        // torch's own zip layout is written strictly in order: the file's SHA-256 comes with the writing
-        DigestingChannel digest = new DigestingChannel(out);
-        TorchCheckpointWriter.write(digest, "model_optim_rng", root, TorchZipWriter.Layout.TORCH);
-        sha256 = digest.sha256();
-      }
-    } catch (IOException | RuntimeException e) {
-      Files.deleteIfExists(staged);
-      throw e;
+      // torch's own zip layout is written strictly in order: the file's SHA-256 comes with the writing
+      result = StagedOutput.write(destination,
+          out -> TorchCheckpointWriter.write(out, "model_optim_rng", root, TorchZipWriter.Layout.TORCH));
     }
-    long bytes = Files.size(staged);
-    CheckpointFiles.publish(staged, destination);
-    return new WrittenFile(relative, bytes, tensorBytes, sha256, written, false);
-  }
-
-  /** Next to a local destination (so the final move is an atomic rename), else in the temp folder. */
-  static Path stagingPath(String destination) throws IOException {
-    if (CheckpointFiles.isLocal(destination)) {
-      Path dest = Paths.get(destination);
-      Files.createDirectories(dest.getParent());
-      return dest.resolveSibling(dest.getFileName() + STAGING_SUFFIX);
-    }
-    return Files.createTempFile("ckptbeam-", STAGING_SUFFIX);
+    return new WrittenFile(relative, result.bytes, tensorBytes, result.sha256, written, false);
   }
 }

@@ -1,0 +1,63 @@
+package ckptbeam.io;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Writes one output file under a staging name and moves it into place only when complete, so a crash never leaves a
+ * file that looks finished; the bytes are hashed as they are written.
+ */
+public final class StagedOutput {
+  public static final String STAGING_SUFFIX = ".ckptbeam-partial";
+
+  private StagedOutput() {}
+
+  /** Produces the file's bytes, in order. */
+  @FunctionalInterface
+  public interface Body {
+    void write(WritableByteChannel out) throws IOException;
+  }
+
+  /** The size and SHA-256 of a published file. */
+  public static final class Result {
+    public final long bytes;
+    public final String sha256;
+
+    Result(long bytes, String sha256) {
+      this.bytes = bytes;
+      this.sha256 = sha256;
+    }
+  }
+
+  public static Result write(String destination, Body body) throws IOException {
+    Path staged = stagingPath(destination);
+    String sha256;
+    try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        StandardOpenOption.TRUNCATE_EXISTING)) {
+      DigestingChannel digest = new DigestingChannel(out);
+      body.write(digest);
+      sha256 = digest.sha256();
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(staged);
+      throw e;
+    }
+    long bytes = Files.size(staged);
+    CheckpointFiles.publish(staged, destination);
+    return new Result(bytes, sha256);
+  }
+
+  /** Next to a local destination (so the final move is an atomic rename), else in the temp folder. */
+  static Path stagingPath(String destination) throws IOException {
+    if (CheckpointFiles.isLocal(destination)) {
+      Path dest = Paths.get(destination);
+      Files.createDirectories(dest.getParent());
+      return dest.resolveSibling(dest.getFileName() + STAGING_SUFFIX);
+    }
+    return Files.createTempFile("ckptbeam-", STAGING_SUFFIX);
+  }
+}
