@@ -30,6 +30,7 @@ final class Cli {
   /** Beam options from the flags the subcommand did not know; an unknown one is an error naming it. */
   static PipelineOptions pipelineOptions(List<String> beamArgs, String jobName) {
     PipelineOptions o;
+    PipelineOptionsFactory.register(ckptbeam.transforms.beam.FaultInjectionOptions.class);
     try {
       o = PipelineOptionsFactory.fromArgs(beamArgs.toArray(new String[0])).withValidation().create();
     } catch (IllegalArgumentException e) {

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -77,7 +78,8 @@ public final class WriteTargets extends PTransform<PCollection<KV<String, Tensor
     }
 
     @ProcessElement
-    public void process(@Element KV<String, CoGbkResult> e, OutputReceiver<WrittenFile> out) throws IOException {
+    public void process(@Element KV<String, CoGbkResult> e, OutputReceiver<WrittenFile> out, PipelineOptions options)
+        throws IOException {
       if (!e.getValue().getAll(TARGETS).iterator().hasNext()) {
         throw new IllegalStateException("sources were routed to " + e.getKey() + ", which is not a target");
       }
@@ -96,6 +98,7 @@ public final class WriteTargets extends PTransform<PCollection<KV<String, Tensor
       if (!fingerprint.isEmpty()) {
         ProgressRecord.write(saveDir, fingerprint, written);
       }
+      FaultInjectionOptions.afterWriting(options, e.getKey());
       out.output(written);
     }
   }

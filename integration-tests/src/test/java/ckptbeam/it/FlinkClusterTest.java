@@ -1,0 +1,210 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A real Flink 1.19 session cluster, one JobManager and two TaskManagers as separate JVMs started by
+ * {@code scripts/local-flink-cluster.sh}; conversions are submitted to it through its REST port with the
+ * {@code -flinkjob} jar staged, exactly as a user would, and compared byte for byte with the DirectRunner's.
+ */
+class FlinkClusterTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final String LAYOUT = "--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 "
+      + "--target-expert-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1";
+
+  @TempDir static Path work;
+  static Path clusterDir;
+  static int restPort;
+  static Path hf;
+  static Path directMcore;
+
+  @BeforeAll
+  static void startCluster() throws Exception {
+    clusterDir = work.resolve("cluster");
+    restPort = freePort();
+    Script start = script("start");
+    assertEquals(0, start.exit, start.output);
+    assertEquals(2, overview().get("taskmanagers").asInt(), "both TaskManagers registered");
+    hf = Checkpoints.tinyModel(work.resolve("hf"));
+    directMcore = convert("hf2mcore", hf, work.resolve("direct-mcore"), LAYOUT);
+  }
+
+  @AfterAll
+  static void stopCluster() throws Exception {
+    List<Long> pids = new ArrayList<>();
+    try (Stream<Path> s = Files.list(clusterDir)) {
+      for (Path f : s.filter(p -> p.toString().endsWith(".pid")).toList()) {
+        pids.add(Long.parseLong(Files.readString(f).trim()));
+      }
+    }
+    assertEquals(3, pids.size(), "one JobManager and two TaskManagers were started");
+    Script stop = script("stop");
+    assertEquals(0, stop.exit, stop.output);
+    for (long pid : pids) {
+      assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "process " + pid + " stopped");
+    }
+  }
+
+  @Test
+  void bothDirectionsOnTheClusterWriteTheDirectRunnersBytesUsingBothTaskManagers() throws Exception {
+    Path clusterMcore = convert("hf2mcore", hf, work.resolve("cluster-mcore"), LAYOUT, onCluster());
+    assertSameFiles(directMcore, clusterMcore, true);
+    assertEquals(2, taskManagersOf(lastJob("ckptbeam-hf2mcore")).size(), "hf2mcore tasks ran on both TaskManagers");
+
+    String reverse = LAYOUT.replace("--target-", "--source-");
+    Path directHf = convert("mcore2hf", directMcore, work.resolve("direct-hf"), reverse);
+    Path clusterHf = convert("mcore2hf", clusterMcore, work.resolve("cluster-hf"), reverse, onCluster());
+    assertSameFiles(directHf, clusterHf, false);
+    assertEquals(2, taskManagersOf(lastJob("ckptbeam-mcore2hf")).size(), "mcore2hf tasks ran on both TaskManagers");
+    String report = RoundTripTest.roundTrip(hf, clusterHf, "");
+    assertTrue(report.startsWith("OK "), report);
+  }
+
+  @Test
+  void aWriterThatFailsOnceIsRetriedAndTheRewrittenFileIsIdentical() throws Exception {
+    String victim = "iter_0000001/mp_rank_01_001_001/model_optim_rng.pt";
+    assertTrue(Files.exists(directMcore.resolve(victim)), victim + " is one of the layout's files");
+    Path marker = work.resolve("failed-once");
+    List<String> flags = new ArrayList<>(onCluster());
+    // The retry comes from the cluster's restart strategy (the script sets fixed-delay, 3 attempts).
+    flags.addAll(List.of("--failOnceAfterWriting=" + victim, "--failOnceMarker=" + marker));
+    Path out = convert("hf2mcore", hf, work.resolve("retried-mcore"), LAYOUT, flags);
+    assertTrue(Files.exists(marker), "the injected failure happened");
+    JsonNode job = lastJob("ckptbeam-hf2mcore");
+    String failures = rest("/jobs/" + job.get("jid").asText() + "/exceptions").toString();
+    assertTrue(failures.contains("injected failure after writing"), "the job failed once and was restarted: "
+        + failures);
+    assertSameFiles(directMcore, out, true);
+    try (Stream<Path> s = Files.walk(out)) {
+      assertTrue(s.noneMatch(p -> p.toString().endsWith(".ckptbeam-partial")), "no staging file is left");
+    }
+  }
+
+  private List<String> onCluster() throws IOException {
+    Path jar;
+    try (Stream<Path> s = Files.list(Torch.repo().resolve("pipelines/target"))) {
+      jar = s.filter(p -> p.getFileName().toString().endsWith("-flinkjob.jar")).findFirst()
+          .orElseThrow(() -> new IOException("no -flinkjob.jar in pipelines/target: run mvn package first"));
+    }
+    return List.of("--runner=FlinkRunner", "--flinkMaster=localhost:" + restPort, "--parallelism=2",
+        "--filesToStage=" + jar);
+  }
+
+  private static Path convert(String command, Path in, Path out, String layout) {
+    return convert(command, in, out, layout, List.of());
+  }
+
+  private static Path convert(String command, Path in, Path out, String layout, List<String> beamFlags) {
+    List<String> args = new ArrayList<>(List.of(command, "--load-dir", in.toString(), "--save-dir", out.toString()));
+    args.addAll(List.of(layout.split(" ")));
+    args.addAll(beamFlags);
+    Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
+    assertEquals(0, r.exit, r.toString());
+    return out;
+  }
+
+  /** Same files, same bytes; the manifests too when both runs read the same input folder (it records the path). */
+  private static void assertSameFiles(Path expected, Path actual, boolean sameInput) throws IOException {
+    TreeMap<String, byte[]> a = sameInput ? Checkpoints.contents(expected) : Checkpoints.dataContents(expected);
+    TreeMap<String, byte[]> b = sameInput ? Checkpoints.contents(actual) : Checkpoints.dataContents(actual);
+    assertEquals(a.keySet(), b.keySet());
+    for (Map.Entry<String, byte[]> e : a.entrySet()) {
+      assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
+    }
+  }
+
+  /** The newest job whose name starts with {@code prefix} (the CLI names jobs ckptbeam-COMMAND-MILLIS). */
+  private static JsonNode lastJob(String prefix) throws Exception {
+    JsonNode best = null;
+    for (JsonNode job : rest("/jobs/overview").get("jobs")) {
+      if (job.get("name").asText().startsWith(prefix)
+          && (best == null || job.get("start-time").asLong() > best.get("start-time").asLong())) {
+        best = job;
+      }
+    }
+    assertTrue(best != null, "the cluster ran a " + prefix + " job");
+    assertEquals("FINISHED", best.get("state").asText());
+    return best;
+  }
+
+  /** The TaskManagers (by endpoint) that ran at least one subtask of the job. */
+  private static Set<String> taskManagersOf(JsonNode job) throws Exception {
+    String jid = job.get("jid").asText();
+    Set<String> tms = new TreeSet<>();
+    for (JsonNode vertex : rest("/jobs/" + jid).get("vertices")) {
+      for (JsonNode tm : rest("/jobs/" + jid + "/vertices/" + vertex.get("id").asText() + "/taskmanagers")
+          .get("taskmanagers")) {
+        tms.add(tm.get("taskmanager-id").asText());
+      }
+    }
+    return tms;
+  }
+
+  private static JsonNode overview() throws Exception {
+    return rest("/overview");
+  }
+
+  private static JsonNode rest(String path) throws Exception {
+    HttpResponse<String> r = HttpClient.newHttpClient().send(
+        HttpRequest.newBuilder(URI.create("http://localhost:" + restPort + path)).build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, r.statusCode(), path + ": " + r.body());
+    return JSON.readTree(r.body());
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static final class Script {
+    final int exit;
+    final String output;
+
+    Script(int exit, String output) {
+      this.exit = exit;
+      this.output = output;
+    }
+  }
+
+  private static Script script(String verb) throws Exception {
+    ProcessBuilder pb = new ProcessBuilder(Torch.repo().resolve("scripts/local-flink-cluster.sh").toString(), verb)
+        .redirectErrorStream(true);
+    pb.environment().put("FLINK_CLUSTER_DIR", clusterDir.toString());
+    pb.environment().put("FLINK_REST_PORT", String.valueOf(restPort));
+    pb.environment().put("FLINK_RPC_PORT", String.valueOf(freePort()));
+    pb.environment().put("FLINK_BLOB_PORT", String.valueOf(freePort()));
+    Process p = pb.start();
+    byte[] out = p.getInputStream().readAllBytes();
+    assertTrue(p.waitFor(5, TimeUnit.MINUTES), "local-flink-cluster.sh " + verb + " finished");
+    return new Script(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+  }
+}

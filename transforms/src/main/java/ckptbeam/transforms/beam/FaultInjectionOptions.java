@@ -1,0 +1,44 @@
+package ckptbeam.transforms.beam;
+
+import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import org.apache.beam.sdk.options.Description;
+import org.apache.beam.sdk.options.Hidden;
+import org.apache.beam.sdk.options.PipelineOptions;
+
+/**
+ * A test hook for retries: the writer of one target file fails once, after it has written and published the file,
+ * so that the runner's retry writes the same file a second time. "Once" is decided by creating a marker file, which
+ * every worker on the machine sees, so it holds across the processes of a local cluster.
+ */
+@Hidden
+public interface FaultInjectionOptions extends PipelineOptions {
+  @Description("Test hook: the writer of this target file (relative name) fails once after writing it")
+  String getFailOnceAfterWriting();
+
+  void setFailOnceAfterWriting(String target);
+
+  @Description("Test hook: the local marker file that records that the injected failure happened")
+  String getFailOnceMarker();
+
+  void setFailOnceMarker(String path);
+
+  /** Throws the injected failure if {@code target} is the chosen file and the failure has not happened yet. */
+  static void afterWriting(PipelineOptions options, String target) throws IOException {
+    FaultInjectionOptions o = options.as(FaultInjectionOptions.class);
+    if (o.getFailOnceAfterWriting() == null || !o.getFailOnceAfterWriting().equals(target)) {
+      return;
+    }
+    if (o.getFailOnceMarker() == null) {
+      throw new IllegalArgumentException("--failOnceAfterWriting needs --failOnceMarker");
+    }
+    try {
+      Files.createFile(Paths.get(o.getFailOnceMarker()));
+    } catch (FileAlreadyExistsException e) {
+      return; // failed before: this is the retry
+    }
+    throw new IOException("injected failure after writing " + target + " (test hook --failOnceAfterWriting)");
+  }
+}
