@@ -94,19 +94,7 @@ public final class Hf2Mcore {
       return 0;
     }
     Cli.run(b.pipeline);
-    return Cli.report(log, r.saveDir, Conversion.withExtras(b.expected, CommitCheckpoint.MANIFEST,
-        Hf2McorePlan.TRACKER), System.nanoTime() - start);
-  }
-
-  /** A pipeline ready to run, and the data files it will write (relative to the save dir). */
-  static final class Built {
-    final Pipeline pipeline;
-    final List<String> expected;
-
-    Built(Pipeline pipeline, List<String> expected) {
-      this.pipeline = pipeline;
-      this.expected = expected;
-    }
+    return Cli.report(log, b.saveDir, b.allFiles(), System.nanoTime() - start);
   }
 
   /** Checks the request against the input and builds the pipeline; nothing is written yet. */
@@ -156,7 +144,7 @@ public final class Hf2Mcore {
     }
     if (r.dryRun) {
       DryRun.print(plan, shards, r.saveDir, log);
-      return new Built(null, List.of());
+      return new Built(null, r.saveDir, List.of(), Hf2McorePlan.TRACKER);
     }
     Conversion conv = r.conversion;
     conv.identify(SafetensorsIndex.FILE_NAME, CheckpointFiles.resolve(r.loadDir, SafetensorsIndex.FILE_NAME))
@@ -173,6 +161,6 @@ public final class Hf2Mcore {
       locations = locations.apply("DequantizeFp8", DequantizeFp8.withBlocks(cfg.fp8BlockRows, cfg.fp8BlockCols));
     }
     conv.write(p, locations, plan, CommitCheckpoint.tracker(r.saveDir, expected, sideFiles, Hf2McorePlan.ITERATION));
-    return new Built(p, expected);
+    return new Built(p, r.saveDir, expected, Hf2McorePlan.TRACKER);
   }
 }

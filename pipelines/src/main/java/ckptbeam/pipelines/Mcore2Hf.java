@@ -42,15 +42,37 @@ public final class Mcore2Hf {
         .flag("resume");
   }
 
-  public static long run(String[] argv, PrintStream log) throws Exception {
+  /** What one conversion is asked to do: the parsed flags and the Beam options. */
+  static final class Request {
+    final Args args;
+    final PipelineOptions pipelineOptions;
+
+    Request(Args args, PipelineOptions pipelineOptions) {
+      this.args = args;
+      this.pipelineOptions = pipelineOptions;
+    }
+  }
+
+  static Request parse(String[] argv) {
     Args a = flags().parse(argv);
+    return new Request(a, Cli.pipelineOptions(a.beamArgs(), "mcore2hf"));
+  }
+
+  public static long run(String[] argv, PrintStream log) throws Exception {
+    long start = System.nanoTime();
+    Built b = build(parse(argv));
+    Cli.run(b.pipeline);
+    return Cli.report(log, b.saveDir, b.allFiles(), System.nanoTime() - start);
+  }
+
+  /** Checks the request against the input and builds the pipeline; nothing but the save dir's marker is touched. */
+  static Built build(Request r) throws IOException {
+    Args a = r.args;
     String loadDir = Cli.absolute(a.require("load-dir"));
     String saveDir = Cli.absolute(a.require("save-dir"));
     LoraOptions lora = loraOptions(a);
     LayoutOptions layout = LayoutFlags.parse(a, "source");
-    PipelineOptions options = Cli.pipelineOptions(a.beamArgs(), "mcore2hf");
-    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
-    long start = System.nanoTime();
+    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
     if (!CheckpointFiles.isDirectory(loadDir)) {
       throw new IOException("--load-dir " + loadDir + ": no such directory");
     }
@@ -62,7 +84,7 @@ public final class Mcore2Hf {
     if (lora != null && lora.loraDir != null) {
       conv.identify("lora/" + McoreTracker.FILE_NAME, CheckpointFiles.resolve(lora.loraDir, McoreTracker.FILE_NAME));
     }
-    Pipeline p = Pipeline.create(options);
+    Pipeline p = Pipeline.create(r.pipelineOptions);
     List<String> targets;
     if (a.has("save-lora-to-hf")) {
       if (lora == null || a.list("lora-target-modules").isEmpty()) {
@@ -74,9 +96,7 @@ public final class Mcore2Hf {
       targets = convert(p, conv, forward, configPath, lora);
       targets = Conversion.withExtras(targets, "config.json");
     }
-    Cli.run(p);
-    return Cli.report(log, saveDir, Conversion.withExtras(targets, CommitCheckpoint.MANIFEST,
-        SafetensorsIndex.FILE_NAME), System.nanoTime() - start);
+    return new Built(p, saveDir, targets, SafetensorsIndex.FILE_NAME);
   }
 
   private static LoraOptions loraOptions(Args a) throws IOException {

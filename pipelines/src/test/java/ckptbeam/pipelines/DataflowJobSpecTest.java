@@ -49,6 +49,35 @@ class DataflowJobSpecTest {
     assertTrue(!Files.exists(work.resolve("out/latest_checkpointed_iteration.txt")));
   }
 
+  @Test
+  void mcore2hfBuildsACompleteDataflowJobSpec() throws Exception {
+    Path hf = work.resolve("hf");
+    long modelBytes = TinyModel.write(hf, TinyModel.DEFAULTS);
+    Path mcore = work.resolve("mcore");
+    assertTrue(Main.run(new String[] {"hf2mcore", "--load-dir", hf.toString(), "--save-dir", mcore.toString(),
+        "--target-tensor-parallel-size", "2", "--target-pipeline-parallel-size", "2"}, quiet(), quiet()) == 0);
+    Path template = work.resolve("job.json");
+    String[] args = concat(new String[] {"--load-dir", mcore.toString(), "--save-dir", work.resolve("back").toString(),
+        "--source-tensor-parallel-size", "2", "--source-pipeline-parallel-size", "2"}, dataflow(template));
+    Mcore2Hf.Request r = Mcore2Hf.parse(args);
+    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
+    Pipeline p = Mcore2Hf.build(r).pipeline;
+    p.run();
+    String spec = Files.readString(template);
+    for (String step : List.of("RankFiles", "ReadRankFiles", "RequestSources", "LocateSources", "WriteFiles",
+        "Commit")) {
+      assertTrue(spec.contains(step), "the job spec lacks step " + step);
+    }
+    assertTrue(spec.contains("\"sdkPipelineOptions\""), "options serialised into the job");
+    assertTrue(spec.length() < modelBytes / 2, "job spec of " + spec.length() + " bytes for a model of " + modelBytes
+        + ": tensor bytes must not travel in it");
+    assertTrue(!Files.exists(work.resolve("back/model.safetensors.index.json")));
+  }
+
+  private static PrintStream quiet() {
+    return new PrintStream(new ByteArrayOutputStream());
+  }
+
   private static String[] concat(String[] a, String[] b) {
     String[] out = new String[a.length + b.length];
     System.arraycopy(a, 0, out, 0, a.length);
