@@ -7,15 +7,24 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
  * Writes one output file under a staging name and moves it into place only when complete, so a crash never leaves a
- * file that looks finished; the bytes are hashed as they are written.
+ * file that looks finished; the bytes are hashed as they are written. On {@code gs://} the upload itself is the
+ * staging: the object appears only when the upload is finalised ({@link GcsObjects}).
  */
 public final class StagedOutput {
   public static final String STAGING_SUFFIX = ".ckptbeam-partial";
 
+  private static volatile PipelineOptions options;
+
   private StagedOutput() {}
+
+  /** The pipeline's options, for writers to remote file systems (the gs:// endpoint and credentials). */
+  public static void useOptions(PipelineOptions pipelineOptions) {
+    options = pipelineOptions;
+  }
 
   /** Produces the file's bytes, in order. */
   @FunctionalInterface
@@ -35,6 +44,9 @@ public final class StagedOutput {
   }
 
   public static Result write(String destination, Body body) throws IOException {
+    if (destination.startsWith("gs://")) {
+      return GcsObjects.write(destination, body, options); // an object is published when its upload is finalised
+    }
     Path staged = stagingPath(destination);
     String sha256;
     try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,

@@ -77,6 +77,11 @@ public final class WriteTargets extends PTransform<PCollection<KV<String, Tensor
       this.resume = resume;
     }
 
+    @StartBundle
+    public void startBundle(StartBundleContext c) {
+      ckptbeam.io.StagedOutput.useOptions(c.getPipelineOptions()); // gs:// uploads follow this pipeline's endpoint
+    }
+
     @ProcessElement
     public void process(@Element KV<String, CoGbkResult> e, OutputReceiver<WrittenFile> out, PipelineOptions options)
         throws IOException {
