@@ -87,17 +87,21 @@ final class Cli {
     CheckpointFiles.deleteIfExists(List.of(markerPath));
   }
 
-  /** Runs a pipeline to the end; a failure surfaces as the root cause's message. */
-  static void run(Pipeline p) throws Exception {
+  /**
+   * Runs a pipeline to the end and returns its result (null for a Dataflow template, which only writes the job
+   * spec); a failure surfaces as the root cause's message.
+   */
+  static PipelineResult run(Pipeline p) throws Exception {
     try {
       PipelineResult result = p.run();
       if (result instanceof org.apache.beam.runners.dataflow.util.DataflowTemplateJob) {
-        return; // --templateLocation: the job spec is written; nothing runs now
+        return null; // --templateLocation: the job spec is written; nothing runs now
       }
       PipelineResult.State state = result.waitUntilFinish();
       if (state != PipelineResult.State.DONE && state != null) {
         throw new IOException("pipeline ended in state " + state);
       }
+      return result;
     } catch (Exception e) {
       throw new ConversionFailed(rootMessage(e), e);
     }

@@ -14,6 +14,10 @@ public final class Main {
       "  mcore2hf         Megatron-core rank files -> HF safetensors checkpoint",
       "                   --load-dir S --save-dir H [--source-* layout flags] [Beam flags]",
       "  fp8-to-bf16      DeepSeek's FP8 release -> bf16 on the CPU (replaces fp8_cast_bf16.py): --load-dir F --save-dir B",
+      "  watch            streaming: convert every checkpoint folder that appears, once, when complete",
+      "                   --direction hf2mcore|mcore2hf --input-pattern 'gs://b/in/*/' --save-root gs://b/out/",
+      "                   [--notifications projects/P/subscriptions/S] [--poll-interval S] [--stop-after-idle S]",
+      "                   [conversion flags] [Beam flags, e.g. --runner=FlinkRunner]",
       "  verify           --load-dir OUT: re-hash against the manifest; --hf H --mcore S [layout]: prove equality",
       "  make-tiny-model  write a seeded synthetic DeepSeek-V3-architecture checkpoint: --out D [size flags]",
       "  demo             make a tiny model, convert it, print what was written",
@@ -53,8 +57,8 @@ public final class Main {
         case "verify":
           return Verify.run(rest, out) == 0 ? 0 : 1;
         case "watch":
-          err.println("ckptbeam: error: " + argv[0] + " is not supported yet");
-          return 2;
+          WatchCommand.run(rest, out);
+          return 0;
         default:
           err.println("ckptbeam: error: unknown command \"" + argv[0] + "\"\n" + USAGE);
           return 2;

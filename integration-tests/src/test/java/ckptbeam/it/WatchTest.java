@@ -1,0 +1,156 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code watch} in streaming mode on the DirectRunner and on Flink [local]: checkpoints land in a watched folder at
+ * different times, one of them shard by shard, one corrupt; each good one is converted once, when complete,
+ * bit-exact; the corrupt one gets a failure record and does not stop the others; a restart redoes nothing.
+ */
+class WatchTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final String LAYOUT = "--target-expert-parallel-size 2 --moe-grouped-gemm";
+
+  @TempDir static Path work;
+  static Path hf;
+  static Path expected;
+
+  @BeforeAll
+  static void model() {
+    hf = Checkpoints.tinyModel(work.resolve("hf"));
+    expected = work.resolve("expected");
+    List<String> args = new ArrayList<>(List.of("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        expected.toString()));
+    args.addAll(List.of(LAYOUT.split(" ")));
+    Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
+    assertEquals(0, r.exit, r.toString());
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"direct", "flink"})
+  void convertsEachCompleteCheckpointOnceAndSurvivesABadOne(String runner) throws Exception {
+    Path incoming = Files.createDirectories(work.resolve(runner + "/incoming"));
+    Path converted = work.resolve(runner + "/converted");
+    List<String> runnerFlags = runner.equals("flink")
+        ? List.of("--runner=FlinkRunner", "--flinkMaster=[local]", "--parallelism=2") : List.of();
+
+    CompletableFuture<Checkpoints.Run> watch = CompletableFuture.supplyAsync(
+        () -> watch(incoming, converted, 8, runnerFlags));
+    Thread.sleep(2000);
+    copy(hf, incoming.resolve("first"), 0);
+    // the second arrives index first, then one shard every 1.5 s: it must not be converted before the last one
+    Instant lastShard = copy(hf, incoming.resolve("second"), 1500);
+    // the third is complete but its config is not JSON (prepared aside, then moved in at once)
+    Path third = copy(hf, work.resolve(runner + "/third"), 0) != null ? work.resolve(runner + "/third") : null;
+    Files.writeString(third.resolve("config.json"), "{ this is not json");
+    Files.move(third, incoming.resolve("third"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    Checkpoints.Run r = watch.get(5, TimeUnit.MINUTES);
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("3 checkpoint(s) seen, 2 converted, 0 already converted, 1 failed"), r.out);
+
+    for (String name : List.of("first", "second")) {
+      assertSameData(expected, converted.resolve(name));
+      JsonNode status = status(converted, name);
+      assertEquals("converted", status.get("state").asText(), status.toString());
+      assertTrue(status.get("files").size() >= 2, status.toString());
+      for (JsonNode f : status.get("files")) {
+        Path file = converted.resolve(name).resolve(f.get("path").asText());
+        assertEquals(ckptbeam.io.Sha256.ofFile(file.toString()), f.get("sha256").asText(), file.toString());
+        assertEquals(Files.size(file), f.get("size").asLong(), file.toString());
+      }
+      assertTrue(status.get("tensors").asLong() > 0 && status.get("bytes").asLong() > 0, status.toString());
+    }
+    assertTrue(Instant.parse(status(converted, "second").get("start").asText()).isAfter(lastShard),
+        "the slowly written checkpoint was converted only once complete");
+    JsonNode bad = status(converted, "third");
+    assertEquals("failed", bad.get("state").asText());
+    assertTrue(bad.get("error").asText().contains("config.json"), bad.toString());
+    assertTrue(!Files.exists(converted.resolve("third/latest_checkpointed_iteration.txt")));
+
+    // a restart finds both outputs finished and converts nothing again
+    FileTime before = Files.getLastModifiedTime(converted.resolve("first/latest_checkpointed_iteration.txt"));
+    Checkpoints.Run again = watch(incoming, converted, 3, runnerFlags);
+    assertEquals(0, again.exit, again.toString());
+    assertTrue(again.out.contains("0 converted, 2 already converted"), again.out);
+    assertEquals(before, Files.getLastModifiedTime(converted.resolve("first/latest_checkpointed_iteration.txt")));
+    assertSameData(expected, converted.resolve("first"));
+  }
+
+  private static Checkpoints.Run watch(Path incoming, Path converted, int idleSeconds, List<String> runnerFlags) {
+    List<String> args = new ArrayList<>(List.of("watch", "--direction", "hf2mcore", "--input-pattern",
+        incoming + "/*/", "--save-root", converted.toString(), "--poll-interval", "1", "--stop-after-idle",
+        String.valueOf(idleSeconds)));
+    args.addAll(List.of(LAYOUT.split(" ")));
+    args.addAll(runnerFlags);
+    return Checkpoints.cli(args.toArray(new String[0]));
+  }
+
+  /**
+   * Copies a HF checkpoint the way a slow writer would: config and index first, then the shards, {@code pauseMs}
+   * apart; returns the time just before the last shard's final bytes were written.
+   */
+  static Instant copy(Path from, Path to, long pauseMs) throws Exception {
+    Files.createDirectories(to);
+    List<Path> shards = new ArrayList<>();
+    try (Stream<Path> s = Files.list(from)) {
+      for (Path f : s.sorted().toList()) {
+        if (f.toString().endsWith(".safetensors")) {
+          shards.add(f);
+        } else {
+          Files.copy(f, to.resolve(f.getFileName()));
+        }
+      }
+    }
+    Instant last = Instant.now();
+    for (Path shard : shards) {
+      Thread.sleep(pauseMs);
+      last = Instant.now();
+      if (pauseMs > 0) {
+        // half a shard first: a poll in between sees a file shorter than its header says
+        byte[] bytes = Files.readAllBytes(shard);
+        Path dest = to.resolve(shard.getFileName());
+        Files.write(dest, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        Thread.sleep(pauseMs / 2);
+        last = Instant.now();
+        Files.write(dest, bytes);
+      } else {
+        Files.copy(shard, to.resolve(shard.getFileName()));
+      }
+    }
+    return last;
+  }
+
+  static JsonNode status(Path converted, String name) throws Exception {
+    return JSON.readTree(Files.readString(converted.resolve(name + ".ckptbeam-status.json"), StandardCharsets.UTF_8));
+  }
+
+  static void assertSameData(Path expected, Path actual) throws Exception {
+    TreeMap<String, byte[]> a = Checkpoints.dataContents(expected);
+    TreeMap<String, byte[]> b = Checkpoints.dataContents(actual);
+    assertEquals(a.keySet(), b.keySet());
+    for (Map.Entry<String, byte[]> e : a.entrySet()) {
+      assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
+    }
+  }
+}

@@ -1,0 +1,168 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.McoreTracker;
+import ckptbeam.io.RangeReader;
+import ckptbeam.io.SafetensorsHeader;
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.Mcore2HfPlan;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.Serializable;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Iterator;
+
+/**
+ * When a checkpoint folder that is still being written can be converted. HF: {@code config.json} and the index exist,
+ * and every shard the index names is present with the size its header implies. Megatron-core: the tracker file, the
+ * config and every rank file of the tracked iteration (for the layout given) exist, each rank file ending with its
+ * zip directory. A folder that is complete but malformed counts as ready: its conversion then fails with the
+ * reader's message, and that failure is reported, instead of waiting for a fix forever.
+ */
+final class CheckpointReadiness implements Serializable {
+  private static final long serialVersionUID = 1L;
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** End of central directory record of a zip without comment (what torch.save writes): 22 bytes, PK\5\6. */
+  private static final int EOCD_BYTES = 22;
+
+  private final WatchCommand.Direction direction;
+  private final String[] conversionArgs;
+
+  CheckpointReadiness(WatchCommand.Direction direction, String[] conversionArgs) {
+    this.direction = direction;
+    this.conversionArgs = conversionArgs.clone();
+  }
+
+  /** The file whose appearance makes a folder a candidate (and whose absence means: not a checkpoint yet). */
+  String markerFile() {
+    return direction == WatchCommand.Direction.HF2MCORE ? SafetensorsIndex.FILE_NAME : McoreTracker.FILE_NAME;
+  }
+
+  /** Null when {@code folder} is complete; else what is still missing. */
+  String missing(String folder) throws IOException {
+    return direction == WatchCommand.Direction.HF2MCORE ? missingHf(folder) : missingMcore(folder);
+  }
+
+  private String missingHf(String folder) throws IOException {
+    if (!CheckpointFiles.exists(CheckpointFiles.resolve(folder, "config.json"))) {
+      return "config.json";
+    }
+    String indexPath = CheckpointFiles.resolve(folder, SafetensorsIndex.FILE_NAME);
+    if (!CheckpointFiles.exists(indexPath)) {
+      return SafetensorsIndex.FILE_NAME;
+    }
+    SafetensorsIndex index;
+    try {
+      index = SafetensorsIndex.read(folder);
+    } catch (IOException e) {
+      return SafetensorsIndex.FILE_NAME + " (not complete JSON yet)";
+    }
+    for (String shard : index.shards()) {
+      String path = CheckpointFiles.resolve(folder, shard);
+      long size = CheckpointFiles.sizeOrMissing(path);
+      if (size < 0) {
+        return shard;
+      }
+      long implied;
+      try {
+        implied = impliedSize(path, size);
+      } catch (IOException e) {
+        return shard + " (changing while read: " + e.getMessage() + ")";
+      }
+      if (implied > size) {
+        return shard + " (" + size + " of " + implied + " bytes)";
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The size a safetensors file's header implies (8 + header + the furthest data offset), or {@code size} itself
+   * when the header cannot tell (malformed: ready, the conversion reports it).
+   */
+  static long impliedSize(String path, long size) throws IOException {
+    if (size < 8) {
+      return 8;
+    }
+    try (RangeReader r = CheckpointFiles.open(path)) {
+      ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+      r.readFully(0, len);
+      long n = len.getLong(0);
+      if (n < 0 || n > SafetensorsHeader.MAX_HEADER_BYTES) {
+        return size;
+      }
+      if (8 + n > size) {
+        return 8 + n;
+      }
+      ByteBuffer header = ByteBuffer.allocate((int) n);
+      r.readFully(8, header);
+      JsonNode root;
+      try {
+        root = JSON.readTree(header.array());
+      } catch (IOException e) {
+        return size;
+      }
+      long end = 0;
+      for (Iterator<java.util.Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+        java.util.Map.Entry<String, JsonNode> e = it.next();
+        JsonNode offsets = e.getValue().get("data_offsets");
+        if (!e.getKey().equals("__metadata__") && offsets != null && offsets.size() == 2) {
+          end = Math.max(end, offsets.get(1).asLong());
+        }
+      }
+      return 8 + n + end;
+    }
+  }
+
+  private String missingMcore(String folder) throws IOException {
+    if (!CheckpointFiles.exists(CheckpointFiles.resolve(folder, McoreTracker.FILE_NAME))) {
+      return McoreTracker.FILE_NAME;
+    }
+    Args a = Mcore2Hf.flags().parse(conversionArgs);
+    String config = a.has("model-config") ? Cli.absolute(a.get("model-config"))
+        : CheckpointFiles.resolve(folder, "config.json");
+    if (!CheckpointFiles.exists(config)) {
+      return config.equals(CheckpointFiles.resolve(folder, "config.json")) ? "config.json" : config;
+    }
+    String iterationDir;
+    Mcore2HfPlan plan;
+    try {
+      iterationDir = McoreTracker.iterationDir(folder);
+      LayoutOptions layout = LayoutFlags.parse(a, "source");
+      plan = new Mcore2HfPlan(Mcore2Hf.forwardPlan(Cli.readConfig(config), layout), iterationDir);
+    } catch (IOException | RuntimeException e) {
+      return null; // complete but unusable: the conversion says why
+    }
+    for (String rank : plan.rankFiles()) {
+      String path = CheckpointFiles.resolve(folder, rank);
+      long size = CheckpointFiles.sizeOrMissing(path);
+      if (size < 0) {
+        return rank;
+      }
+      boolean complete;
+      try {
+        complete = endsWithZipDirectory(path, size);
+      } catch (IOException e) {
+        complete = false; // changing while read
+      }
+      if (!complete) {
+        return rank + " (no zip directory at its end yet)";
+      }
+    }
+    return null;
+  }
+
+  private static boolean endsWithZipDirectory(String path, long size) throws IOException {
+    if (size < EOCD_BYTES) {
+      return false;
+    }
+    try (RangeReader r = CheckpointFiles.open(path)) {
+      ByteBuffer tail = ByteBuffer.allocate(EOCD_BYTES);
+      r.readFully(size - EOCD_BYTES, tail);
+      return tail.get(0) == 'P' && tail.get(1) == 'K' && tail.get(2) == 5 && tail.get(3) == 6;
+    }
+  }
+}

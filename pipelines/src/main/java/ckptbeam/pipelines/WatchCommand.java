@@ -1,0 +1,211 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.transforms.Hf2McorePlan;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.metrics.MetricNameFilter;
+import org.apache.beam.sdk.metrics.MetricQueryResults;
+import org.apache.beam.sdk.metrics.MetricResult;
+import org.apache.beam.sdk.metrics.MetricsFilter;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.io.gcp.pubsub.PubsubIO;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.StreamingOptions;
+import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Reshuffle;
+import org.apache.beam.sdk.transforms.Values;
+import org.apache.beam.sdk.transforms.Watch;
+import org.apache.beam.sdk.transforms.WithKeys;
+import org.apache.beam.sdk.values.PBegin;
+import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.TypeDescriptors;
+import org.joda.time.Duration;
+
+/**
+ * {@code ckptbeam watch}: a streaming pipeline that converts every checkpoint folder appearing under a pattern, once,
+ * when it is complete. New folders are found by polling the pattern ({@link Watch}, what {@code FileIO.match()
+ * .continuously()} is built on) or from Cloud Storage notifications on a Pub/Sub subscription. Each checkpoint is
+ * claimed once (keyed state), converted into {@code SAVE_ROOT/NAME}, and reported in
+ * {@code SAVE_ROOT/NAME.ckptbeam-status.json}.
+ */
+public final class WatchCommand {
+  /** Which conversion each checkpoint gets. */
+  enum Direction {
+    HF2MCORE("hf2mcore"), MCORE2HF("mcore2hf");
+
+    final String flag;
+
+    Direction(String flag) {
+      this.flag = flag;
+    }
+
+    static Direction parse(String s) {
+      for (Direction d : values()) {
+        if (d.flag.equals(s)) {
+          return d;
+        }
+      }
+      throw new IllegalArgumentException("--direction must be hf2mcore or mcore2hf, got \"" + s + "\"");
+    }
+
+    Args conversionFlags() {
+      return this == HF2MCORE ? Hf2Mcore.flags() : Mcore2Hf.flags();
+    }
+
+    /** The file that marks a finished output. */
+    String outputMarker() {
+      return this == HF2MCORE ? Hf2McorePlan.TRACKER : SafetensorsIndex.FILE_NAME;
+    }
+  }
+
+  /** Beam options a conversion needs to reach storage the same way (gs:// endpoint, credentials, upload chunk). */
+  private static final List<String> FORWARDED_PREFIXES = List.of("--gcs", "--gcp", "--credentialFactoryClass",
+      "--project", "--impersonateServiceAccount", "--targetParallelism");
+
+  private WatchCommand() {}
+
+  static Args flags() {
+    return new Args().value("direction").value("input-pattern").value("save-root").value("notifications")
+        .value("poll-interval").value("stop-after-idle");
+  }
+
+  /** The parsed command: what to watch, where to write, the conversion's own flags and the Beam options. */
+  static final class Request {
+    Direction direction;
+    CheckpointFolders folders;
+    String pattern;
+    String notifications;
+    Duration pollInterval;
+    Duration stopAfterIdle;
+    String[] conversionArgs;
+    String[] forwardedBeamArgs;
+    PipelineOptions pipelineOptions;
+  }
+
+  static Request parse(String[] argv) {
+    Args a = flags().parse(argv);
+    Request r = new Request();
+    r.direction = Direction.parse(a.require("direction"));
+    r.pattern = Cli.absolute(a.require("input-pattern"));
+    r.folders = new CheckpointFolders(r.pattern, Cli.absolute(a.require("save-root")));
+    r.notifications = a.get("notifications");
+    r.pollInterval = Duration.standardSeconds(a.longValue("poll-interval", 10));
+    r.stopAfterIdle = a.has("stop-after-idle") ? Duration.standardSeconds(a.longValue("stop-after-idle", 0)) : null;
+    List<String> rest = a.beamArgs();
+    Args conversion = r.direction.conversionFlags().parse(rest.toArray(new String[0]));
+    for (String own : List.of("load-dir", "save-dir", "overwrite", "resume", "dry-run")) {
+      if (conversion.has(own)) {
+        throw new IllegalArgumentException("--" + own + " is set by watch for each checkpoint (input folder, "
+            + "--save-root/NAME, resumed); leave it out");
+      }
+    }
+    Set<String> beam = new HashSet<>(conversion.beamArgs());
+    List<String> conversionArgs = new ArrayList<>();
+    for (String s : rest) {
+      if (!beam.contains(s)) {
+        conversionArgs.add(s);
+      }
+    }
+    List<String> forwarded = new ArrayList<>();
+    for (String s : conversion.beamArgs()) {
+      if (FORWARDED_PREFIXES.stream().anyMatch(s::startsWith)) {
+        forwarded.add(s);
+      }
+    }
+    r.conversionArgs = conversionArgs.toArray(new String[0]);
+    r.forwardedBeamArgs = forwarded.toArray(new String[0]);
+    r.pipelineOptions = Cli.pipelineOptions(conversion.beamArgs(), "watch");
+    r.pipelineOptions.as(StreamingOptions.class).setStreaming(true);
+    return r;
+  }
+
+  public static void run(String[] argv, PrintStream log) throws Exception {
+    Request r = parse(argv);
+    Pipeline p = build(r, null);
+    log.println("watching " + r.pattern + " (" + r.direction.flag + ") -> " + r.folders.outputOf("NAME")
+        + (r.stopAfterIdle == null ? "" : "; stops after " + r.stopAfterIdle.getStandardSeconds() + " s without news"));
+    PipelineResult result = Cli.run(p);
+    if (result != null) {
+      log.println("watch ended: " + summary(result));
+    }
+  }
+
+  /** The watch counters of a run: "N seen, N converted, N already converted, N failed, N bytes written". */
+  static String summary(PipelineResult result) {
+    java.util.Map<String, Long> counts = new java.util.TreeMap<>();
+    MetricQueryResults q = result.metrics().queryMetrics(MetricsFilter.builder()
+        .addNameFilter(MetricNameFilter.inNamespace(ConvertCheckpointFn.NAMESPACE)).build());
+    for (MetricResult<Long> c : q.getCounters()) {
+      Long v = c.getAttempted();
+      counts.merge(c.getName().getName(), v == null ? 0L : v, Long::sum);
+    }
+    return counts.getOrDefault("checkpoints_seen", 0L) + " checkpoint(s) seen, "
+        + counts.getOrDefault("checkpoints_converted", 0L) + " converted, "
+        + counts.getOrDefault("checkpoints_already_converted", 0L) + " already converted, "
+        + counts.getOrDefault("checkpoints_failed", 0L) + " failed, "
+        + counts.getOrDefault("bytes_written", 0L) + " bytes written";
+  }
+
+  /**
+   * The streaming pipeline. {@code notificationSource} replaces the Pub/Sub read (tests use Beam's in-memory Pub/Sub
+   * client); null reads {@code --notifications} when given, else polls the pattern.
+   */
+  static Pipeline build(Request r, PTransform<PBegin, PCollection<String>> notificationSource) {
+    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
+    Pipeline p = Pipeline.create(r.pipelineOptions);
+    CheckpointReadiness readiness = new CheckpointReadiness(r.direction, r.conversionArgs);
+    String marker = r.direction.outputMarker();
+    PCollection<String> candidates;
+    if (notificationSource != null || r.notifications != null) {
+      PTransform<PBegin, PCollection<String>> source = notificationSource != null ? notificationSource
+          : PubsubIO.readStrings().fromSubscription(r.notifications);
+      candidates = p.apply("Notifications", source)
+          .apply("FolderOfObject", ParDo.of(new FolderOfNotification(r.folders)));
+    } else {
+      Watch.Growth<String, String, String> growth = Watch.growthOf(
+              new PollReadyCheckpoints(readiness, r.folders, marker))
+          .withPollInterval(r.pollInterval)
+          .withOutputCoder(StringUtf8Coder.of());
+      if (r.stopAfterIdle != null) {
+        growth = growth.withTerminationPerInput(Watch.Growth.afterTimeSinceNewOutput(r.stopAfterIdle));
+      }
+      candidates = p.apply("Pattern", Create.of(r.pattern)).apply("PollReadyFolders", growth)
+          .apply("Folders", Values.create());
+    }
+    candidates
+        .apply("KeyByFolder", WithKeys.<String, String>of(f -> f).withKeyType(TypeDescriptors.strings()))
+        .apply("ClaimOnce", ParDo.of(new ClaimCheckpointFn(readiness, r.folders, marker)))
+        .apply("SpreadOverWorkers", Reshuffle.viaRandomKey())
+        .apply("Convert", ParDo.of(new ConvertCheckpointFn(r.direction, r.conversionArgs, r.forwardedBeamArgs,
+            r.folders)));
+    return p;
+  }
+
+  /** A notification's object → the checkpoint folder it belongs to (dropped when it belongs to none). */
+  static final class FolderOfNotification extends DoFn<String, String> {
+    private static final long serialVersionUID = 1L;
+    private final CheckpointFolders folders;
+
+    FolderOfNotification(CheckpointFolders folders) {
+      this.folders = folders;
+    }
+
+    @ProcessElement
+    public void process(@Element String payload, OutputReceiver<String> out) {
+      String object = CheckpointFolders.objectOfNotification(payload);
+      String folder = object == null ? null : folders.folderOf(object);
+      if (folder != null) {
+        out.output(folder);
+      }
+    }
+  }
+}
