@@ -139,8 +139,16 @@ public final class WatchCommand {
     }
   }
 
+  /**
+   * The watch pipeline for {@code argv} (the flags of {@code ckptbeam watch}) with another notification source in
+   * place of the Pub/Sub subscription: an embedding program's own event feed, or Beam's in-memory Pub/Sub client.
+   */
+  public static Pipeline pipeline(String[] argv, PTransform<PBegin, PCollection<String>> notificationSource) {
+    return build(parse(argv), notificationSource);
+  }
+
   /** The watch counters of a run: "N seen, N converted, N already converted, N failed, N bytes written". */
-  static String summary(PipelineResult result) {
+  public static String summary(PipelineResult result) {
     java.util.Map<String, Long> counts = new java.util.TreeMap<>();
     MetricQueryResults q = result.metrics().queryMetrics(MetricsFilter.builder()
         .addNameFilter(MetricNameFilter.inNamespace(ConvertCheckpointFn.NAMESPACE)).build());
