@@ -74,6 +74,23 @@ class DataflowJobSpecTest {
     assertTrue(!Files.exists(work.resolve("back/model.safetensors.index.json")));
   }
 
+  @Test
+  void watchBuildsAStreamingDataflowJobSpec() throws Exception {
+    Path template = work.resolve("watch.json");
+    String[] args = concat(new String[] {"--direction", "hf2mcore", "--input-pattern", "gs://fake-bucket/incoming/*/",
+        "--save-root", "gs://fake-bucket/converted/", "--target-expert-parallel-size", "8"}, dataflow(template));
+    WatchCommand.Request r = WatchCommand.parse(args);
+    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
+    WatchCommand.build(r, null).run();
+    String spec = Files.readString(template);
+    for (String step : List.of("PollReadyFolders", "ClaimOnce", "SpreadOverWorkers", "Convert")) {
+      assertTrue(spec.contains(step), "the job spec lacks step " + step);
+    }
+    assertTrue(spec.contains("\"streaming\":true") || spec.contains("\"streaming\" : true"),
+        "a streaming job");
+    assertTrue(spec.contains("--target-expert-parallel-size=8"), "the conversion flags travel with the job");
+  }
+
   private static PrintStream quiet() {
     return new PrintStream(new ByteArrayOutputStream());
   }
