@@ -75,7 +75,7 @@ public final class WatchCommand {
 
   static Args flags() {
     return new Args().value("direction").value("input-pattern").value("save-root").value("notifications")
-        .value("poll-interval").value("stop-after-idle");
+        .value("poll-interval").value("stop-after-idle").flag("detach");
   }
 
   /** The parsed command: what to watch, where to write, the conversion's own flags and the Beam options. */
@@ -86,6 +86,7 @@ public final class WatchCommand {
     String notifications;
     Duration pollInterval;
     Duration stopAfterIdle;
+    boolean detach;
     String[] conversionArgs;
     String[] forwardedBeamArgs;
     PipelineOptions pipelineOptions;
@@ -125,6 +126,11 @@ public final class WatchCommand {
     r.forwardedBeamArgs = forwarded.toArray(new String[0]);
     r.pipelineOptions = Cli.pipelineOptions(conversion.beamArgs(), "watch");
     r.pipelineOptions.as(StreamingOptions.class).setStreaming(true);
+    r.detach = a.has("detach");
+    if (r.detach) {
+      // a Flink client in attached mode blocks in run() for as long as an unbounded job runs
+      r.pipelineOptions.as(org.apache.beam.runners.flink.FlinkPipelineOptions.class).setAttachedMode(false);
+    }
     return r;
   }
 
@@ -133,6 +139,11 @@ public final class WatchCommand {
     Pipeline p = build(r, null);
     log.println("watching " + r.pattern + " (" + r.direction.flag + ") -> " + r.folders.outputOf("NAME")
         + (r.stopAfterIdle == null ? "" : "; stops after " + r.stopAfterIdle.getStandardSeconds() + " s without news"));
+    if (r.detach) {
+      PipelineResult submitted = p.run();
+      log.println("submitted: " + submitted + " (runs until cancelled on the runner)");
+      return;
+    }
     PipelineResult result = Cli.run(p);
     if (result != null) {
       log.println("watch ended: " + summary(result));
