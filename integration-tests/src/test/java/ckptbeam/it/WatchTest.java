@@ -97,6 +97,50 @@ class WatchTest {
     assertSameData(expected, converted.resolve("first"));
   }
 
+  @org.junit.jupiter.api.Test
+  void mcoreCheckpointsAreWatchedToo() throws Exception {
+    Path incoming = Files.createDirectories(work.resolve("mcore-in"));
+    Path converted = work.resolve("mcore-out");
+    String layout = LAYOUT.replace("--target-", "--source-");
+    List<String> batch = new ArrayList<>(List.of("mcore2hf", "--load-dir", expected.toString(), "--save-dir",
+        work.resolve("mcore-expected").toString()));
+    batch.addAll(List.of(layout.split(" ")));
+    assertEquals(0, Checkpoints.cli(batch.toArray(new String[0])).exit);
+    // rank files first, the tracker last, as Megatron saves
+    Path ck = incoming.resolve("iter-1");
+    try (Stream<Path> s = Files.walk(expected)) {
+      for (Path f : s.filter(Files::isRegularFile).sorted().toList()) {
+        if (!f.getFileName().toString().equals("latest_checkpointed_iteration.txt")) {
+          Files.createDirectories(ck.resolve(expected.relativize(f)).getParent());
+          Files.copy(f, ck.resolve(expected.relativize(f)));
+        }
+      }
+    }
+    Files.copy(expected.resolve("latest_checkpointed_iteration.txt"), ck.resolve("latest_checkpointed_iteration.txt"));
+    List<String> args = new ArrayList<>(List.of("watch", "--direction", "mcore2hf", "--input-pattern",
+        incoming + "/*", "--save-root", converted.toString(), "--poll-interval", "1", "--stop-after-idle", "3"));
+    args.addAll(List.of(layout.split(" ")));
+    Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("1 checkpoint(s) seen, 1 converted"), r.out);
+    assertSameData(work.resolve("mcore-expected"), converted.resolve("iter-1"));
+  }
+
+  @org.junit.jupiter.api.Test
+  void badWatchFlagsAreRefusedWithTheirName() {
+    Checkpoints.Run r = Checkpoints.cli("watch", "--direction", "sideways", "--input-pattern", "x/*", "--save-root",
+        "y");
+    assertEquals(2, r.exit);
+    assertTrue(r.err.contains("--direction must be hf2mcore or mcore2hf"), r.err);
+    r = Checkpoints.cli("watch", "--direction", "hf2mcore", "--input-pattern", "x/*", "--save-root", "y",
+        "--save-dir", "z");
+    assertEquals(2, r.exit);
+    assertTrue(r.err.contains("--save-dir is set by watch"), r.err);
+    r = Checkpoints.cli("watch", "--direction", "hf2mcore", "--save-root", "y");
+    assertEquals(2, r.exit);
+    assertTrue(r.err.contains("--input-pattern"), r.err);
+  }
+
   private static Checkpoints.Run watch(Path incoming, Path converted, int idleSeconds, List<String> runnerFlags) {
     List<String> args = new ArrayList<>(List.of("watch", "--direction", "hf2mcore", "--input-pattern",
         incoming + "/*/", "--save-root", converted.toString(), "--poll-interval", "1", "--stop-after-idle",

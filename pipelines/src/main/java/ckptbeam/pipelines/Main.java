@@ -16,7 +16,7 @@ public final class Main {
       "  fp8-to-bf16      DeepSeek's FP8 release -> bf16 on the CPU (replaces fp8_cast_bf16.py): --load-dir F --save-dir B",
       "  watch            streaming: convert every checkpoint folder that appears, once, when complete",
       "                   --direction hf2mcore|mcore2hf --input-pattern 'gs://b/in/*/' --save-root gs://b/out/",
-      "                   [--notifications projects/P/subscriptions/S] [--poll-interval S] [--stop-after-idle S]",
+      "                   [--notifications projects/P/subscriptions/S] [--poll-interval S] [--stop-after-idle S] [--detach]",
       "                   [conversion flags] [Beam flags, e.g. --runner=FlinkRunner]",
       "  verify           --load-dir OUT: re-hash against the manifest; --hf H --mcore S [layout]: prove equality",
       "  make-tiny-model  write a seeded synthetic DeepSeek-V3-architecture checkpoint: --out D [size flags]",
