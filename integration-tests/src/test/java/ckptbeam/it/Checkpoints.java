@@ -92,6 +92,19 @@ final class Checkpoints {
     return out;
   }
 
+  /**
+   * Same files with the same bytes; the manifests too when {@code withManifest} (they record the input folder, so
+   * only runs that read the same folder have equal ones).
+   */
+  static void assertSameFiles(Path expected, Path actual, boolean withManifest) throws IOException {
+    TreeMap<String, byte[]> a = withManifest ? contents(expected) : dataContents(expected);
+    TreeMap<String, byte[]> b = withManifest ? contents(actual) : dataContents(actual);
+    assertEquals(a.keySet(), b.keySet());
+    for (Map.Entry<String, byte[]> e : a.entrySet()) {
+      org.junit.jupiter.api.Assertions.assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
+    }
+  }
+
   /** Audits the pickle of every .pt under {@code dir} against torch's weights-only allowlist; returns the count. */
   static int auditWeightsOnly(Path dir) throws IOException {
     int files = 0;

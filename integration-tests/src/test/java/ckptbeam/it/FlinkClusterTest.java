@@ -1,6 +1,5 @@
 package ckptbeam.it;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,9 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -75,13 +72,13 @@ class FlinkClusterTest {
   @Test
   void bothDirectionsOnTheClusterWriteTheDirectRunnersBytesUsingBothTaskManagers() throws Exception {
     Path clusterMcore = convert("hf2mcore", hf, work.resolve("cluster-mcore"), LAYOUT, onCluster());
-    assertSameFiles(directMcore, clusterMcore, true);
+    Checkpoints.assertSameFiles(directMcore, clusterMcore, true);
     assertEquals(2, taskManagersOf(lastJob("ckptbeam-hf2mcore")).size(), "hf2mcore tasks ran on both TaskManagers");
 
     String reverse = LAYOUT.replace("--target-", "--source-");
     Path directHf = convert("mcore2hf", directMcore, work.resolve("direct-hf"), reverse);
     Path clusterHf = convert("mcore2hf", clusterMcore, work.resolve("cluster-hf"), reverse, onCluster());
-    assertSameFiles(directHf, clusterHf, false);
+    Checkpoints.assertSameFiles(directHf, clusterHf, false);
     assertEquals(2, taskManagersOf(lastJob("ckptbeam-mcore2hf")).size(), "mcore2hf tasks ran on both TaskManagers");
     String report = RoundTripTest.roundTrip(hf, clusterHf, "");
     assertTrue(report.startsWith("OK "), report);
@@ -101,7 +98,7 @@ class FlinkClusterTest {
     String failures = rest("/jobs/" + job.get("jid").asText() + "/exceptions").toString();
     assertTrue(failures.contains("injected failure after writing"), "the job failed once and was restarted: "
         + failures);
-    assertSameFiles(directMcore, out, true);
+    Checkpoints.assertSameFiles(directMcore, out, true);
     try (Stream<Path> s = Files.walk(out)) {
       assertTrue(s.noneMatch(p -> p.toString().endsWith(".ckptbeam-partial")), "no staging file is left");
     }
@@ -130,15 +127,7 @@ class FlinkClusterTest {
     return out;
   }
 
-  /** Same files, same bytes; the manifests too when both runs read the same input folder (it records the path). */
-  private static void assertSameFiles(Path expected, Path actual, boolean sameInput) throws IOException {
-    TreeMap<String, byte[]> a = sameInput ? Checkpoints.contents(expected) : Checkpoints.dataContents(expected);
-    TreeMap<String, byte[]> b = sameInput ? Checkpoints.contents(actual) : Checkpoints.dataContents(actual);
-    assertEquals(a.keySet(), b.keySet());
-    for (Map.Entry<String, byte[]> e : a.entrySet()) {
-      assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
-    }
-  }
+
 
   /** The newest job whose name starts with {@code prefix} (the CLI names jobs ckptbeam-COMMAND-MILLIS). */
   private static JsonNode lastJob(String prefix) throws Exception {

@@ -60,20 +60,34 @@ final class CheckpointReadiness implements Serializable {
     } catch (IOException e) {
       return SafetensorsIndex.FILE_NAME + " (not complete JSON yet)";
     }
-    for (String shard : index.shards()) {
-      String path = CheckpointFiles.resolve(folder, shard);
+    return firstIncomplete(folder, index.shards(), (path, size) -> {
+      long implied = impliedSize(path, size);
+      return implied > size ? size + " of " + implied + " bytes" : null;
+    });
+  }
+
+  /** What a present file still lacks, given its size; null when it is complete. */
+  private interface Completeness {
+    String lacking(String path, long size) throws IOException;
+  }
+
+  /** The first of {@code files} that is missing or incomplete (a read error: it is changing), or null. */
+  private static String firstIncomplete(String folder, java.util.List<String> files, Completeness check)
+      throws IOException {
+    for (String file : files) {
+      String path = CheckpointFiles.resolve(folder, file);
       long size = CheckpointFiles.sizeOrMissing(path);
       if (size < 0) {
-        return shard;
+        return file;
       }
-      long implied;
+      String lacking;
       try {
-        implied = impliedSize(path, size);
+        lacking = check.lacking(path, size);
       } catch (IOException e) {
-        return shard + " (changing while read: " + e.getMessage() + ")";
+        lacking = "changing while read: " + e.getMessage();
       }
-      if (implied > size) {
-        return shard + " (" + size + " of " + implied + " bytes)";
+      if (lacking != null) {
+        return file + " (" + lacking + ")";
       }
     }
     return null;
@@ -136,23 +150,8 @@ final class CheckpointReadiness implements Serializable {
     } catch (IOException | RuntimeException e) {
       return null; // complete but unusable: the conversion says why
     }
-    for (String rank : plan.rankFiles()) {
-      String path = CheckpointFiles.resolve(folder, rank);
-      long size = CheckpointFiles.sizeOrMissing(path);
-      if (size < 0) {
-        return rank;
-      }
-      boolean complete;
-      try {
-        complete = endsWithZipDirectory(path, size);
-      } catch (IOException e) {
-        complete = false; // changing while read
-      }
-      if (!complete) {
-        return rank + " (no zip directory at its end yet)";
-      }
-    }
-    return null;
+    return firstIncomplete(folder, plan.rankFiles(),
+        (path, size) -> endsWithZipDirectory(path, size) ? null : "no zip directory at its end yet");
   }
 
   private static boolean endsWithZipDirectory(String path, long size) throws IOException {

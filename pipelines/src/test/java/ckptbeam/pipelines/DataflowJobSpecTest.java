@@ -38,14 +38,7 @@ class DataflowJobSpecTest {
     Hf2Mcore.Request r = Hf2Mcore.parse(args);
     r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
     Pipeline p = Hf2Mcore.build(r, new PrintStream(new ByteArrayOutputStream())).pipeline;
-    p.run();
-    String spec = Files.readString(template);
-    for (String step : List.of("ReadHeaders", "RequestSources", "LocateSources", "WriteFiles", "Commit")) {
-      assertTrue(spec.contains(step), "the job spec lacks step " + step);
-    }
-    assertTrue(spec.contains("\"sdkPipelineOptions\""), "options serialised into the job");
-    assertTrue(spec.length() < modelBytes / 2, "job spec of " + spec.length() + " bytes for a model of " + modelBytes
-        + ": tensor bytes must not travel in it");
+    checkSpec(p, template, modelBytes, "ReadHeaders", "RequestSources", "LocateSources", "WriteFiles", "Commit");
     assertTrue(!Files.exists(work.resolve("out/latest_checkpointed_iteration.txt")));
   }
 
@@ -61,16 +54,8 @@ class DataflowJobSpecTest {
         "--source-tensor-parallel-size", "2", "--source-pipeline-parallel-size", "2"}, dataflow(template));
     Mcore2Hf.Request r = Mcore2Hf.parse(args);
     r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
-    Pipeline p = Mcore2Hf.build(r).pipeline;
-    p.run();
-    String spec = Files.readString(template);
-    for (String step : List.of("RankFiles", "ReadRankFiles", "RequestSources", "LocateSources", "WriteFiles",
-        "Commit")) {
-      assertTrue(spec.contains(step), "the job spec lacks step " + step);
-    }
-    assertTrue(spec.contains("\"sdkPipelineOptions\""), "options serialised into the job");
-    assertTrue(spec.length() < modelBytes / 2, "job spec of " + spec.length() + " bytes for a model of " + modelBytes
-        + ": tensor bytes must not travel in it");
+    checkSpec(Mcore2Hf.build(r).pipeline, template, modelBytes, "RankFiles", "ReadRankFiles", "RequestSources",
+        "LocateSources", "WriteFiles", "Commit");
     assertTrue(!Files.exists(work.resolve("back/model.safetensors.index.json")));
   }
 
@@ -89,6 +74,21 @@ class DataflowJobSpecTest {
     assertTrue(spec.contains("\"streaming\":true") || spec.contains("\"streaming\" : true"),
         "a streaming job");
     assertTrue(spec.contains("--target-expert-parallel-size=8"), "the conversion flags travel with the job");
+  }
+
+  /**
+   * Builds the template and checks it: every named step, the options serialised, and a spec much smaller than the
+   * model (no tensor bytes travel in it).
+   */
+  private static void checkSpec(Pipeline p, Path template, long modelBytes, String... steps) throws Exception {
+    p.run();
+    String spec = Files.readString(template);
+    for (String step : steps) {
+      assertTrue(spec.contains(step), "the job spec lacks step " + step);
+    }
+    assertTrue(spec.contains("\"sdkPipelineOptions\""), "options serialised into the job");
+    assertTrue(spec.length() < modelBytes / 2, "job spec of " + spec.length() + " bytes for a model of " + modelBytes
+        + ": tensor bytes must not travel in it");
   }
 
   private static PrintStream quiet() {
