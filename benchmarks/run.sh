@@ -3,6 +3,8 @@
 # at two model sizes. Usage: benchmarks/run.sh [--dir DIR] [--sizes "4 8"] [--keep]
 #   --dir    where models and outputs go (default: /tmp/ckptbeam-bench); needs about 5x the largest size free
 #   --sizes  model sizes in GB, approximately (default "4 8"; the 8 GB model's grouped weight1 is 1 GiB at ep 1)
+# BENCH_FLINK_CLUSTER=1 adds a run on a real local Flink session cluster (scripts/local-flink-cluster.sh: 1 JobManager,
+# 2 TaskManagers; its RSS column is the submitting client's only).
 # Prints one table per size: seconds, ratio to `cp -r`, MB/s written, peak RSS. Page caches are dropped before each
 # step when allowed (root), so every step reads its input from disk. Do not rebuild the jar while it runs.
 set -euo pipefail
@@ -70,6 +72,15 @@ for gb in $sizes; do
   # shellcheck disable=SC2086
   JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p1" "$dir/mc16-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
     --runner=FlinkRunner --flinkMaster=[local] --parallelism=1
+  if [ "${BENCH_FLINK_CLUSTER:-0}" = 1 ]; then
+    export FLINK_CLUSTER_DIR="$dir/flink-cluster" FLINK_REST_PORT="${FLINK_REST_PORT:-8081}"
+    "$here/scripts/local-flink-cluster.sh" start >/dev/null
+    cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-flinkjob.jar | head -1)" "$dir/flinkjob.jar"
+    # shellcheck disable=SC2086
+    JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-cluster" "$dir/mc16-$gb" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
+      --runner=FlinkRunner --flinkMaster=localhost:$FLINK_REST_PORT --parallelism=2 --filesToStage="$dir/flinkjob.jar"
+    "$here/scripts/local-flink-cluster.sh" stop >/dev/null
+  fi
   mapfile -t results < "$dir/results"
   cp_secs=$(echo "${results[0]}" | cut -d' ' -f2)
   echo
