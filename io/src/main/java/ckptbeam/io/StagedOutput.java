@@ -51,8 +51,16 @@ public final class StagedOutput {
     String sha256;
     try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
         StandardOpenOption.TRUNCATE_EXISTING)) {
+      // hashing and writing run on a thread of their own while the body reads and assembles the next bytes
       DigestingChannel digest = new DigestingChannel(out);
-      body.write(digest);
+      BackgroundWriteChannel background = new BackgroundWriteChannel(digest, destination);
+      try {
+        body.write(background);
+        background.finish();
+      } catch (IOException | RuntimeException | Error e) {
+        background.abandon();
+        throw e;
+      }
       sha256 = digest.sha256();
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(staged);
