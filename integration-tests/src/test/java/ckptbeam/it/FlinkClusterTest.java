@@ -104,6 +104,45 @@ class FlinkClusterTest {
     }
   }
 
+  @Test
+  void watchRunsAsAStreamingJobOnTheCluster() throws Exception {
+    Path incoming = Files.createDirectories(work.resolve("watch-in"));
+    Path converted = work.resolve("watch-out");
+    List<String> args = new ArrayList<>(List.of("watch", "--direction", "hf2mcore", "--input-pattern",
+        incoming + "/*", "--save-root", converted.toString(), "--poll-interval", "1", "--detach"));
+    args.addAll(List.of(LAYOUT.split(" ")));
+    args.addAll(onCluster());
+    Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("submitted"), r.out);
+    JsonNode job = null;
+    try {
+      WatchTest.copy(hf, incoming.resolve("ck-1"), 300);
+      Path status = converted.resolve("ck-1.ckptbeam-status.json");
+      long deadline = System.currentTimeMillis() + 180_000;
+      while (!Files.exists(status) && System.currentTimeMillis() < deadline) {
+        Thread.sleep(500);
+      }
+      for (JsonNode j : rest("/jobs/overview").get("jobs")) {
+        if (j.get("name").asText().startsWith("ckptbeam-watch") && j.get("state").asText().equals("RUNNING")) {
+          job = j;
+        }
+      }
+      assertTrue(job != null, "the watch job runs on the cluster");
+      assertTrue(Files.exists(status), "the checkpoint was converted within 3 minutes");
+      assertTrue(Files.readString(status).contains("\"state\" : \"converted\""), Files.readString(status));
+      Checkpoints.assertSameFiles(directMcore, converted.resolve("ck-1"), false);
+    } finally {
+      for (JsonNode j : rest("/jobs/overview").get("jobs")) {
+        if (j.get("name").asText().startsWith("ckptbeam-watch") && j.get("state").asText().equals("RUNNING")) {
+          HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://localhost:" + restPort + "/jobs/"
+              + j.get("jid").asText() + "?mode=cancel")).method("PATCH", HttpRequest.BodyPublishers.noBody())
+              .build(), HttpResponse.BodyHandlers.ofString());
+        }
+      }
+    }
+  }
+
   private List<String> onCluster() throws IOException {
     Path jar;
     try (Stream<Path> s = Files.list(Torch.repo().resolve("pipelines/target"))) {

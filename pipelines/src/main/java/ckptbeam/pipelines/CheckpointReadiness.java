@@ -28,22 +28,22 @@ final class CheckpointReadiness implements Serializable {
   /** End of central directory record of a zip without comment (what torch.save writes): 22 bytes, PK\5\6. */
   private static final int EOCD_BYTES = 22;
 
-  private final WatchCommand.Direction direction;
+  private final ConversionDirection direction;
   private final String[] conversionArgs;
 
-  CheckpointReadiness(WatchCommand.Direction direction, String[] conversionArgs) {
+  CheckpointReadiness(ConversionDirection direction, String[] conversionArgs) {
     this.direction = direction;
     this.conversionArgs = conversionArgs.clone();
   }
 
   /** The file whose appearance makes a folder a candidate (and whose absence means: not a checkpoint yet). */
   String markerFile() {
-    return direction == WatchCommand.Direction.HF2MCORE ? SafetensorsIndex.FILE_NAME : McoreTracker.FILE_NAME;
+    return direction == ConversionDirection.HF2MCORE ? SafetensorsIndex.FILE_NAME : McoreTracker.FILE_NAME;
   }
 
   /** Null when {@code folder} is complete; else what is still missing. */
   String missing(String folder) throws IOException {
-    return direction == WatchCommand.Direction.HF2MCORE ? missingHf(folder) : missingMcore(folder);
+    return direction == ConversionDirection.HF2MCORE ? missingHf(folder) : missingMcore(folder);
   }
 
   private String missingHf(String folder) throws IOException {

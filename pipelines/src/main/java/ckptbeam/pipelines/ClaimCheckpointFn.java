@@ -9,7 +9,9 @@ import org.apache.beam.sdk.state.StateSpec;
 import org.apache.beam.sdk.state.StateSpecs;
 import org.apache.beam.sdk.state.ValueState;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.WithKeys;
 import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.TypeDescriptors;
 
 /**
  * Lets each checkpoint folder through once, when it is complete and not converted yet. Keyed by folder, so
@@ -34,6 +36,14 @@ final class ClaimCheckpointFn extends DoFn<KV<String, String>, String> {
     this.readiness = readiness;
     this.folders = folders;
     this.outputMarker = outputMarker;
+  }
+
+  /**
+   * Keys each folder by itself, for the claim. Defined here, not in the command class, because a lambda is
+   * deserialised through the class that wrote it and workers must not need the driver's classes (Pub/Sub).
+   */
+  static WithKeys<String, String> keyByFolder() {
+    return WithKeys.<String, String>of(folder -> folder).withKeyType(TypeDescriptors.strings());
   }
 
   @ProcessElement

@@ -94,8 +94,10 @@ final class Cli {
   static PipelineResult run(Pipeline p) throws Exception {
     try {
       PipelineResult result = p.run();
-      if (result instanceof org.apache.beam.runners.dataflow.util.DataflowTemplateJob) {
-        return null; // --templateLocation: the job spec is written; nothing runs now
+      // --templateLocation: the job spec is written; nothing runs now. (Compared by name: conversions also run
+      // inside workers whose job jar has no Dataflow classes.)
+      if (result.getClass().getName().equals("org.apache.beam.runners.dataflow.util.DataflowTemplateJob")) {
+        return null;
       }
       PipelineResult.State state = result.waitUntilFinish();
       if (state != PipelineResult.State.DONE && state != null) {

@@ -29,7 +29,7 @@ final class ConvertCheckpointFn extends DoFn<String, String> {
   static final String NAMESPACE = "ckptbeam.watch";
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ConvertCheckpointFn.class);
 
-  private final WatchCommand.Direction direction;
+  private final ConversionDirection direction;
   private final String[] conversionArgs;
   private final String[] forwardedBeamArgs;
   private final CheckpointFolders folders;
@@ -37,7 +37,7 @@ final class ConvertCheckpointFn extends DoFn<String, String> {
   private final Counter failed = Metrics.counter(NAMESPACE, "checkpoints_failed");
   private final Counter bytesWritten = Metrics.counter(NAMESPACE, "bytes_written");
 
-  ConvertCheckpointFn(WatchCommand.Direction direction, String[] conversionArgs, String[] forwardedBeamArgs,
+  ConvertCheckpointFn(ConversionDirection direction, String[] conversionArgs, String[] forwardedBeamArgs,
       CheckpointFolders folders) {
     this.direction = direction;
     this.conversionArgs = conversionArgs.clone();
@@ -59,7 +59,7 @@ final class ConvertCheckpointFn extends DoFn<String, String> {
     status.put("start", Instant.now().toString());
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     try (PrintStream ps = new PrintStream(log, true, StandardCharsets.UTF_8)) {
-      if (direction == WatchCommand.Direction.HF2MCORE) {
+      if (direction == ConversionDirection.HF2MCORE) {
         Hf2Mcore.run(argv.toArray(new String[0]), ps);
       } else {
         Mcore2Hf.run(argv.toArray(new String[0]), ps);

@@ -18,15 +18,26 @@ final class PollReadyCheckpoints extends Watch.Growth.PollFn<String, String> {
   private final CheckpointReadiness readiness;
   private final CheckpointFolders folders;
   private final String outputMarker;
+  private final long intervalMillis;
+  private transient long lastPollNanos;
 
-  PollReadyCheckpoints(CheckpointReadiness readiness, CheckpointFolders folders, String outputMarker) {
+  PollReadyCheckpoints(CheckpointReadiness readiness, CheckpointFolders folders, String outputMarker,
+      long intervalMillis) {
     this.readiness = readiness;
     this.folders = folders;
     this.outputMarker = outputMarker;
+    this.intervalMillis = intervalMillis;
   }
 
   @Override
   public Watch.Growth.PollResult<String> apply(String pattern, Contextful.Fn.Context c) throws Exception {
+    // Flink's streaming runner resumes Watch at once instead of after the poll interval: without this a poll is a
+    // busy loop of listings (on gs://, billed LIST calls).
+    long sinceLast = (System.nanoTime() - lastPollNanos) / 1_000_000;
+    if (lastPollNanos != 0 && sinceLast < intervalMillis) {
+      Thread.sleep(intervalMillis - sinceLast);
+    }
+    lastPollNanos = System.nanoTime();
     List<String> ready = new ArrayList<>();
     for (String folder : folders.withMarker(readiness.markerFile())) {
       boolean converted = CheckpointFiles.exists(CheckpointFiles.resolve(folders.outputOf(folder), outputMarker));

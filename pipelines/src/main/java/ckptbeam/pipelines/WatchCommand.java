@@ -1,7 +1,5 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.transforms.Hf2McorePlan;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -18,16 +16,13 @@ import org.apache.beam.sdk.io.gcp.pubsub.PubsubIO;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.Create;
-import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.Reshuffle;
 import org.apache.beam.sdk.transforms.Values;
 import org.apache.beam.sdk.transforms.Watch;
-import org.apache.beam.sdk.transforms.WithKeys;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
-import org.apache.beam.sdk.values.TypeDescriptors;
 import org.joda.time.Duration;
 
 /**
@@ -38,35 +33,6 @@ import org.joda.time.Duration;
  * {@code SAVE_ROOT/NAME.ckptbeam-status.json}.
  */
 public final class WatchCommand {
-  /** Which conversion each checkpoint gets. */
-  enum Direction {
-    HF2MCORE("hf2mcore"), MCORE2HF("mcore2hf");
-
-    final String flag;
-
-    Direction(String flag) {
-      this.flag = flag;
-    }
-
-    static Direction parse(String s) {
-      for (Direction d : values()) {
-        if (d.flag.equals(s)) {
-          return d;
-        }
-      }
-      throw new IllegalArgumentException("--direction must be hf2mcore or mcore2hf, got \"" + s + "\"");
-    }
-
-    Args conversionFlags() {
-      return this == HF2MCORE ? Hf2Mcore.flags() : Mcore2Hf.flags();
-    }
-
-    /** The file that marks a finished output. */
-    String outputMarker() {
-      return this == HF2MCORE ? Hf2McorePlan.TRACKER : SafetensorsIndex.FILE_NAME;
-    }
-  }
-
   /** Beam options a conversion needs to reach storage the same way (gs:// endpoint, credentials, upload chunk). */
   private static final List<String> FORWARDED_PREFIXES = List.of("--gcs", "--gcp", "--credentialFactoryClass",
       "--project", "--impersonateServiceAccount", "--targetParallelism");
@@ -80,7 +46,7 @@ public final class WatchCommand {
 
   /** The parsed command: what to watch, where to write, the conversion's own flags and the Beam options. */
   static final class Request {
-    Direction direction;
+    ConversionDirection direction;
     CheckpointFolders folders;
     String pattern;
     String notifications;
@@ -95,7 +61,7 @@ public final class WatchCommand {
   static Request parse(String[] argv) {
     Args a = flags().parse(argv);
     Request r = new Request();
-    r.direction = Direction.parse(a.require("direction"));
+    r.direction = ConversionDirection.parse(a.require("direction"));
     r.pattern = Cli.absolute(a.require("input-pattern"));
     r.folders = new CheckpointFolders(r.pattern, Cli.absolute(a.require("save-root")));
     r.notifications = a.get("notifications");
@@ -191,7 +157,7 @@ public final class WatchCommand {
           .apply("FolderOfObject", ParDo.of(new FolderOfNotification(r.folders)));
     } else {
       Watch.Growth<String, String, String> growth = Watch.growthOf(
-              new PollReadyCheckpoints(readiness, r.folders, marker))
+              new PollReadyCheckpoints(readiness, r.folders, marker, r.pollInterval.getMillis()))
           .withPollInterval(r.pollInterval)
           .withOutputCoder(StringUtf8Coder.of());
       if (r.stopAfterIdle != null) {
@@ -201,30 +167,11 @@ public final class WatchCommand {
           .apply("Folders", Values.create());
     }
     candidates
-        .apply("KeyByFolder", WithKeys.<String, String>of(f -> f).withKeyType(TypeDescriptors.strings()))
+        .apply("KeyByFolder", ClaimCheckpointFn.keyByFolder())
         .apply("ClaimOnce", ParDo.of(new ClaimCheckpointFn(readiness, r.folders, marker)))
         .apply("SpreadOverWorkers", Reshuffle.viaRandomKey())
         .apply("Convert", ParDo.of(new ConvertCheckpointFn(r.direction, r.conversionArgs, r.forwardedBeamArgs,
             r.folders)));
     return p;
-  }
-
-  /** A notification's object → the checkpoint folder it belongs to (dropped when it belongs to none). */
-  static final class FolderOfNotification extends DoFn<String, String> {
-    private static final long serialVersionUID = 1L;
-    private final CheckpointFolders folders;
-
-    FolderOfNotification(CheckpointFolders folders) {
-      this.folders = folders;
-    }
-
-    @ProcessElement
-    public void process(@Element String payload, OutputReceiver<String> out) {
-      String object = CheckpointFolders.objectOfNotification(payload);
-      String folder = object == null ? null : folders.folderOf(object);
-      if (folder != null) {
-        out.output(folder);
-      }
-    }
   }
 }

@@ -19,7 +19,7 @@ class CheckpointReadinessTest {
   private static final String SHARD = "model-00002-of-000003.safetensors";
 
   private CheckpointReadiness hf() {
-    return new CheckpointReadiness(WatchCommand.Direction.HF2MCORE, new String[0]);
+    return new CheckpointReadiness(ConversionDirection.HF2MCORE, new String[0]);
   }
 
   @Test
@@ -66,11 +66,11 @@ class CheckpointReadinessTest {
     Path mc = work.resolve("mc");
     assertEquals(0, Main.run(new String[] {"hf2mcore", "--load-dir", hfDir.toString(), "--save-dir", mc.toString(),
         "--target-tensor-parallel-size", "2"}, quiet(), quiet()));
-    CheckpointReadiness tp2 = new CheckpointReadiness(WatchCommand.Direction.MCORE2HF,
+    CheckpointReadiness tp2 = new CheckpointReadiness(ConversionDirection.MCORE2HF,
         new String[] {"--source-tensor-parallel-size=2"});
     String dir = mc.toString();
     assertNull(tp2.missing(dir));
-    CheckpointReadiness tp4 = new CheckpointReadiness(WatchCommand.Direction.MCORE2HF,
+    CheckpointReadiness tp4 = new CheckpointReadiness(ConversionDirection.MCORE2HF,
         new String[] {"--source-tensor-parallel-size=4"});
     assertTrue(tp4.missing(dir).contains("mp_rank_02"), "the layout decides which rank files must exist");
 
