@@ -133,6 +133,10 @@ class WatchTest {
         "--save-dir", "z");
     assertEquals(2, r.exit);
     assertTrue(r.err.contains("--save-dir is set by watch"), r.err);
+    r = Checkpoints.cli("watch", "--direction", "hf2mcore", "--input-pattern", "x/*", "--save-root", "y",
+        "--target-tensor-parallel-size", "two");
+    assertEquals(2, r.exit);
+    assertTrue(r.err.contains("--target-tensor-parallel-size"), r.err);
     r = Checkpoints.cli("watch", "--direction", "hf2mcore", "--save-root", "y");
     assertEquals(2, r.exit);
     assertTrue(r.err.contains("--input-pattern"), r.err);

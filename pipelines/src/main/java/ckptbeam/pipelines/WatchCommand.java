@@ -7,12 +7,12 @@ import java.util.List;
 import java.util.Set;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.io.gcp.pubsub.PubsubIO;
 import org.apache.beam.sdk.metrics.MetricNameFilter;
 import org.apache.beam.sdk.metrics.MetricQueryResults;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
-import org.apache.beam.sdk.coders.StringUtf8Coder;
-import org.apache.beam.sdk.io.gcp.pubsub.PubsubIO;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.Create;
@@ -75,6 +75,8 @@ public final class WatchCommand {
             + "--save-root/NAME, resumed); leave it out");
       }
     }
+    // the layout flags' form is checked now, not at the first checkpoint (their fit to a model, per checkpoint)
+    LayoutFlags.parse(conversion, r.direction == ConversionDirection.HF2MCORE ? "target" : "source");
     Set<String> beam = new HashSet<>(conversion.beamArgs());
     List<String> conversionArgs = new ArrayList<>();
     for (String s : rest) {
