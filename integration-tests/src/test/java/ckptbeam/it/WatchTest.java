@@ -52,6 +52,7 @@ class WatchTest {
     List<String> runnerFlags = runner.equals("flink")
         ? List.of("--runner=FlinkRunner", "--flinkMaster=[local]", "--parallelism=2") : List.of();
 
+    Instant started = Instant.now();
     CompletableFuture<Checkpoints.Run> watch = CompletableFuture.supplyAsync(
         () -> watch(incoming, converted, 8, runnerFlags));
     Thread.sleep(2000);
@@ -65,6 +66,10 @@ class WatchTest {
     Checkpoints.Run r = watch.get(5, TimeUnit.MINUTES);
     assertEquals(0, r.exit, r.toString());
     assertTrue(r.out.contains("3 checkpoint(s) seen, 2 converted, 0 already converted, 1 failed"), r.out);
+    // one listing per poll interval (1 s) over the run, not a busy loop (Flink resumed Watch at once)
+    long polls = Long.parseLong(r.out.replaceAll("(?s).* (\\d+) poll\\(s\\).*", "$1"));
+    long seconds = java.time.Duration.between(started, Instant.now()).getSeconds();
+    assertTrue(polls >= 3 && polls <= seconds + 5, polls + " polls in " + seconds + " s");
 
     for (String name : List.of("first", "second")) {
       Checkpoints.assertSameFiles(expected, converted.resolve(name), false);

@@ -3,6 +3,8 @@ package ckptbeam.pipelines;
 import ckptbeam.io.CheckpointFiles;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.beam.sdk.metrics.Counter;
+import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.Contextful;
 import org.apache.beam.sdk.transforms.Watch;
 import org.joda.time.Instant;
@@ -20,6 +22,7 @@ final class PollReadyCheckpoints extends Watch.Growth.PollFn<String, String> {
   private final String outputMarker;
   private final long intervalMillis;
   private transient long lastPollNanos;
+  private final Counter polls = Metrics.counter(ConvertCheckpointFn.NAMESPACE, "polls");
 
   PollReadyCheckpoints(CheckpointReadiness readiness, CheckpointFolders folders, String outputMarker,
       long intervalMillis) {
@@ -38,6 +41,7 @@ final class PollReadyCheckpoints extends Watch.Growth.PollFn<String, String> {
       Thread.sleep(intervalMillis - sinceLast);
     }
     lastPollNanos = System.nanoTime();
+    polls.inc();
     List<String> ready = new ArrayList<>();
     for (String folder : folders.withMarker(readiness.markerFile())) {
       boolean converted = CheckpointFiles.exists(CheckpointFiles.resolve(folders.outputOf(folder), outputMarker));

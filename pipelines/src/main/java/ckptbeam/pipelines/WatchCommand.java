@@ -126,7 +126,7 @@ public final class WatchCommand {
     return build(parse(argv), notificationSource);
   }
 
-  /** The watch counters of a run: "N seen, N converted, N already converted, N failed, N bytes written". */
+  /** The watch counters of a run: "N seen, N converted, N already converted, N failed, N bytes written, N polls". */
   public static String summary(PipelineResult result) {
     java.util.Map<String, Long> counts = new java.util.TreeMap<>();
     MetricQueryResults q = result.metrics().queryMetrics(MetricsFilter.builder()
@@ -139,7 +139,8 @@ public final class WatchCommand {
         + counts.getOrDefault("checkpoints_converted", 0L) + " converted, "
         + counts.getOrDefault("checkpoints_already_converted", 0L) + " already converted, "
         + counts.getOrDefault("checkpoints_failed", 0L) + " failed, "
-        + counts.getOrDefault("bytes_written", 0L) + " bytes written";
+        + counts.getOrDefault("bytes_written", 0L) + " bytes written, "
+        + counts.getOrDefault("polls", 0L) + " poll(s)";
   }
 
   /**
