@@ -24,7 +24,8 @@ import org.apache.beam.sdk.options.PipelineOptions;
  */
 public final class GcsObjects {
   static final int DEFAULT_CHUNK = 64 << 20;
-  private static final AtomicReference<Settings> SETTINGS = new AtomicReference<>(new Settings(null, null, "", 0));
+  /** Until a pipeline's options arrive: the client library's defaults (application default credentials). */
+  private static final AtomicReference<Settings> SETTINGS = new AtomicReference<>(null);
   private static volatile Storage client;
 
   private GcsObjects() {}
@@ -57,7 +58,8 @@ public final class GcsObjects {
     BlobInfo info = BlobInfo.newBuilder(bucket(gsPath), object(gsPath)).setContentType("application/octet-stream")
         .build();
     WriteChannel channel = storage().writer(info);
-    channel.setChunkSize(SETTINGS.get().chunk);
+    Settings settings = SETTINGS.get();
+    channel.setChunkSize(settings == null ? DEFAULT_CHUNK : settings.chunk);
     DigestingChannel digest = new DigestingChannel(channel);
     // Not closed on failure: closing finalises the upload and would publish a partial object.
     body.write(digest);
@@ -93,6 +95,9 @@ public final class GcsObjects {
   }
 
   private static Storage build(Settings s) {
+    if (s == null) {
+      return StorageOptions.getDefaultInstance().getService();
+    }
     StorageOptions.Builder b = StorageOptions.newBuilder();
     if (s.endpoint != null && !s.endpoint.isEmpty()) {
       // Beam's endpoint names the JSON API root (…/storage/v1/); the client wants the host.
