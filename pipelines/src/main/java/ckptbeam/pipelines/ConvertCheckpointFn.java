@@ -58,6 +58,7 @@ final class ConvertCheckpointFn extends DoFn<String, String> {
     conversionArgs().forEach(status.putArray("options")::add);
     status.put("start", Instant.now().toString());
     ByteArrayOutputStream log = new ByteArrayOutputStream();
+    Exception failure = null;
     try (PrintStream ps = new PrintStream(log, true, StandardCharsets.UTF_8)) {
       if (direction == ConversionDirection.HF2MCORE) {
         Hf2Mcore.run(argv.toArray(new String[0]), ps);
@@ -70,6 +71,7 @@ final class ConvertCheckpointFn extends DoFn<String, String> {
       converted.inc();
       bytesWritten.inc(status.get("bytes").asLong());
     } catch (Exception e) {
+      failure = e;
       status.put("end", Instant.now().toString());
       status.put("state", "failed");
       status.put("error", Cli.rootMessage(e));
@@ -77,7 +79,7 @@ final class ConvertCheckpointFn extends DoFn<String, String> {
     }
     status.put("log", log.toString(StandardCharsets.UTF_8));
     if (status.has("error")) {
-      LOG.warn("{}: conversion failed: {}", folder, status.get("error").asText());
+      LOG.warn("{}: conversion failed: {}", folder, status.get("error").asText(), failure);
     } else {
       LOG.info("{}: converted to {} ({} files, {} bytes)", folder, output, status.get("files").size(),
           status.get("bytes").asLong());
