@@ -18,6 +18,29 @@ import java.util.Map;
 abstract class HfShardsPlan implements ConversionPlan {
   private static final long serialVersionUID = 1L;
 
+  /** The HF → mcore plan of the layout the rank files were written with. */
+  final Hf2McorePlan forward;
+  /** The folder the tracker names ({@code iter_0000001}, {@code release}), relative to the load dir. */
+  final String iterationDir;
+
+  HfShardsPlan(Hf2McorePlan forward, String iterationDir) {
+    this.forward = forward;
+    this.iterationDir = iterationDir;
+  }
+
+  /** The rank file paths to read, relative to the load dir. */
+  public List<String> rankFiles() {
+    List<String> out = new ArrayList<>();
+    for (RankFile f : forward.rankFiles()) {
+      out.add(rankPath(f));
+    }
+    return out;
+  }
+
+  public String rankPath(RankFile f) {
+    return iterationDir + "/" + f.dirName() + "/" + RankFile.FILE_NAME;
+  }
+
   /** HF shard file → its tensors. */
   abstract Map<String, List<AssembledTensor>> files();
 

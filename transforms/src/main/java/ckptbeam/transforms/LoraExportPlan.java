@@ -22,8 +22,6 @@ public final class LoraExportPlan extends HfShardsPlan {
   private static final long serialVersionUID = 1L;
   public static final String PREFIX = "base_model.model.";
 
-  private final Hf2McorePlan forward;
-  private final String iterationDir;
   private final int rank;
   private final Set<String> modules;
   private transient Map<String, List<AssembledTensor>> files;
@@ -31,6 +29,7 @@ public final class LoraExportPlan extends HfShardsPlan {
 
   /** @param modules mcore module names to export ({@code linear_qkv}, {@code linear_fc1}, …) */
   public LoraExportPlan(Hf2McorePlan forward, String iterationDir, int rank, List<String> modules) {
+    super(forward, iterationDir);
     LayoutOptions o = forward.options();
     if (o.groupedGemm) {
       throw new IllegalArgumentException("--save-lora-to-hf with --moe-grouped-gemm: grouped-GEMM expert LoRA has no "
@@ -46,8 +45,6 @@ public final class LoraExportPlan extends HfShardsPlan {
             + HF_MODULES.keySet() + ")");
       }
     }
-    this.forward = forward;
-    this.iterationDir = iterationDir;
     this.rank = rank;
     this.modules = new LinkedHashSet<>(modules);
   }
@@ -69,14 +66,6 @@ public final class LoraExportPlan extends HfShardsPlan {
   public List<String> hfTargetModules() {
     List<String> out = new ArrayList<>();
     modules.forEach(m -> out.addAll(HF_MODULES.get(m)));
-    return out;
-  }
-
-  public List<String> rankFiles() {
-    List<String> out = new ArrayList<>();
-    for (RankFile f : forward.rankFiles()) {
-      out.add(iterationDir + "/" + f.dirName() + "/" + RankFile.FILE_NAME);
-    }
     return out;
   }
 

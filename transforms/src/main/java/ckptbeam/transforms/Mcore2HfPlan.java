@@ -20,8 +20,6 @@ import java.util.TreeMap;
 public final class Mcore2HfPlan extends HfShardsPlan {
   private static final long serialVersionUID = 1L;
 
-  private final Hf2McorePlan forward;
-  private final String iterationDir;
   private transient Map<String, List<AssembledTensor>> files;
   private transient Map<String, Shape> hfShapes;
 
@@ -31,25 +29,11 @@ public final class Mcore2HfPlan extends HfShardsPlan {
    * @param iterationDir the folder the tracker names ({@code iter_0000001}, {@code release})
    */
   public Mcore2HfPlan(Hf2McorePlan forward, String iterationDir) {
-    this.forward = forward;
-    this.iterationDir = iterationDir;
+    super(forward, iterationDir);
   }
 
   public Hf2McorePlan forward() {
     return forward;
-  }
-
-  /** The rank file paths to read, relative to the load dir. */
-  public List<String> rankFiles() {
-    List<String> out = new ArrayList<>();
-    for (RankFile f : forward.rankFiles()) {
-      out.add(rankPath(f));
-    }
-    return out;
-  }
-
-  public String rankPath(RankFile f) {
-    return iterationDir + "/" + f.dirName() + "/" + RankFile.FILE_NAME;
   }
 
   /** The name a rank-file tensor goes by in the pipeline: {@code mp_rank_00_001:model0/decoder.layers.0…}. */
