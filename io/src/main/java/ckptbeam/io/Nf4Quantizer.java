@@ -72,67 +72,76 @@ public final class Nf4Quantizer {
   }
 
   private void forEachBlock(BlockVisitor v) throws IOException {
-    float[] x = new float[Nf4.BLOCK];
-    int es = dtype.size();
-    long[] seen = {0};
-    int[] fill = {0};
-    byte[] carry = new byte[es];
-    int[] carried = {0};
-    WritableByteChannel collector = new WritableByteChannel() {
-      @Override
-      public int write(ByteBuffer src) throws IOException {
-        int n = src.remaining();
-        ByteBuffer b = src.order(ByteOrder.LITTLE_ENDIAN);
-        while (b.hasRemaining()) {
-          if (carried[0] == 0 && b.remaining() >= es) {
-            // the common case: whole elements, decoded straight from the buffer
-            float value = es == 2 ? BFloat16.toFloat(b.getShort()) : b.getFloat();
-            x[fill[0]++] = value;
-            seen[0]++;
-            if (fill[0] == Nf4.BLOCK || seen[0] == numel) {
-              float absmax = 0;
-              for (int i = 0; i < fill[0]; i++) {
-                absmax = Math.max(absmax, Math.abs(x[i]));
-              }
-              v.block(x, fill[0], absmax, seen[0] == numel);
-              fill[0] = 0;
-            }
-            continue;
-          }
-          carry[carried[0]++] = b.get();
-          if (carried[0] < es) {
-            continue;
-          }
-          carried[0] = 0;
-          float value = es == 2 ? BFloat16.toFloat((short) ((carry[0] & 0xFF) | (carry[1] & 0xFF) << 8))
-              : Float.intBitsToFloat((carry[0] & 0xFF) | (carry[1] & 0xFF) << 8 | (carry[2] & 0xFF) << 16
-                  | (carry[3] & 0xFF) << 24);
-          x[fill[0]++] = value;
-          seen[0]++;
-          if (fill[0] == Nf4.BLOCK || seen[0] == numel) {
-            float absmax = 0;
-            for (int i = 0; i < fill[0]; i++) {
-              absmax = Math.max(absmax, Math.abs(x[i]));
-            }
-            v.block(x, fill[0], absmax, seen[0] == numel);
-            fill[0] = 0;
-          }
-        }
-        return n;
-      }
-
-      @Override
-      public boolean isOpen() {
-        return true;
-      }
-
-      @Override
-      public void close() {}
-    };
+    BlockCollector collector = new BlockCollector(dtype.size(), numel, v);
     source.writeTo(collector);
-    if (seen[0] != numel) {
-      throw new IOException("NF4: the source produced " + seen[0] + " elements, expected " + numel);
+    if (collector.seen != numel) {
+      throw new IOException("NF4: the source produced " + collector.seen + " elements, expected " + numel);
     }
+  }
+
+  /**
+   * Receives the source's bytes in pieces of any size, decodes them to floats (an element split across two pieces
+   * is carried over) and hands each full 64-element block, and the final partial one, to the visitor.
+   */
+  private static final class BlockCollector implements WritableByteChannel {
+    private final int es;
+    private final long numel;
+    private final BlockVisitor visitor;
+    private final float[] x = new float[Nf4.BLOCK];
+    private final byte[] carry;
+    private int fill;
+    private int carried;
+    long seen;
+
+    BlockCollector(int es, long numel, BlockVisitor visitor) {
+      this.es = es;
+      this.numel = numel;
+      this.visitor = visitor;
+      this.carry = new byte[es];
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      int n = src.remaining();
+      ByteBuffer b = src.order(ByteOrder.LITTLE_ENDIAN);
+      while (b.hasRemaining()) {
+        if (carried == 0 && b.remaining() >= es) {
+          // the common case: whole elements, decoded straight from the buffer
+          add(es == 2 ? BFloat16.toFloat(b.getShort()) : b.getFloat());
+          continue;
+        }
+        carry[carried++] = b.get();
+        if (carried < es) {
+          continue;
+        }
+        carried = 0;
+        add(es == 2 ? BFloat16.toFloat((short) ((carry[0] & 0xFF) | (carry[1] & 0xFF) << 8))
+            : Float.intBitsToFloat((carry[0] & 0xFF) | (carry[1] & 0xFF) << 8 | (carry[2] & 0xFF) << 16
+                | (carry[3] & 0xFF) << 24));
+      }
+      return n;
+    }
+
+    private void add(float value) throws IOException {
+      x[fill++] = value;
+      seen++;
+      if (fill == Nf4.BLOCK || seen == numel) {
+        float absmax = 0;
+        for (int i = 0; i < fill; i++) {
+          absmax = Math.max(absmax, Math.abs(x[i]));
+        }
+        visitor.block(x, fill, absmax, seen == numel);
+        fill = 0;
+      }
+    }
+
+    @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
+    public void close() {}
   }
 
   private void writePacked(WritableByteChannel sink) throws IOException {
