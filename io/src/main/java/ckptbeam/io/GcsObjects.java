@@ -7,7 +7,9 @@ import com.google.cloud.storage.BlobInfo;
 import com.google.cloud.storage.Storage;
 import com.google.cloud.storage.StorageOptions;
 import java.io.IOException;
-import java.util.concurrent.atomic.AtomicReference;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.beam.sdk.extensions.gcp.options.GcpOptions;
 import org.apache.beam.sdk.extensions.gcp.options.GcsOptions;
 import org.apache.beam.sdk.options.PipelineOptions;
@@ -19,24 +21,22 @@ import org.apache.beam.sdk.options.PipelineOptions;
  * all-or-nothing publication as a local rename: a failed writer simply never finalises (the session expires).
  *
  * <p>The client follows the pipeline's options (endpoint, credentials) that the writers hand to
- * {@link StagedOutput#useOptions} (this class is loaded only when a gs:// file is written, so a job jar without the
+ * {@link StagedOutput#write} with each file (this class is loaded only when a gs:// file is written, so a job jar without the
  * GCS client still runs everything else).
  */
 public final class GcsObjects {
   static final int DEFAULT_CHUNK = 64 << 20;
-  /** Until a pipeline's options arrive: the client library's defaults (application default credentials). */
-  private static final AtomicReference<Settings> SETTINGS = new AtomicReference<>(null);
-  private static volatile Storage client;
+  /** One client per distinct settings (clients are thread-safe and costly to build). */
+  private static final Map<Settings, Storage> CLIENTS = new ConcurrentHashMap<>();
 
   private GcsObjects() {}
 
-  /** Takes the endpoint, credentials, project and upload chunk size from the pipeline's options. */
-  static void configure(PipelineOptions options) {
+  /** The endpoint, credentials, project and upload chunk size of a pipeline's options (null: the defaults). */
+  static Settings settings(PipelineOptions options) {
     if (options == null) {
-      return;
+      return Settings.DEFAULTS;
     }
     GcsOptions gcs = options.as(GcsOptions.class);
-    String endpoint = gcs.getGcsEndpoint();
     Credentials credentials = null;
     try {
       credentials = gcs.as(GcpOptions.class).getGcpCredential();
@@ -44,22 +44,24 @@ public final class GcsObjects {
       // no default credentials on this machine: unauthenticated (an emulator), or the upload fails with GCS's message
     }
     Integer chunk = gcs.getGcsUploadBufferSizeBytes();
-    String project = gcs.getProject() == null ? "" : gcs.getProject();
-    Settings next = new Settings(endpoint, credentials, project, chunk == null ? DEFAULT_CHUNK : chunk);
-    if (!next.equals(SETTINGS.getAndSet(next))) {
-      client = null;
-    }
+    return new Settings(gcs.getGcsEndpoint(), credentials, gcs.getProject() == null ? "" : gcs.getProject(),
+        chunk == null ? DEFAULT_CHUNK : chunk);
   }
 
-  /** Uploads the bytes {@code body} writes as object {@code gsPath}; returns the size and SHA-256. */
+  /**
+   * Uploads the bytes {@code body} writes as object {@code gsPath}, with the client {@code options} call for (two
+   * conversions with different options in one worker each get their own); returns the size and SHA-256.
+   */
   static StagedOutput.Result write(String gsPath, StagedOutput.Body body, PipelineOptions options)
       throws IOException {
-    configure(options);
+    Settings settings = settings(options);
     BlobInfo info = BlobInfo.newBuilder(bucket(gsPath), object(gsPath)).setContentType("application/octet-stream")
         .build();
-    WriteChannel channel = storage().writer(info);
-    Settings settings = SETTINGS.get();
-    channel.setChunkSize(settings == null ? DEFAULT_CHUNK : settings.chunk);
+    if (CLIENTS.size() > 16) {
+      CLIENTS.clear(); // settings of long-gone pipelines
+    }
+    WriteChannel channel = CLIENTS.computeIfAbsent(settings, GcsObjects::build).writer(info);
+    channel.setChunkSize(settings.chunk);
     DigestingChannel digest = new DigestingChannel(channel);
     // Not closed on failure: closing finalises the upload and would publish a partial object.
     body.write(digest);
@@ -81,21 +83,8 @@ public final class GcsObjects {
     return rest.substring(bucket(gsPath).length() + 1);
   }
 
-  private static Storage storage() {
-    Storage s = client;
-    if (s == null) {
-      synchronized (GcsObjects.class) {
-        if (client == null) {
-          client = build(SETTINGS.get());
-        }
-        s = client;
-      }
-    }
-    return s;
-  }
-
   private static Storage build(Settings s) {
-    if (s == null) {
+    if (s == Settings.DEFAULTS) {
       return StorageOptions.getDefaultInstance().getService();
     }
     StorageOptions.Builder b = StorageOptions.newBuilder();
@@ -113,7 +102,9 @@ public final class GcsObjects {
   }
 
   /** What the client is built from; a change rebuilds it. */
-  private static final class Settings {
+  static final class Settings {
+    /** Outside a pipeline: the client library's defaults (application default credentials). */
+    static final Settings DEFAULTS = new Settings(null, null, "", DEFAULT_CHUNK);
     final String endpoint;
     final Credentials credentials;
     final String project;
@@ -132,13 +123,13 @@ public final class GcsObjects {
         return false;
       }
       Settings s = (Settings) o;
-      return java.util.Objects.equals(endpoint, s.endpoint) && credentials == s.credentials
-          && project.equals(s.project) && chunk == s.chunk;
+      return Objects.equals(endpoint, s.endpoint) && credentials == s.credentials && project.equals(s.project)
+          && chunk == s.chunk;
     }
 
     @Override
     public int hashCode() {
-      return java.util.Objects.hash(endpoint, project, chunk);
+      return Objects.hash(endpoint, project, chunk);
     }
   }
 }

@@ -17,14 +17,7 @@ import org.apache.beam.sdk.options.PipelineOptions;
 public final class StagedOutput {
   public static final String STAGING_SUFFIX = ".ckptbeam-partial";
 
-  private static volatile PipelineOptions options;
-
   private StagedOutput() {}
-
-  /** The pipeline's options, for writers to remote file systems (the gs:// endpoint and credentials). */
-  public static void useOptions(PipelineOptions pipelineOptions) {
-    options = pipelineOptions;
-  }
 
   /** Produces the file's bytes, in order. */
   @FunctionalInterface
@@ -43,9 +36,13 @@ public final class StagedOutput {
     }
   }
 
-  public static Result write(String destination, Body body) throws IOException {
+  /**
+   * Writes {@code destination}; {@code storage} is the pipeline's options, for remote file systems (the gs://
+   * endpoint, credentials and upload chunk size; null: the client library's defaults).
+   */
+  public static Result write(String destination, PipelineOptions storage, Body body) throws IOException {
     if (destination.startsWith("gs://")) {
-      return GcsObjects.write(destination, body, options); // an object is published when its upload is finalised
+      return GcsObjects.write(destination, body, storage); // an object is published when its upload is finalised
     }
     Path staged = stagingPath(destination);
     String sha256;

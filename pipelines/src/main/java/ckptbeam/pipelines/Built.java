@@ -1,28 +1,20 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.transforms.beam.CommitCheckpoint;
 import java.util.List;
 import org.apache.beam.sdk.Pipeline;
 
 /**
- * A conversion checked against its input and built into a pipeline, not yet run: where it writes, the data files it
- * will write (relative to the save dir) and the marker file that, written last, says the output is complete.
+ * A conversion checked against its input and built into a pipeline, not yet run (null when there is nothing to do):
+ * where it writes and every file of the complete output, relative to the save dir.
  */
 final class Built {
   final Pipeline pipeline;
   final String saveDir;
-  final List<String> expected;
-  final String marker;
+  final List<String> files;
 
-  Built(Pipeline pipeline, String saveDir, List<String> expected, String marker) {
+  Built(Pipeline pipeline, String saveDir, List<String> files) {
     this.pipeline = pipeline;
     this.saveDir = saveDir;
-    this.expected = expected;
-    this.marker = marker;
-  }
-
-  /** Every file of a complete output: the data files, the manifest and the marker. */
-  List<String> allFiles() {
-    return Conversion.withExtras(expected, CommitCheckpoint.MANIFEST, marker);
+    this.files = List.copyOf(files);
   }
 }

@@ -6,6 +6,7 @@ import ckptbeam.io.RangeReader;
 import ckptbeam.io.SafetensorsHeader;
 import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.Mcore2HfPlan;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -146,7 +147,7 @@ final class CheckpointReadiness implements Serializable {
     try {
       iterationDir = McoreTracker.iterationDir(folder);
       LayoutOptions layout = LayoutFlags.parse(a, "source");
-      plan = new Mcore2HfPlan(Mcore2Hf.forwardPlan(Cli.readConfig(config), layout), iterationDir);
+      plan = new Mcore2HfPlan(Mcore2HfPlan.forwardPlan(ModelConfig.read(config), layout), iterationDir);
     } catch (IOException | RuntimeException e) {
       return null; // complete but unusable: the conversion says why
     }

@@ -26,8 +26,8 @@ final class ClaimCheckpointFn extends DoFn<KV<String, String>, String> {
   private final CheckpointReadiness readiness;
   private final CheckpointFolders folders;
   private final String outputMarker;
-  private final Counter seen = Metrics.counter(ConvertCheckpointFn.NAMESPACE, "checkpoints_seen");
-  private final Counter alreadyConverted = Metrics.counter(ConvertCheckpointFn.NAMESPACE, "checkpoints_already_converted");
+  private final Counter seen = Metrics.counter(RecordStatusFn.NAMESPACE, "checkpoints_seen");
+  private final Counter alreadyConverted = Metrics.counter(RecordStatusFn.NAMESPACE, "checkpoints_already_converted");
 
   @StateId("claimed")
   private final StateSpec<ValueState<Boolean>> claimedSpec = StateSpecs.value(BooleanCoder.of());

@@ -1,15 +1,10 @@
 package ckptbeam.pipelines;
 
 import ckptbeam.io.CheckpointFiles;
-import ckptbeam.transforms.LayoutOptions;
-import ckptbeam.transforms.ModelConfig;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.List;
-import java.util.stream.Stream;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.options.PipelineOptions;
@@ -52,39 +47,6 @@ final class Cli {
           .setTargetParallelism(Runtime.getRuntime().availableProcessors());
     }
     return o;
-  }
-
-  static ModelConfig readConfig(String path) throws IOException {
-    if (!CheckpointFiles.exists(path)) {
-      throw new IOException(path + ": no such file (the model dimensions are read from it)");
-    }
-    return ModelConfig.parse(path, CheckpointFiles.readSmallFile(path, 16L << 20));
-  }
-
-  /**
-   * An existing non-empty save dir is refused unless {@code --overwrite}; with it, the completion marker is removed
-   * first so that the old output can never pass for the new one while it is being replaced.
-   */
-  static void prepareSaveDir(String saveDir, boolean overwrite, String marker) throws IOException {
-    String markerPath = CheckpointFiles.resolve(saveDir, marker);
-    boolean nonEmpty;
-    if (CheckpointFiles.isLocal(saveDir)) {
-      Path dir = Paths.get(saveDir);
-      if (Files.exists(dir) && !Files.isDirectory(dir)) {
-        throw new IOException("--save-dir " + saveDir + " exists and is not a directory");
-      }
-      try (Stream<Path> s = Files.exists(dir) ? Files.list(dir) : Stream.empty()) {
-        nonEmpty = s.findAny().isPresent();
-      }
-    } else {
-      nonEmpty = CheckpointFiles.exists(markerPath);
-    }
-    if (nonEmpty && !overwrite) {
-      throw new IOException("--save-dir " + saveDir + " is not empty"
-          + (CheckpointFiles.exists(markerPath) ? " (it holds a checkpoint)" : "")
-          + "; pass --overwrite to replace its content");
-    }
-    CheckpointFiles.deleteIfExists(List.of(markerPath));
   }
 
   /**
@@ -133,15 +95,6 @@ final class Cli {
     log.printf("wrote %d file(s), %,d bytes, to %s in %.1f s (%.1f MB/s)%n", files.size(), total, saveDir, seconds,
         total / 1e6 / Math.max(seconds, 1e-9));
     return total;
-  }
-
-  /** A hint when the input has MTP layers that the chosen layout leaves out. */
-  static String mtpHint(ModelConfig cfg, LayoutOptions o) {
-    if (cfg.nextnPredictLayers > o.mtpLayers) {
-      return " (the checkpoint has " + cfg.nextnPredictLayers + " MTP layer(s); pass --mtp-num-layers "
-          + cfg.nextnPredictLayers + " to convert them)";
-    }
-    return "";
   }
 
   /** A conversion failed; the message is the one to show the user. */

@@ -7,7 +7,7 @@ import ckptbeam.io.TensorLocation;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayerPlacement;
 import ckptbeam.transforms.RankFile;
-import ckptbeam.transforms.beam.ShardRef;
+import ckptbeam.transforms.ShardRef;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;

@@ -22,7 +22,7 @@ final class PollReadyCheckpoints extends Watch.Growth.PollFn<String, String> {
   private final String outputMarker;
   private final long intervalMillis;
   private transient long lastPollNanos;
-  private final Counter polls = Metrics.counter(ConvertCheckpointFn.NAMESPACE, "polls");
+  private final Counter polls = Metrics.counter(RecordStatusFn.NAMESPACE, "polls");
 
   PollReadyCheckpoints(CheckpointReadiness readiness, CheckpointFolders folders, String outputMarker,
       long intervalMillis) {

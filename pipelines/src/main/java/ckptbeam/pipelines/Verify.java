@@ -16,7 +16,7 @@ import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
-import ckptbeam.transforms.beam.CommitCheckpoint;
+import ckptbeam.transforms.CheckpointCommit;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -55,7 +55,7 @@ final class Verify {
   }
 
   static int manifest(String dir, PrintStream out) throws IOException {
-    String path = CheckpointFiles.resolve(dir, CommitCheckpoint.MANIFEST);
+    String path = CheckpointFiles.resolve(dir, CheckpointCommit.MANIFEST);
     if (!CheckpointFiles.exists(path)) {
       throw new IOException(path + ": no manifest (not written by ckptbeam, or the conversion did not finish)");
     }
@@ -75,11 +75,11 @@ final class Verify {
       }
       files++;
     }
-    return report(out, problems, files + " file(s) match " + CommitCheckpoint.MANIFEST);
+    return report(out, problems, files + " file(s) match " + CheckpointCommit.MANIFEST);
   }
 
   static int layout(String hfDir, String mcoreDir, LayoutOptions layout, PrintStream out) throws IOException {
-    ModelConfig cfg = Cli.readConfig(CheckpointFiles.resolve(hfDir, "config.json"));
+    ModelConfig cfg = ModelConfig.read(CheckpointFiles.resolve(hfDir, "config.json"));
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout.resolve(cfg));
     SafetensorsIndex index = SafetensorsIndex.read(hfDir);
     Map<String, TensorLocation> hf = new HashMap<>();

@@ -1,5 +1,7 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.beam.CheckpointConversion;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -18,7 +20,6 @@ import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
-import org.apache.beam.sdk.transforms.Reshuffle;
 import org.apache.beam.sdk.transforms.Values;
 import org.apache.beam.sdk.transforms.Watch;
 import org.apache.beam.sdk.values.PBegin;
@@ -29,14 +30,11 @@ import org.joda.time.Duration;
  * {@code ckptbeam watch}: a streaming pipeline that converts every checkpoint folder appearing under a pattern, once,
  * when it is complete. New folders are found by polling the pattern ({@link Watch}, what {@code FileIO.match()
  * .continuously()} is built on) or from Cloud Storage notifications on a Pub/Sub subscription. Each checkpoint is
- * claimed once (keyed state), converted into {@code SAVE_ROOT/NAME}, and reported in
+ * claimed once (keyed state) and converted into {@code SAVE_ROOT/NAME} by {@link CheckpointConversion}, the same
+ * transform the batch commands run, so its target files fan out over every worker; each result is reported in
  * {@code SAVE_ROOT/NAME.ckptbeam-status.json}.
  */
 public final class WatchCommand {
-  /** Beam options a conversion needs to reach storage the same way (gs:// endpoint, credentials, upload chunk). */
-  private static final List<String> FORWARDED_PREFIXES = List.of("--gcs", "--gcp", "--credentialFactoryClass",
-      "--project", "--impersonateServiceAccount", "--targetParallelism");
-
   private WatchCommand() {}
 
   static Args flags() {
@@ -54,7 +52,8 @@ public final class WatchCommand {
     Duration stopAfterIdle;
     boolean detach;
     String[] conversionArgs;
-    String[] forwardedBeamArgs;
+    /** The conversion every checkpoint gets (its folders replaced per checkpoint). */
+    ConversionRequest template;
     PipelineOptions pipelineOptions;
   }
 
@@ -75,8 +74,12 @@ public final class WatchCommand {
             + "--save-root/NAME, resumed); leave it out");
       }
     }
-    // the layout flags' form is checked now, not at the first checkpoint (their fit to a model, per checkpoint)
-    LayoutFlags.parse(conversion, r.direction == ConversionDirection.HF2MCORE ? "target" : "source");
+    // the flags' form is checked now, not at the first checkpoint (their fit to a model, per checkpoint); each
+    // conversion resumes what a crashed attempt finished and skips an output that is already complete
+    String saveRoot = r.folders.outputOf("NAME");
+    r.template = (r.direction == ConversionDirection.HF2MCORE ? Hf2Mcore.request(conversion, r.pattern, saveRoot)
+        : Mcore2Hf.request(conversion, r.pattern, saveRoot))
+        .withExistingOutput(ConversionRequest.ExistingOutput.RESUME);
     Set<String> beam = new HashSet<>(conversion.beamArgs());
     List<String> conversionArgs = new ArrayList<>();
     for (String s : rest) {
@@ -84,14 +87,7 @@ public final class WatchCommand {
         conversionArgs.add(s);
       }
     }
-    List<String> forwarded = new ArrayList<>();
-    for (String s : conversion.beamArgs()) {
-      if (FORWARDED_PREFIXES.stream().anyMatch(s::startsWith)) {
-        forwarded.add(s);
-      }
-    }
     r.conversionArgs = conversionArgs.toArray(new String[0]);
-    r.forwardedBeamArgs = forwarded.toArray(new String[0]);
     r.pipelineOptions = Cli.pipelineOptions(conversion.beamArgs(), "watch");
     r.pipelineOptions.as(StreamingOptions.class).setStreaming(true);
     r.detach = a.has("detach");
@@ -130,7 +126,7 @@ public final class WatchCommand {
   public static String summary(PipelineResult result) {
     java.util.Map<String, Long> counts = new java.util.TreeMap<>();
     MetricQueryResults q = result.metrics().queryMetrics(MetricsFilter.builder()
-        .addNameFilter(MetricNameFilter.inNamespace(ConvertCheckpointFn.NAMESPACE)).build());
+        .addNameFilter(MetricNameFilter.inNamespace(RecordStatusFn.NAMESPACE)).build());
     for (MetricResult<Long> c : q.getCounters()) {
       Long v = c.getAttempted();
       counts.merge(c.getName().getName(), v == null ? 0L : v, Long::sum);
@@ -172,9 +168,10 @@ public final class WatchCommand {
     candidates
         .apply("KeyByFolder", ClaimCheckpointFn.keyByFolder())
         .apply("ClaimOnce", ParDo.of(new ClaimCheckpointFn(readiness, r.folders, marker)))
-        .apply("SpreadOverWorkers", Reshuffle.viaRandomKey())
-        .apply("Convert", ParDo.of(new ConvertCheckpointFn(r.direction, r.conversionArgs, r.forwardedBeamArgs,
-            r.folders)));
+        .apply("RequestOfFolder", ParDo.of(new RequestForFolderFn(r.template, r.folders)))
+        .setCoder(CheckpointConversion.requestCoder())
+        .apply("Convert", CheckpointConversion.convert())
+        .apply("RecordStatus", ParDo.of(new RecordStatusFn(r.direction, List.of(r.conversionArgs), r.folders)));
     return p;
   }
 }

@@ -38,7 +38,7 @@ class DataflowJobSpecTest {
     Hf2Mcore.Request r = Hf2Mcore.parse(args);
     r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
     Pipeline p = Hf2Mcore.build(r, new PrintStream(new ByteArrayOutputStream())).pipeline;
-    checkSpec(p, template, modelBytes, "ReadHeaders", "RequestSources", "LocateSources", "WriteFiles", "Commit");
+    checkSpec(p, template, modelBytes, "ClaimOutput", "Plan", "FanOut", "WriteFiles", "Commit");
     assertTrue(!Files.exists(work.resolve("out/latest_checkpointed_iteration.txt")));
   }
 
@@ -54,8 +54,8 @@ class DataflowJobSpecTest {
         "--source-tensor-parallel-size", "2", "--source-pipeline-parallel-size", "2"}, dataflow(template));
     Mcore2Hf.Request r = Mcore2Hf.parse(args);
     r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
-    checkSpec(Mcore2Hf.build(r).pipeline, template, modelBytes, "RankFiles", "ReadRankFiles", "RequestSources",
-        "LocateSources", "WriteFiles", "Commit");
+    checkSpec(Mcore2Hf.build(r, quiet()).pipeline, template, modelBytes, "ClaimOutput", "Plan", "FanOut",
+        "WriteFiles", "Commit");
     assertTrue(!Files.exists(work.resolve("back/model.safetensors.index.json")));
   }
 
@@ -68,7 +68,8 @@ class DataflowJobSpecTest {
     r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
     WatchCommand.build(r, null).run();
     String spec = Files.readString(template);
-    for (String step : List.of("PollReadyFolders", "ClaimOnce", "SpreadOverWorkers", "Convert")) {
+    for (String step : List.of("PollReadyFolders", "ClaimOnce", "RequestOfFolder", "ClaimOutput", "Plan",
+        "FanOut", "WriteFiles", "Commit", "RecordStatus")) {
       assertTrue(spec.contains(step), "the job spec lacks step " + step);
     }
     assertTrue(spec.contains("\"streaming\":true") || spec.contains("\"streaming\" : true"),

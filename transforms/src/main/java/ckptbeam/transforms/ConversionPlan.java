@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
  * What a conversion writes, in either direction: its target files, the source tensors each one reads (with the
@@ -20,6 +21,10 @@ public interface ConversionPlan extends Serializable {
   /** Source tensor name → expected shape, for one target. */
   Map<String, Shape> sourcesOf(String target);
 
-  /** Writes one target, streaming the bytes of its sources; returns what was written. */
-  WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException;
+  /**
+   * Writes one target, streaming the bytes of its sources; returns what was written. {@code storage}: the
+   * pipeline's options, for remote outputs (gs:// endpoint, credentials, upload chunk size), or null.
+   */
+  WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir, PipelineOptions storage)
+      throws IOException;
 }

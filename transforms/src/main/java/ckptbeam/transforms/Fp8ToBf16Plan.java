@@ -6,7 +6,7 @@ import ckptbeam.io.SafetensorsIndex;
 import ckptbeam.io.Shape;
 import ckptbeam.io.SourceSlice;
 import ckptbeam.io.TensorLocation;
-import ckptbeam.transforms.beam.DequantizeFp8;
+
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -20,7 +20,7 @@ import java.util.TreeMap;
  * names, every tensor but the block scales of the weights they dequantise, FP8 weights as bf16, everything else as
  * stored; an index with {@code total_size}.
  */
-public final class Fp8ToBf16Plan implements ConversionPlan {
+public final class Fp8ToBf16Plan implements ConversionPlanner.IndexedPlan {
   private static final long serialVersionUID = 1L;
 
   private final TreeMap<String, List<String>> shards = new TreeMap<>();
@@ -29,8 +29,8 @@ public final class Fp8ToBf16Plan implements ConversionPlan {
   public Fp8ToBf16Plan(SafetensorsIndex index) {
     for (Map.Entry<String, String> e : index.weightMap().entrySet()) {
       String name = e.getKey();
-      if (name.endsWith(DequantizeFp8.SCALE_SUFFIX)
-          && index.weightMap().containsKey(name.substring(0, name.length() - DequantizeFp8.SCALE_SUFFIX.length()))) {
+      if (name.endsWith(SourceLocator.SCALE_SUFFIX)
+          && index.weightMap().containsKey(name.substring(0, name.length() - SourceLocator.SCALE_SUFFIX.length()))) {
         continue; // consumed by its weight
       }
       shards.computeIfAbsent(e.getValue(), k -> new ArrayList<>()).add(name);
@@ -51,7 +51,8 @@ public final class Fp8ToBf16Plan implements ConversionPlan {
   }
 
   @Override
-  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
+  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir,
+      org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
     List<AssembledTensor> tensors = new ArrayList<>();
     for (String name : shards.get(target)) {
       TensorLocation loc = sources.get(name);
@@ -61,9 +62,10 @@ public final class Fp8ToBf16Plan implements ConversionPlan {
       Shape s = loc.shape();
       tensors.add(new AssembledTensor(name, s, List.of(Band.of(SourceSlice.whole(name, s.rows(), s.cols())))));
     }
-    return HfShardWriter.write(target, tensors, sources, saveDir);
+    return HfShardWriter.write(target, tensors, sources, saveDir, storage);
   }
 
+  @Override
   public byte[] indexJson(long totalSize) {
     return new SafetensorsIndex(weightMap, totalSize).toJson(2);
   }

@@ -74,8 +74,8 @@ public final class Hf2McorePlan implements ConversionPlan {
 
   @Override
   public ckptbeam.transforms.beam.WrittenFile write(String target, Map<String, ckptbeam.io.TensorLocation> sources,
-      String saveDir) throws java.io.IOException {
-    return RankFileWriter.write(this, rankFile(target), sources, saveDir);
+      String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws java.io.IOException {
+    return RankFileWriter.write(this, rankFile(target), sources, saveDir, storage);
   }
 
   /** The rank file of a target path ({@code iter_0000001/mp_rank_00/model_optim_rng.pt}). */

@@ -19,7 +19,7 @@ final class HfShardWriter {
   private HfShardWriter() {}
 
   static WrittenFile write(String target, List<AssembledTensor> tensors, Map<String, TensorLocation> sources,
-      String saveDir) throws IOException {
+      String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
     String destination = CheckpointFiles.resolve(saveDir, target);
     long tensorBytes = 0;
     List<WrittenFile.Tensor> written = new ArrayList<>();
@@ -34,7 +34,7 @@ final class HfShardWriter {
             new ArrayList<>(t.sources())));
         tensorBytes += spec.byteSize();
       }
-      result = StagedOutput.write(destination, out -> SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA));
+      result = StagedOutput.write(destination, storage, out -> SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA));
     }
     return new WrittenFile(target, result.bytes, tensorBytes, result.sha256, written, false);
   }

@@ -15,7 +15,7 @@ import java.util.Map;
  * A plan whose targets are HF safetensors shards, each a list of tensors assembled from rank-file tensors (mcore →
  * HF, LoRA export): what the targets need, how to write them, the index that names them.
  */
-abstract class HfShardsPlan implements ConversionPlan {
+abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
   private static final long serialVersionUID = 1L;
 
   /** The HF → mcore plan of the layout the rank files were written with. */
@@ -63,8 +63,9 @@ abstract class HfShardsPlan implements ConversionPlan {
   }
 
   @Override
-  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir) throws IOException {
-    return HfShardWriter.write(target, files().get(target), sources, saveDir);
+  public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir,
+      org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
+    return HfShardWriter.write(target, files().get(target), sources, saveDir, storage);
   }
 
   /** Every tensor → its file, in file order. */
@@ -75,6 +76,7 @@ abstract class HfShardsPlan implements ConversionPlan {
   }
 
   /** The index (indented by 4, as the reference writes it) with the total size of what was written. */
+  @Override
   public byte[] indexJson(long totalSize) {
     return new SafetensorsIndex(weightMap(), totalSize).toJson(4);
   }

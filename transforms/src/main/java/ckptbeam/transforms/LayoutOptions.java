@@ -203,6 +203,16 @@ public final class LayoutOptions implements Serializable {
     return o;
   }
 
+  /** Every field, deterministically: part of a conversion's fingerprint. */
+  @Override
+  public String toString() {
+    return "tp=" + tp + " pp=" + pp + " ep=" + ep + " vpp-layers=" + layersPerVirtualStage + " num-layer-list="
+        + (numLayerList == null ? "-" : join(numLayerList)) + " noop=" + noopLayers + " num-layers=" + numLayers
+        + " first-k-dense=" + firstKDense + " mtp=" + mtpLayers + " grouped=" + groupedGemm + " tp-extend-ep="
+        + tpExtendEp + " mla-mm-split=" + mlaMmSplit + " dualpipe=" + dualpipe + " key-names=" + keyNames + " nf4="
+        + nf4;
+  }
+
   private static void positive(String flag, int v) {
     if (v <= 0) {
       fail(flag + " must be positive, got " + v);

@@ -63,6 +63,33 @@ public final class LoraExportPlan extends HfShardsPlan {
   }
 
   /** The HF module names for adapter_config.json, in the order given. */
+  /** {@code adapter_config.json} of the PEFT adapter, as PEFT writes it. */
+  public com.fasterxml.jackson.databind.node.ObjectNode adapterConfig(double alpha) {
+    com.fasterxml.jackson.databind.node.ObjectNode adapter =
+        new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+    adapter.putNull("auto_mapping");
+    adapter.putNull("base_model_name_or_path");
+    adapter.put("bias", "none");
+    adapter.put("fan_in_fan_out", false);
+    adapter.put("inference_mode", true);
+    adapter.put("init_lora_weights", true);
+    adapter.putNull("layers_pattern");
+    adapter.putNull("layers_to_transform");
+    if (alpha == Math.rint(alpha)) {
+      adapter.put("lora_alpha", (long) alpha);
+    } else {
+      adapter.put("lora_alpha", alpha);
+    }
+    adapter.put("lora_dropout", 0.0);
+    adapter.putArray("modules_to_save");
+    adapter.put("peft_type", "LORA");
+    adapter.put("r", rank);
+    adapter.putNull("revision");
+    hfTargetModules().forEach(adapter.putArray("target_modules")::add);
+    adapter.put("task_type", "CAUSAL_LM");
+    return adapter;
+  }
+
   public List<String> hfTargetModules() {
     List<String> out = new ArrayList<>();
     modules.forEach(m -> out.addAll(HF_MODULES.get(m)));

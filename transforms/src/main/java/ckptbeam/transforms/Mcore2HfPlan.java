@@ -32,6 +32,21 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     super(forward, iterationDir);
   }
 
+  /**
+   * The forward plan of the layout a checkpoint was written with, over the output's layer structure (layers 0 …
+   * R-1, §4.1): the model config with the layer counts the layout actually holds.
+   */
+  public static Hf2McorePlan forwardPlan(ModelConfig cfg, LayoutOptions layout) {
+    int numLayers = layout.numLayers >= 0 ? layout.numLayers : cfg.hiddenLayers + layout.noopLayers.size();
+    int real = numLayers - layout.noopLayers.size();
+    int k = Math.min(layout.firstKDense >= 0 ? layout.firstKDense : cfg.firstKDenseReplace, Math.max(real, 0));
+    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers);
+    LayoutOptions o = layout.copy();
+    o.numLayers = numLayers;
+    o.firstKDense = k;
+    return new Hf2McorePlan(out, o.resolve(out));
+  }
+
   public Hf2McorePlan forward() {
     return forward;
   }

@@ -34,6 +34,14 @@ public final class ModelConfig implements Serializable {
   public final int fp8BlockRows;
   public final int fp8BlockCols;
 
+  /** Reads the model dimensions from an HF {@code config.json}. */
+  public static ModelConfig read(String path) throws IOException {
+    if (!ckptbeam.io.CheckpointFiles.exists(path)) {
+      throw new IOException(path + ": no such file (the model dimensions are read from it)");
+    }
+    return parse(path, ckptbeam.io.CheckpointFiles.readSmallFile(path, 16L << 20));
+  }
+
   private ModelConfig(Reader r) throws IOException {
     hiddenSize = r.positive("hidden_size");
     vocabSize = r.positive("vocab_size");

@@ -25,7 +25,7 @@ public final class RankFileWriter {
   private RankFileWriter() {}
 
   public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, TensorLocation> sources,
-      String saveDir) throws IOException {
+      String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
     String relative = file.relativePath(Hf2McorePlan.ITERATION);
     String destination = CheckpointFiles.resolve(saveDir, relative);
     Map<String, List<AssembledTensor>> contents = plan.contents(file);
@@ -59,7 +59,7 @@ public final class RankFileWriter {
         root.put(chunk.getKey(), model);
       }
       // torch's own zip layout is written strictly in order: the file's SHA-256 comes with the writing
-      result = StagedOutput.write(destination,
+      result = StagedOutput.write(destination, storage,
           out -> TorchCheckpointWriter.write(out, "model_optim_rng", root, TorchZipWriter.Layout.TORCH));
     }
     return new WrittenFile(relative, result.bytes, tensorBytes, result.sha256, written, false);

@@ -39,6 +39,15 @@ public interface FaultInjectionOptions extends PipelineOptions {
     } catch (FileAlreadyExistsException e) {
       return; // failed before: this is the retry
     }
-    throw new IOException("injected failure after writing " + target + " (test hook --failOnceAfterWriting)");
+    throw new InjectedFailure("injected failure after writing " + target + " (test hook --failOnceAfterWriting)");
+  }
+
+  /** The injected failure: it stands for a crashed worker, so writers let it through to the runner. */
+  final class InjectedFailure extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    InjectedFailure(String message) {
+      super(message);
+    }
   }
 }

@@ -1,11 +1,10 @@
-package ckptbeam.transforms.beam;
+package ckptbeam.transforms;
 
 import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.LoraMerge;
 import ckptbeam.io.PickleReader;
 import ckptbeam.io.TensorLocation;
 import ckptbeam.io.TorchCheckpointReader;
-import ckptbeam.transforms.LoraOptions;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

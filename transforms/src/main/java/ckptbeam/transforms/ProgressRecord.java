@@ -1,4 +1,6 @@
-package ckptbeam.transforms.beam;
+package ckptbeam.transforms;
+
+import ckptbeam.transforms.beam.WrittenFile;
 
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.Sha256;
@@ -16,17 +18,17 @@ import java.util.List;
  * file's size, SHA-256 and tensors, and the fingerprint of the conversion that wrote it. A {@code --resume} run keeps
  * a file only if its record carries the same fingerprint and the file on disk still has that size and hash.
  */
-final class ProgressRecord {
-  static final String DIR = ".ckptbeam-progress";
+public final class ProgressRecord {
+  public static final String DIR = ".ckptbeam-progress";
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private ProgressRecord() {}
 
-  static String path(String saveDir, String target) {
+  public static String path(String saveDir, String target) {
     return CheckpointFiles.resolve(saveDir, DIR + "/" + Sha256.of(target.getBytes(StandardCharsets.UTF_8)) + ".json");
   }
 
-  static void write(String saveDir, String fingerprint, WrittenFile f) throws IOException {
+  public static void write(String saveDir, String fingerprint, WrittenFile f) throws IOException {
     ObjectNode root = JSON.createObjectNode();
     root.put("fingerprint", fingerprint);
     root.set("file", toJson(f));
@@ -34,7 +36,7 @@ final class ProgressRecord {
   }
 
   /** The file as recorded, if the record exists, matches the fingerprint and the file is intact; else null. */
-  static WrittenFile reusable(String saveDir, String fingerprint, String target) throws IOException {
+  public static WrittenFile reusable(String saveDir, String fingerprint, String target) throws IOException {
     String record = path(saveDir, target);
     if (!CheckpointFiles.exists(record)) {
       return null;
@@ -57,7 +59,7 @@ final class ProgressRecord {
     return f.reused();
   }
 
-  static ObjectNode toJson(WrittenFile f) {
+  public static ObjectNode toJson(WrittenFile f) {
     ObjectNode o = JSON.createObjectNode();
     o.put("path", f.relativePath);
     o.put("size", f.bytes);
@@ -78,7 +80,7 @@ final class ProgressRecord {
     return o;
   }
 
-  static WrittenFile fromJson(JsonNode o) {
+  public static WrittenFile fromJson(JsonNode o) {
     List<WrittenFile.Tensor> tensors = new ArrayList<>();
     for (JsonNode e : o.path("tensors")) {
       long[] shape = new long[e.path("shape").size()];

@@ -1,4 +1,4 @@
-package ckptbeam.transforms.beam;
+package ckptbeam.transforms;
 
 import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.CheckpointFormatException;

@@ -1,0 +1,435 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.AssembledTensor;
+import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.McoreTracker;
+import ckptbeam.io.PythonJson;
+import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.Sha256;
+import ckptbeam.io.Shape;
+import ckptbeam.io.TensorLocation;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.stream.Stream;
+
+/**
+ * Plans one {@link ConversionRequest}: reads the input's small files (config, index, tracker), validates the layout
+ * against the model, decides every target file, and locates every source tensor from headers. Pure Java: the same
+ * code checks a request on the driver before a job is submitted ({@link #check}) and plans it inside the pipeline
+ * ({@link #plan}), so a request's errors are the same wherever they are found.
+ */
+public final class ConversionPlanner {
+  public static final String VERSION = "0.1.0";
+  /** Small files copied from the input folder so that the other direction and training find them. */
+  public static final List<String> SIDE_FILES = List.of("config.json", "generation_config.json", "tokenizer.json",
+      "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "configuration_deepseek.py",
+      "modeling_deepseek.py");
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private ConversionPlanner() {}
+
+  /** A request checked against its input: what it writes and from what, before any source is located. */
+  public static final class Checked {
+    public final ConversionRequest request;
+    public final ConversionPlan plan;
+    public final CheckpointCommit commit;
+    /** Identifies the conversion and its input; a resumed run keeps only files recorded with the same one. */
+    public final String fingerprint;
+    /** Things the user should know that are not errors (input tensors the layout leaves out). */
+    public final List<String> notes;
+    /** About how many bytes the data files take (bf16), for the disk-space preflight. */
+    public final long plannedBytes;
+    /** The HF shards with the tensors the index places in each (HF input only). */
+    public final List<ShardRef> shards;
+    private final ModelConfig config;
+    private final LoraOptions lora;
+
+    Checked(ConversionRequest request, ConversionPlan plan, CheckpointCommit commit, String fingerprint,
+        List<String> notes, long plannedBytes, List<ShardRef> shards, ModelConfig config, LoraOptions lora) {
+      this.request = request;
+      this.plan = plan;
+      this.commit = commit;
+      this.fingerprint = fingerprint;
+      this.notes = List.copyOf(notes);
+      this.plannedBytes = plannedBytes;
+      this.shards = shards;
+      this.config = config;
+      this.lora = lora;
+    }
+
+    /**
+     * Whether the save dir already holds this very conversion, complete: its marker, and a manifest with the same
+     * fingerprint. Only asked for with {@link ConversionRequest.ExistingOutput#RESUME}.
+     */
+    public boolean alreadyConverted() throws IOException {
+      String saveDir = request.saveDir();
+      if (request.existingOutput() != ConversionRequest.ExistingOutput.RESUME
+          || !CheckpointFiles.exists(CheckpointFiles.resolve(saveDir, commit.markerName()))) {
+        return false;
+      }
+      String manifest = CheckpointFiles.resolve(saveDir, CheckpointCommit.MANIFEST);
+      if (!CheckpointFiles.exists(manifest)) {
+        return false;
+      }
+      try {
+        JsonNode root = JSON.readTree(CheckpointFiles.readSmallFile(manifest, 256L << 20));
+        return root != null && fingerprint.equals(root.path("fingerprint").asText());
+      } catch (IOException e) {
+        return false; // a torn manifest: convert again
+      }
+    }
+
+    /**
+     * Read-only save-dir rules: it must not be a file; a non-empty one is refused with
+     * {@link ConversionRequest.ExistingOutput#REFUSE}; a local one must have room for the data files (less what a
+     * resumed run keeps; an estimate, there to fail before hours of writing).
+     */
+    public void checkSaveDir() throws IOException {
+      String saveDir = request.saveDir();
+      String markerPath = CheckpointFiles.resolve(saveDir, commit.markerName());
+      boolean nonEmpty;
+      if (CheckpointFiles.isLocal(saveDir)) {
+        Path dir = Paths.get(saveDir);
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+          throw new IOException("--save-dir " + saveDir + " exists and is not a directory");
+        }
+        try (Stream<Path> s = Files.exists(dir) ? Files.list(dir) : Stream.empty()) {
+          nonEmpty = s.findAny().isPresent();
+        }
+      } else {
+        nonEmpty = CheckpointFiles.exists(markerPath);
+      }
+      if (nonEmpty && request.existingOutput() == ConversionRequest.ExistingOutput.REFUSE) {
+        throw new IOException("--save-dir " + saveDir + " is not empty"
+            + (CheckpointFiles.exists(markerPath) ? " (it holds a checkpoint)" : "")
+            + "; pass --overwrite to replace its content");
+      }
+      if (plannedBytes > 0 && CheckpointFiles.isLocal(saveDir)
+          && request.existingOutput() != ConversionRequest.ExistingOutput.RESUME) {
+        Path dir = Paths.get(saveDir);
+        while (dir != null && !Files.exists(dir)) {
+          dir = dir.getParent();
+        }
+        long free = dir == null ? Long.MAX_VALUE : Files.getFileStore(dir).getUsableSpace();
+        if (free < plannedBytes) {
+          throw new IOException("--save-dir " + saveDir + ": the conversion writes about " + plannedBytes / (1 << 20)
+              + " MiB but only " + free / (1 << 20) + " MiB are free there");
+        }
+      }
+    }
+
+    /**
+     * Makes the save dir ready to be written: the rules of {@link #checkSaveDir}, then the completion marker and the
+     * manifest are removed, so an old output can never pass for the new one while it is being replaced.
+     */
+    public void prepareSaveDir() throws IOException {
+      checkSaveDir();
+      String saveDir = request.saveDir();
+      CheckpointFiles.deleteIfExists(List.of(CheckpointFiles.resolve(saveDir, commit.markerName()),
+          CheckpointFiles.resolve(saveDir, CheckpointCommit.MANIFEST)));
+    }
+
+    /** Where every source of every target is, read from the input's headers (never tensor bytes). */
+    public Map<String, Map<String, TensorLocation>> locateSources() throws IOException {
+      Map<String, TensorLocation> located;
+      switch (request.kind()) {
+        case HF2MCORE:
+        case FP8_TO_BF16:
+          located = SourceLocator.hfShards(shards);
+          if (config.fp8) {
+            located = SourceLocator.dequantizeFp8(located, config.fp8BlockRows, config.fp8BlockCols);
+          }
+          break;
+        case MCORE2HF:
+          located = SourceLocator.rankFiles((Mcore2HfPlan) plan, request.loadDir(), lora);
+          break;
+        case LORA_EXPORT:
+          LoraExportPlan export = (LoraExportPlan) plan;
+          located = SourceLocator.loraFactors(export.rankFiles(), lora.loraDir != null ? lora.loraDir
+              : request.loadDir());
+          break;
+        default:
+          throw new IllegalStateException(request.kind().toString());
+      }
+      Map<String, Map<String, TensorLocation>> out = new LinkedHashMap<>();
+      for (String target : plan.targets()) {
+        out.put(target, SourceLocator.forTarget(plan, target, located));
+      }
+      return out;
+    }
+  }
+
+  /**
+   * Checks a request against its input without writing anything or reading tensor headers: config, layout rules,
+   * index, every shard or rank file present. Throws {@link IllegalArgumentException} for options that do not fit
+   * the model, {@link IOException} for input that is missing or malformed.
+   */
+  public static Checked check(ConversionRequest r) throws IOException {
+    if (!CheckpointFiles.isDirectory(r.loadDir())) {
+      throw new IOException("--load-dir " + r.loadDir() + ": no such directory");
+    }
+    switch (r.kind()) {
+      case HF2MCORE:
+        return checkHf2Mcore(r);
+      case MCORE2HF:
+      case LORA_EXPORT:
+        return checkMcoreInput(r);
+      case FP8_TO_BF16:
+        return checkFp8ToBf16(r);
+      default:
+        throw new IllegalStateException(r.kind().toString());
+    }
+  }
+
+  private static Checked checkHf2Mcore(ConversionRequest r) throws IOException {
+    String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
+    ModelConfig cfg = ModelConfig.read(configPath);
+    LayoutOptions layout = r.layout().resolve(cfg);
+    Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
+    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
+    // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
+    Map<String, Shape> needed = new LinkedHashMap<>();
+    long planned = 0;
+    for (RankFile f : plan.rankFiles()) {
+      Hf2McorePlan.RankPlan rank = plan.plan(f);
+      needed.putAll(rank.sources);
+      for (List<AssembledTensor> chunk : rank.contents.values()) {
+        for (AssembledTensor t : chunk) {
+          planned += t.shape().numel() * 2;
+        }
+      }
+    }
+    List<String> missing = new ArrayList<>();
+    for (String name : needed.keySet()) {
+      if (!index.weightMap().containsKey(name)) {
+        missing.add(name);
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new IOException(CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME) + ": " + missing.size()
+          + " tensor(s) the layout needs are not in the index, e.g. \"" + missing.get(0) + "\"");
+    }
+    List<ShardRef> shards = shardRefs(r.loadDir(), index);
+    TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
+    ignored.removeAll(needed.keySet());
+    if (cfg.fp8) {
+      // the block scales of the FP8 weights are used to dequantise them
+      ignored.removeIf(n -> n.endsWith(SourceLocator.SCALE_SUFFIX)
+          && needed.containsKey(n.substring(0, n.length() - SourceLocator.SCALE_SUFFIX.length())));
+    }
+    List<String> notes = new ArrayList<>();
+    if (!ignored.isEmpty()) {
+      notes.add(ignored.size() + " input tensor(s) are not part of this layout and are not converted, e.g. "
+          + ignored.first() + mtpHint(cfg, layout));
+    }
+    Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
+    String fingerprint = fingerprint(r, identity);
+    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir()), Map.of(),
+        Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), manifestHeader(r, identity,
+        fingerprint));
+    return new Checked(r, plan, commit, fingerprint, notes, planned, shards, cfg, null);
+  }
+
+  private static Checked checkMcoreInput(ConversionRequest r) throws IOException {
+    String configPath = r.modelConfig() != null ? r.modelConfig()
+        : CheckpointFiles.resolve(r.loadDir(), "config.json");
+    if (r.modelConfig() == null && !CheckpointFiles.exists(configPath)) {
+      throw new IOException("no --model-config given and " + configPath + " does not exist (hf2mcore copies the HF "
+          + "config.json there; pass --model-config FILE)");
+    }
+    ModelConfig in = ModelConfig.read(configPath);
+    Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(in, r.layout());
+    LoraOptions lora = null;
+    if (r.lora() != null) {
+      String loraDir = r.lora().loraDir;
+      lora = new LoraOptions(r.lora().rank, r.lora().alpha, loraDir,
+          loraDir == null ? null : McoreTracker.iterationDir(loraDir));
+    }
+    Map<String, String> identity = identity(r.loadDir(), McoreTracker.FILE_NAME);
+    identity.put("config.json", sha256IfExists(configPath));
+    if (lora != null && lora.loraDir != null) {
+      identity.put("lora/" + McoreTracker.FILE_NAME,
+          sha256IfExists(CheckpointFiles.resolve(lora.loraDir, McoreTracker.FILE_NAME)));
+    }
+    identity.values().removeIf(v -> v == null);
+    String fingerprint = fingerprint(r, identity);
+    byte[] header = manifestHeader(r, identity, fingerprint);
+    String iterationDir = McoreTracker.iterationDir(r.loadDir());
+    if (r.kind() == ConversionRequest.Kind.LORA_EXPORT) {
+      String iteration = lora.loraDir != null ? lora.loraIterationDir : iterationDir;
+      LoraExportPlan plan = new LoraExportPlan(forward, iteration, lora.rank, r.loraTargetModules());
+      CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), Map.of(),
+          Map.of("adapter_config.json", PythonJson.write(plan.adapterConfig(lora.alpha), 2)),
+          SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
+      return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora);
+    }
+    Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
+    for (String rank : plan.rankFiles()) {
+      String path = CheckpointFiles.resolve(r.loadDir(), rank);
+      if (!CheckpointFiles.exists(path)) {
+        LayoutOptions o = forward.options();
+        throw new IOException(path + ": rank file missing; the layout (--source-tensor/pipeline/expert-parallel-size "
+            + o.tp + "/" + o.pp + "/" + o.ep + ") needs " + plan.rankFiles().size() + " of them");
+      }
+    }
+    Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
+    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
+        generated, SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
+    return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora);
+  }
+
+  private static Checked checkFp8ToBf16(ConversionRequest r) throws IOException {
+    String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
+    ModelConfig cfg = ModelConfig.read(configPath);
+    if (!cfg.fp8) {
+      throw new IOException(configPath + " declares no quantization_config: the checkpoint is not FP8");
+    }
+    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
+    Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index);
+    List<ShardRef> shards = shardRefs(r.loadDir(), index);
+    Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
+    String fingerprint = fingerprint(r, identity);
+    ObjectNode config = (ObjectNode) JSON.readTree(CheckpointFiles.readSmallFile(configPath, 16L << 20));
+    config.remove("quantization_config");
+    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
+        Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME, new IndexMarker(plan),
+        manifestHeader(r, identity, fingerprint));
+    return new Checked(r, plan, commit, fingerprint, List.of(), -1, shards, cfg, null);
+  }
+
+  /** A hint when the input has MTP layers that the chosen layout leaves out. */
+  public static String mtpHint(ModelConfig cfg, LayoutOptions o) {
+    if (cfg.nextnPredictLayers > o.mtpLayers) {
+      return " (the checkpoint has " + cfg.nextnPredictLayers + " MTP layer(s); pass --mtp-num-layers "
+          + cfg.nextnPredictLayers + " to convert them)";
+    }
+    return "";
+  }
+
+  /**
+   * The shards an index names, each with the tensors the index places in it; every shard must exist and stay inside
+   * the checkpoint folder (no symbolic link out of it).
+   */
+  static List<ShardRef> shardRefs(String loadDir, SafetensorsIndex index) throws IOException {
+    Map<String, List<String>> byShard = new TreeMap<>();
+    index.weightMap().forEach((name, shard) -> byShard.computeIfAbsent(shard, x -> new ArrayList<>()).add(name));
+    List<ShardRef> shards = new ArrayList<>();
+    for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
+      String path = CheckpointFiles.resolve(loadDir, e.getKey());
+      if (!CheckpointFiles.exists(path)) {
+        throw new IOException(path + ": the index names this shard (for \"" + e.getValue().get(0)
+            + "\") but it does not exist");
+      }
+      CheckpointFiles.checkInside(loadDir, path);
+      shards.add(new ShardRef(path, e.getValue()));
+    }
+    return shards;
+  }
+
+  /** Side files (config, tokenizer) present in {@code dir}, to copy, except those named in {@code except}. */
+  static Map<String, String> sideFiles(String dir, String... except) throws IOException {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String name : SIDE_FILES) {
+      String path = CheckpointFiles.resolve(dir, name);
+      if (!List.of(except).contains(name) && CheckpointFiles.exists(path)) {
+        out.put(path, name);
+      }
+    }
+    return out;
+  }
+
+  /** The SHA-256 of the input's small files (index, config, tracker) that exist: the input's identity. */
+  private static Map<String, String> identity(String loadDir, String... names) throws IOException {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String name : names) {
+      String sha = sha256IfExists(CheckpointFiles.resolve(loadDir, name));
+      if (sha != null) {
+        out.put(name, sha);
+      }
+    }
+    return out;
+  }
+
+  private static String sha256IfExists(String path) throws IOException {
+    return CheckpointFiles.exists(path) ? Sha256.ofFile(path) : null;
+  }
+
+  /** Same tool, kind, options and input: a resumed run may keep what the interrupted one finished. */
+  static String fingerprint(ConversionRequest r, Map<String, String> identity) {
+    StringBuilder b = new StringBuilder(VERSION).append('\n').append(r.kind().command).append('\n');
+    b.append("load-dir=").append(r.loadDir()).append('\n').append(r.describe());
+    r.options().forEach((k, v) -> b.append(k).append('=').append(v).append('\n'));
+    identity.forEach((k, v) -> b.append(k).append(':').append(v).append('\n'));
+    return Sha256.of(b.toString().getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static byte[] manifestHeader(ConversionRequest r, Map<String, String> identity, String fingerprint) {
+    ObjectNode root = JSON.createObjectNode();
+    root.put("tool", "ckptbeam");
+    root.put("version", VERSION);
+    root.put("command", r.kind().command);
+    ObjectNode opts = root.putObject("options");
+    Map<String, String> options = r.options();
+    if (options.isEmpty()) {
+      // a request built in code rather than from flags: record what it says
+      options.put("request", r.describe().strip().replace('\n', ';'));
+    }
+    options.forEach(opts::put);
+    ObjectNode input = root.putObject("input");
+    input.put("dir", r.loadDir());
+    ObjectNode id = input.putObject("sha256");
+    identity.forEach(id::put);
+    root.put("fingerprint", fingerprint);
+    try {
+      return JSON.writeValueAsBytes(root);
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** config.json for HF output: the input's, with the layer structure the output actually has. */
+  static byte[] outputConfig(String path, ModelConfig in, ModelConfig out) throws IOException {
+    byte[] original = CheckpointFiles.readSmallFile(path, 16L << 20);
+    if (in.hiddenLayers == out.hiddenLayers && in.firstKDenseReplace == out.firstKDenseReplace
+        && in.nextnPredictLayers == out.nextnPredictLayers) {
+      return original;
+    }
+    ObjectNode json = (ObjectNode) JSON.readTree(original);
+    json.put("num_hidden_layers", out.hiddenLayers);
+    json.put("first_k_dense_replace", out.firstKDenseReplace);
+    json.put("num_nextn_predict_layers", out.nextnPredictLayers);
+    return PythonJson.write(json, 2);
+  }
+
+  /** The HF index, with the total size of the tensors written; it marks an HF output complete. */
+  static final class IndexMarker implements CheckpointCommit.Marker {
+    private static final long serialVersionUID = 1L;
+    private final IndexedPlan plan;
+
+    IndexMarker(IndexedPlan plan) {
+      this.plan = plan;
+    }
+
+    @Override
+    public byte[] content(List<ckptbeam.transforms.beam.WrittenFile> written) {
+      return plan.indexJson(written.stream().mapToLong(f -> f.tensorBytes).sum());
+    }
+  }
+
+  /** A plan whose output is an HF checkpoint with an index. */
+  interface IndexedPlan extends ConversionPlan {
+    byte[] indexJson(long totalSize);
+  }
+}

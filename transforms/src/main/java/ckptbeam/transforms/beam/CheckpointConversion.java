@@ -1,0 +1,307 @@
+package ckptbeam.transforms.beam;
+
+import ckptbeam.transforms.ConversionPlan;
+import ckptbeam.transforms.ConversionPlanner;
+import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.ProgressRecord;
+import ckptbeam.io.TensorLocation;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.coders.VarIntCoder;
+import org.apache.beam.sdk.metrics.Counter;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.state.BagState;
+import org.apache.beam.sdk.state.StateSpec;
+import org.apache.beam.sdk.state.StateSpecs;
+import org.apache.beam.sdk.state.ValueState;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.Flatten;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Reshuffle;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionList;
+import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.TupleTag;
+import org.apache.beam.sdk.values.TupleTagList;
+
+/**
+ * Converts checkpoints: {@link ConversionRequest}s in, one {@link ConversionResult} per distinct request out. The
+ * one conversion path of ckptbeam, for batch and streaming pipelines alike:
+ *
+ * <pre>{@code
+ * PCollection<ConversionResult> results = pipeline
+ *     .apply(Create.of(ConversionRequest.hf2mcore(hfDir, mcoreDir, layout)).withCoder(CheckpointConversion.requestCoder()))
+ *     .apply(CheckpointConversion.convert());
+ * }</pre>
+ *
+ * <p>Steps: <b>ClaimOutput</b> lets one request per save dir through (duplicates are dropped; a different request
+ * for a save dir already claimed fails); <b>Plan</b> reads each request's small files and headers, validates, and
+ * emits one element per target file with where its sources are; <b>FanOut</b> ({@link Reshuffle}) spreads the
+ * target files over all workers; <b>WriteFiles</b> streams each target's bytes from its sources into its file;
+ * <b>Commit</b>, keyed by conversion, waits until every file of the conversion has arrived, then writes the
+ * manifest and the completion marker. Only descriptions travel between steps, never tensor bytes. A failure while
+ * planning or writing gives a {@code FAILED} result and no marker; it does not fail the pipeline.
+ */
+public final class CheckpointConversion
+    extends PTransform<PCollection<ConversionRequest>, PCollection<ConversionResult>> {
+  /** Beam metrics of conversions (files, bytes, results), visible in the runner's UI. */
+  public static final String METRICS_NAMESPACE = "ckptbeam";
+
+  private static final TupleTag<TargetWork> TARGETS = new TupleTag<>() {};
+  private static final TupleTag<KV<String, CommitEvent>> EVENTS = new TupleTag<>() {};
+  private static final TupleTag<ConversionRequest> CLAIMED = new TupleTag<>() {};
+  private static final TupleTag<ConversionResult> CONFLICTS = new TupleTag<>() {};
+
+  private CheckpointConversion() {}
+
+  /** The conversion transform. */
+  public static CheckpointConversion convert() {
+    return new CheckpointConversion();
+  }
+
+  /** The coder of requests (for {@code Create.of(request).withCoder(…)}). */
+  public static org.apache.beam.sdk.coders.Coder<ConversionRequest> requestCoder() {
+    return DescriptionCoder.describing(ConversionRequest.class);
+  }
+
+  @Override
+  public PCollection<ConversionResult> expand(PCollection<ConversionRequest> requests) {
+    KvCoder<String, CommitEvent> eventCoder = KvCoder.of(StringUtf8Coder.of(), DescriptionCoder.describing(CommitEvent.class));
+    PCollectionTuple claimed = requests
+        .apply("KeyBySaveDir", ParDo.of(new KeyBySaveDirFn()))
+        .setCoder(KvCoder.of(StringUtf8Coder.of(), requestCoder()))
+        .apply("ClaimOutput", ParDo.of(new ClaimFn()).withOutputTags(CLAIMED, TupleTagList.of(CONFLICTS)));
+    claimed.get(CLAIMED).setCoder(requestCoder());
+    claimed.get(CONFLICTS).setCoder(DescriptionCoder.describing(ConversionResult.class));
+    PCollectionTuple planned = claimed.get(CLAIMED)
+        .apply("Plan", ParDo.of(new PlanFn()).withOutputTags(TARGETS, TupleTagList.of(EVENTS)));
+    planned.get(EVENTS).setCoder(eventCoder);
+    PCollection<KV<String, CommitEvent>> written = planned.get(TARGETS)
+        .setCoder(DescriptionCoder.describing(TargetWork.class))
+        .apply("FanOut", Reshuffle.viaRandomKey())
+        .apply("WriteFiles", ParDo.of(new WriteFn()))
+        .setCoder(eventCoder);
+    PCollection<ConversionResult> committed = PCollectionList.of(planned.get(EVENTS)).and(written)
+        .apply("AllEvents", Flatten.pCollections())
+        .apply("Commit", ParDo.of(new CommitFn()))
+        .setCoder(DescriptionCoder.describing(ConversionResult.class));
+    return PCollectionList.of(committed).and(claimed.get(CONFLICTS))
+        .apply("Results", Flatten.pCollections());
+  }
+
+  /** The message to report for a failure: the most specific one of its causes. */
+  static String message(Throwable e) {
+    String msg = e.getMessage();
+    for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
+      if (t.getMessage() != null && !t.getMessage().isBlank()) {
+        msg = t.getMessage();
+      }
+    }
+    return msg == null ? e.toString() : msg;
+  }
+
+  static final class KeyBySaveDirFn extends DoFn<ConversionRequest, KV<String, ConversionRequest>> {
+    @ProcessElement
+    public void process(@Element ConversionRequest r, OutputReceiver<KV<String, ConversionRequest>> out) {
+      out.output(KV.of(r.saveDir(), r));
+    }
+  }
+
+  /**
+   * One conversion per save dir: the first request claims it; an identical one later is dropped (a duplicated event,
+   * a repeated submission); a different one fails, since two conversions must never write one folder.
+   */
+  static final class ClaimFn extends DoFn<KV<String, ConversionRequest>, ConversionRequest> {
+    @StateId("claimedBy")
+    private final StateSpec<ValueState<ConversionRequest>> claimedSpec =
+        StateSpecs.value(DescriptionCoder.describing(ConversionRequest.class));
+
+    @ProcessElement
+    public void process(@Element KV<String, ConversionRequest> e,
+        @StateId("claimedBy") ValueState<ConversionRequest> claimedBy, MultiOutputReceiver out) {
+      ConversionRequest first = claimedBy.read();
+      if (first == null) {
+        claimedBy.write(e.getValue());
+        out.get(CLAIMED).output(e.getValue());
+      } else if (!first.equals(e.getValue())) {
+        long now = System.currentTimeMillis();
+        out.get(CONFLICTS).output(ConversionResult.failed(e.getValue(), "--save-dir " + e.getKey() + " is already the "
+            + "output of another conversion (" + first + ") in this pipeline", List.of(), now));
+      }
+    }
+  }
+
+  /**
+   * Plans one request: checks it against its input, locates every source from the headers, makes the save dir
+   * ready, and emits one {@link TargetWork} per target file plus the plan for the commit step.
+   */
+  static final class PlanFn extends DoFn<ConversionRequest, TargetWork> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CheckpointConversion.class);
+
+    @ProcessElement
+    public void process(@Element ConversionRequest r, MultiOutputReceiver out) {
+      long start = System.currentTimeMillis();
+      String key = r.saveDir();
+      try {
+        ConversionPlanner.Checked checked = ConversionPlanner.check(r);
+        if (checked.alreadyConverted()) {
+          out.get(EVENTS).output(KV.of(key, CommitEvent.alreadyConverted(r, start)));
+          return;
+        }
+        Map<String, Map<String, TensorLocation>> sources = checked.locateSources();
+        checked.prepareSaveDir();
+        checked.notes.forEach(n -> LOG.info("{}: note: {}", r.loadDir(), n));
+        out.get(EVENTS).output(KV.of(key, CommitEvent.planned(r, checked.commit, checked.notes, start)));
+        boolean resume = r.existingOutput() == ConversionRequest.ExistingOutput.RESUME;
+        for (Map.Entry<String, Map<String, TensorLocation>> t : sources.entrySet()) {
+          out.get(TARGETS).output(new TargetWork(key, r.saveDir(), t.getKey(), checked.plan, t.getValue(),
+              checked.fingerprint, resume));
+        }
+      } catch (Exception e) {
+        LOG.warn("{}: planning failed: {}", r, message(e), e);
+        out.get(EVENTS).output(KV.of(key, CommitEvent.planFailed(r, message(e), start)));
+      }
+    }
+  }
+
+  /** Writes one target file (or, resuming, keeps it when an earlier attempt finished it intact). */
+  static final class WriteFn extends DoFn<TargetWork, KV<String, CommitEvent>> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CheckpointConversion.class);
+    private final Counter files = Metrics.counter(METRICS_NAMESPACE, "files_written");
+    private final Counter bytes = Metrics.counter(METRICS_NAMESPACE, "bytes_written");
+    private final Counter kept = Metrics.counter(METRICS_NAMESPACE, "files_kept");
+    private final Counter failures = Metrics.counter(METRICS_NAMESPACE, "files_failed");
+    /**
+     * Plans by fingerprint: every target of a conversion carries an equal plan, and some plans derive their
+     * contents from the whole layout (mcore → HF inverts every rank file), so the first one's work is reused.
+     */
+    private transient Map<String, ConversionPlan> plans;
+
+    @ProcessElement
+    public void process(@Element TargetWork w, OutputReceiver<KV<String, CommitEvent>> out, PipelineOptions options) {
+      try {
+        WrittenFile written = w.resume ? ProgressRecord.reusable(w.saveDir, w.fingerprint, w.target) : null;
+        if (written != null) {
+          kept.inc();
+        } else {
+          written = plan(w).write(w.target, w.sources, w.saveDir, options);
+          ProgressRecord.write(w.saveDir, w.fingerprint, written);
+          files.inc();
+          bytes.inc(written.bytes);
+          FaultInjectionOptions.afterWriting(options, w.target);
+        }
+        out.output(KV.of(w.conversion, CommitEvent.written(written)));
+      } catch (FaultInjectionOptions.InjectedFailure e) {
+        throw e; // stands for a crashed worker: the runner retries
+      } catch (Exception e) {
+        failures.inc();
+        LOG.warn("{}: writing failed: {}", w, message(e), e);
+        out.output(KV.of(w.conversion, CommitEvent.writeFailed(w.target, message(e))));
+      }
+    }
+
+    private ConversionPlan plan(TargetWork w) {
+      if (plans == null) {
+        plans = new LinkedHashMap<>(8, 0.75f, true) {
+          @Override
+          protected boolean removeEldestEntry(Map.Entry<String, ConversionPlan> eldest) {
+            return size() > 4;
+          }
+        };
+      }
+      return plans.computeIfAbsent(w.fingerprint, f -> w.plan);
+    }
+  }
+
+  /**
+   * Per conversion: remembers the plan and every file as it arrives (in any order); when all expected files are
+   * there, commits (manifest, then marker) and emits the result. A failed file fails the conversion: no marker.
+   */
+  static final class CommitFn extends DoFn<KV<String, CommitEvent>, ConversionResult> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CheckpointConversion.class);
+    private final Counter converted = Metrics.counter(METRICS_NAMESPACE, "conversions_converted");
+    private final Counter already = Metrics.counter(METRICS_NAMESPACE, "conversions_already_converted");
+    private final Counter failed = Metrics.counter(METRICS_NAMESPACE, "conversions_failed");
+
+    @StateId("plan")
+    private final StateSpec<ValueState<CommitEvent>> planSpec = StateSpecs.value(DescriptionCoder.describing(CommitEvent.class));
+
+    @StateId("arrived")
+    private final StateSpec<BagState<CommitEvent>> arrivedSpec = StateSpecs.bag(DescriptionCoder.describing(CommitEvent.class));
+
+    @StateId("count")
+    private final StateSpec<ValueState<Integer>> countSpec = StateSpecs.value(VarIntCoder.of());
+
+    @ProcessElement
+    public void process(@Element KV<String, CommitEvent> e, @StateId("plan") ValueState<CommitEvent> plan,
+        @StateId("arrived") BagState<CommitEvent> arrived, @StateId("count") ValueState<Integer> count,
+        OutputReceiver<ConversionResult> out) {
+      CommitEvent event = e.getValue();
+      switch (event.kind) {
+        case PLAN_FAILED:
+          failed.inc();
+          out.output(ConversionResult.failed(event.request, event.message, List.of(), event.startMillis));
+          return;
+        case ALREADY_CONVERTED:
+          try {
+            out.output(ConversionResult.alreadyConverted(event.request, event.startMillis));
+            already.inc();
+          } catch (Exception x) {
+            failed.inc();
+            out.output(ConversionResult.failed(event.request, message(x), List.of(), event.startMillis));
+          }
+          return;
+        case PLANNED:
+          plan.write(event);
+          break;
+        default:
+          arrived.add(event);
+          Integer n = count.read();
+          count.write(n == null ? 1 : n + 1);
+      }
+      CommitEvent planned = plan.read();
+      Integer n = count.read();
+      if (planned == null || n == null || n < planned.commit.expected().size()) {
+        return;
+      }
+      List<WrittenFile> files = new ArrayList<>();
+      List<CommitEvent> failures = new ArrayList<>();
+      for (CommitEvent a : arrived.read()) {
+        if (a.kind == CommitEvent.Kind.WRITTEN) {
+          files.add(a.file);
+        } else {
+          failures.add(a);
+        }
+      }
+      plan.clear();
+      arrived.clear();
+      count.clear();
+      ConversionRequest r = planned.request;
+      if (!failures.isEmpty()) {
+        failures.sort(Comparator.comparing((CommitEvent f) -> f.target));
+        failed.inc();
+        out.output(ConversionResult.failed(r, failures.get(0).target + ": " + failures.get(0).message
+            + (failures.size() > 1 ? " (and " + (failures.size() - 1) + " more file(s) failed)" : "")
+            + "; no completion marker written", planned.notes, planned.startMillis));
+        return;
+      }
+      try {
+        planned.commit.commit(files);
+        converted.inc();
+        out.output(ConversionResult.converted(r, files, planned.notes, planned.startMillis));
+      } catch (Exception x) {
+        LOG.warn("{}: commit failed: {}", r, message(x), x);
+        failed.inc();
+        out.output(ConversionResult.failed(r, message(x), planned.notes, planned.startMillis));
+      }
+    }
+  }
+}
