@@ -104,8 +104,13 @@ class FlinkClusterTest {
     }
   }
 
+  /**
+   * Watch as a detached streaming job: two checkpoints dropped at once are converted concurrently, each byte-identical
+   * to the batch run, and their rank files are written by WriteFiles subtasks on both TaskManagers (a checkpoint's
+   * files fan out; they are not converted by one worker).
+   */
   @Test
-  void watchRunsAsAStreamingJobOnTheCluster() throws Exception {
+  void watchRunsAsAStreamingJobOnTheClusterAndFansEachCheckpointOut() throws Exception {
     Path incoming = Files.createDirectories(work.resolve("watch-in"));
     Path converted = work.resolve("watch-out");
     List<String> args = new ArrayList<>(List.of("watch", "--direction", "hf2mcore", "--input-pattern",
@@ -117,10 +122,15 @@ class FlinkClusterTest {
     assertTrue(r.out.contains("submitted"), r.out);
     JsonNode job = null;
     try {
-      WatchTest.copy(hf, incoming.resolve("ck-1"), 300);
-      Path status = converted.resolve("ck-1.ckptbeam-status.json");
+      // both land in one poll: staged next to the watched folder, then moved in together
+      WatchTest.copy(hf, work.resolve("staged-1"), 0);
+      WatchTest.copy(hf, work.resolve("staged-2"), 0);
+      Files.move(work.resolve("staged-1"), incoming.resolve("ck-1"));
+      Files.move(work.resolve("staged-2"), incoming.resolve("ck-2"));
+      List<Path> statuses = List.of(converted.resolve("ck-1.ckptbeam-status.json"),
+          converted.resolve("ck-2.ckptbeam-status.json"));
       long deadline = System.currentTimeMillis() + 180_000;
-      while (!Files.exists(status) && System.currentTimeMillis() < deadline) {
+      while (!statuses.stream().allMatch(Files::exists) && System.currentTimeMillis() < deadline) {
         Thread.sleep(500);
       }
       for (JsonNode j : rest("/jobs/overview").get("jobs")) {
@@ -129,9 +139,25 @@ class FlinkClusterTest {
         }
       }
       assertTrue(job != null, "the watch job runs on the cluster");
-      assertTrue(Files.exists(status), "the checkpoint was converted within 3 minutes");
-      assertTrue(Files.readString(status).contains("\"state\" : \"converted\""), Files.readString(status));
+      List<JsonNode> records = new ArrayList<>();
+      for (Path status : statuses) {
+        assertTrue(Files.exists(status), status + ": converted within 3 minutes");
+        records.add(JSON.readTree(Files.readString(status)));
+        assertEquals("converted", records.get(records.size() - 1).get("state").asText(), Files.readString(status));
+      }
       Checkpoints.assertSameFiles(directMcore, converted.resolve("ck-1"), false);
+      Checkpoints.assertSameFiles(directMcore, converted.resolve("ck-2"), false);
+      java.time.Instant lastStart = java.time.Instant.parse(records.get(0).get("start").asText());
+      java.time.Instant firstEnd = java.time.Instant.parse(records.get(0).get("end").asText());
+      for (JsonNode rec : records) {
+        java.time.Instant start = java.time.Instant.parse(rec.get("start").asText());
+        java.time.Instant end = java.time.Instant.parse(rec.get("end").asText());
+        lastStart = start.isAfter(lastStart) ? start : lastStart;
+        firstEnd = end.isBefore(firstEnd) ? end : firstEnd;
+      }
+      assertTrue(lastStart.isBefore(firstEnd), "the two conversions overlap in time: " + records);
+      Set<String> writers = taskManagersThatProcessed(job, "WriteFiles");
+      assertEquals(2, writers.size(), "WriteFiles subtasks on both TaskManagers wrote rank files: " + writers);
     } finally {
       for (JsonNode j : rest("/jobs/overview").get("jobs")) {
         if (j.get("name").asText().startsWith("ckptbeam-watch") && j.get("state").asText().equals("RUNNING")) {
@@ -141,6 +167,27 @@ class FlinkClusterTest {
         }
       }
     }
+  }
+
+  /** The TaskManagers whose subtasks of the vertex named like {@code step} received at least one record. */
+  private static Set<String> taskManagersThatProcessed(JsonNode job, String step) throws Exception {
+    String jid = job.get("jid").asText();
+    Set<String> tms = new TreeSet<>();
+    StringBuilder seen = new StringBuilder();
+    for (JsonNode vertex : rest("/jobs/" + jid).get("vertices")) {
+      if (!vertex.get("name").asText().contains(step)) {
+        continue;
+      }
+      for (JsonNode tm : rest("/jobs/" + jid + "/vertices/" + vertex.get("id").asText() + "/taskmanagers")
+          .get("taskmanagers")) {
+        seen.append(tm.get("taskmanager-id").asText()).append(' ').append(tm.get("metrics")).append('\n');
+        if (tm.get("metrics").get("read-records").asLong() > 0) {
+          tms.add(tm.get("taskmanager-id").asText());
+        }
+      }
+    }
+    assertTrue(seen.length() > 0, "the job has a vertex with step " + step);
+    return tms;
   }
 
   private List<String> onCluster() throws IOException {

@@ -32,12 +32,21 @@ public final class SourceLocator {
 
   /**
    * Every tensor the index places in each shard, from the shard's header. A tensor the index names but the shard
-   * lacks is an error naming both.
+   * lacks is an error naming both; so is a tensor stored in two shards, whatever the index says (loaders disagree
+   * on which copy wins, so neither is taken).
    */
   public static Map<String, TensorLocation> hfShards(List<ShardRef> shards) throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
+    Map<String, String> storedIn = new java.util.HashMap<>();
     for (ShardRef shard : shards) {
       SafetensorsHeader header = SafetensorsHeader.read(shard.path);
+      for (TensorLocation t : header.tensors()) {
+        String other = storedIn.putIfAbsent(t.name(), shard.path);
+        if (other != null) {
+          throw new IOException("tensor \"" + t.name() + "\" is stored in two shards, " + other + " and "
+              + shard.path + "; refusing to choose one copy (loaders disagree on which wins)");
+        }
+      }
       for (String name : shard.tensors) {
         TensorLocation loc = header.tensor(name);
         if (loc == null) {

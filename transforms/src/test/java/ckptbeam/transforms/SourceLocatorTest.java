@@ -1,0 +1,64 @@
+package ckptbeam.transforms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ckptbeam.io.DType;
+import ckptbeam.io.SafetensorsWriter;
+import ckptbeam.io.Shape;
+import ckptbeam.io.TensorSpec;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Where sources are, from real safetensors headers; ambiguous or inconsistent shards are refused by name. */
+class SourceLocatorTest {
+  @TempDir Path work;
+
+  private Path shard(String name, String... tensors) throws IOException {
+    Path file = work.resolve(name);
+    List<TensorSpec> specs = new ArrayList<>();
+    for (String t : tensors) {
+      specs.add(new TensorSpec(t, DType.BF16, Shape.of(2, 2), sink -> sink.write(ByteBuffer.allocate(8))));
+    }
+    try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+      SafetensorsWriter.write(out, specs, SafetensorsWriter.PT_METADATA);
+    }
+    return file;
+  }
+
+  @Test
+  void locatesWhatTheIndexPlacesInEachShard() throws Exception {
+    Path a = shard("a.safetensors", "w", "x");
+    Path b = shard("b.safetensors", "y");
+    var located = SourceLocator.hfShards(List.of(new ShardRef(a.toString(), List.of("w", "x")),
+        new ShardRef(b.toString(), List.of("y"))));
+    assertEquals(List.of("w", "x", "y"), new ArrayList<>(located.keySet()));
+    assertEquals(b.toString(), located.get("y").file());
+    assertEquals(Shape.of(2, 2), located.get("x").shape());
+  }
+
+  @Test
+  void aTensorStoredInTwoShardsIsRefusedWhateverTheIndexSays() throws Exception {
+    Path a = shard("a.safetensors", "w", "x");
+    Path b = shard("b.safetensors", "y", "w");
+    IOException e = assertThrows(IOException.class, () -> SourceLocator.hfShards(List.of(
+        new ShardRef(a.toString(), List.of("w", "x")), new ShardRef(b.toString(), List.of("y")))));
+    assertEquals("tensor \"w\" is stored in two shards, " + a + " and " + b + "; refusing to choose one copy "
+        + "(loaders disagree on which wins)", e.getMessage());
+  }
+
+  @Test
+  void aTensorTheIndexPlacesInAShardThatLacksItIsNamed() throws Exception {
+    Path a = shard("a.safetensors", "w");
+    IOException e = assertThrows(IOException.class, () -> SourceLocator.hfShards(List.of(
+        new ShardRef(a.toString(), List.of("w", "z")))));
+    assertEquals(a + ": the index places tensor \"z\" in this shard, but the shard does not hold it", e.getMessage());
+  }
+}
