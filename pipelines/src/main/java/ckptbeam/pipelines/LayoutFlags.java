@@ -29,6 +29,7 @@ final class LayoutFlags {
 
   static LayoutOptions parse(Args a, String side) {
     LayoutOptions o = new LayoutOptions();
+    o.side = side;
     o.tp = a.intValue(side + "-tensor-parallel-size", 1);
     o.pp = a.intValue(side + "-pipeline-parallel-size", 1);
     o.ep = a.intValue(side + "-expert-parallel-size", 1);

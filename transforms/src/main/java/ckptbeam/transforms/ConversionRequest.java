@@ -103,8 +103,8 @@ public final class ConversionRequest implements Serializable {
 
   /** mcore → HF; {@code layout} is the one the rank files were written with. */
   public static ConversionRequest mcore2hf(String loadDir, String saveDir, LayoutOptions layout) {
-    return new ConversionRequest(Kind.MCORE2HF, loadDir, saveDir, layout, null, null, null, ExistingOutput.REFUSE,
-        Map.of());
+    return new ConversionRequest(Kind.MCORE2HF, loadDir, saveDir, sourceSide(layout), null, null, null,
+        ExistingOutput.REFUSE, Map.of());
   }
 
   /** The LoRA factors of an mcore checkpoint, gathered over TP, as a PEFT adapter for {@code targetModules}. */
@@ -113,8 +113,15 @@ public final class ConversionRequest implements Serializable {
     if (lora == null || targetModules == null || targetModules.isEmpty()) {
       throw new IllegalArgumentException("--save-lora-to-hf needs --lora-r, --lora-alpha and --lora-target-modules");
     }
-    return new ConversionRequest(Kind.LORA_EXPORT, loadDir, saveDir, layout, null, lora, targetModules,
+    return new ConversionRequest(Kind.LORA_EXPORT, loadDir, saveDir, sourceSide(layout), null, lora, targetModules,
         ExistingOutput.REFUSE, Map.of());
+  }
+
+  /** The layout of the input: its messages name {@code --source-…} flags. */
+  private static LayoutOptions sourceSide(LayoutOptions layout) {
+    LayoutOptions o = layout == null ? new LayoutOptions() : layout.copy();
+    o.side = "source";
+    return o;
   }
 
   /** DeepSeek's FP8 release → bf16 safetensors. */

@@ -13,6 +13,11 @@ import java.util.TreeSet;
 public final class LayoutOptions implements Serializable {
   private static final long serialVersionUID = 1L;
 
+  /**
+   * Whose layout this is, for messages: {@code "target"} (hf2mcore writes it) or {@code "source"} (mcore2hf reads
+   * it); a message names the flag the user typed, {@code --target-…} or {@code --source-…}.
+   */
+  public String side = "target";
   public int tp = 1;
   public int pp = 1;
   public int ep = 1;
@@ -62,9 +67,9 @@ public final class LayoutOptions implements Serializable {
   }
 
   private void validate(ModelConfig cfg) {
-    positive("--target-tensor-parallel-size", tp);
-    positive("--target-pipeline-parallel-size", pp);
-    positive("--target-expert-parallel-size", ep);
+    positive(flag("tensor"), tp);
+    positive(flag("pipeline"), pp);
+    positive(flag("expert"), ep);
     positive("--num-layers", numLayers);
     if (layersPerVirtualStage < 0) {
       fail("--num-layers-per-virtual-pipeline-stage must be positive, got " + layersPerVirtualStage);
@@ -77,7 +82,7 @@ public final class LayoutOptions implements Serializable {
           + cfg.firstKDenseReplace + " (config.json): there are only " + cfg.firstKDenseReplace + " dense layers");
     }
     if (dualpipe && tp > 1 && !tpExtendEp) {
-      fail("--schedules-method dualpipev with --target-tensor-parallel-size " + tp
+      fail("--schedules-method dualpipev with " + flag("tensor") + " " + tp
           + " needs --moe-tp-extend-ep");
     }
     if (tpExtendEp && !groupedGemm) {
@@ -112,7 +117,7 @@ public final class LayoutOptions implements Serializable {
         fail("--num-layer-list cannot be combined with --schedules-method dualpipev");
       }
       if (numLayerList.length != pp) {
-        fail("--num-layer-list has " + numLayerList.length + " entries but --target-pipeline-parallel-size is " + pp);
+        fail("--num-layer-list has " + numLayerList.length + " entries but " + flag("pipeline") + " is " + pp);
       }
       int sum = Arrays.stream(numLayerList).sum();
       for (int a : numLayerList) {
@@ -125,12 +130,12 @@ public final class LayoutOptions implements Serializable {
       }
     } else {
       if (numLayers % pp != 0) {
-        fail("--num-layers " + numLayers + " is not divisible by --target-pipeline-parallel-size " + pp);
+        fail("--num-layers " + numLayers + " is not divisible by " + flag("pipeline") + " " + pp);
       }
       int perStage = numLayers / pp;
       if (layersPerVirtualStage > 0 && perStage % layersPerVirtualStage != 0) {
         fail("--num-layers-per-virtual-pipeline-stage " + layersPerVirtualStage + " does not divide the "
-            + perStage + " layers per pipeline stage (--num-layers " + numLayers + " / --target-pipeline-parallel-size "
+            + perStage + " layers per pipeline stage (--num-layers " + numLayers + " / " + flag("pipeline") + " "
             + pp + "); the reference would silently drop the remaining layers");
       }
       if (dualpipe && perStage % 2 != 0) {
@@ -145,20 +150,20 @@ public final class LayoutOptions implements Serializable {
           + noopLayers.size() + " noop layers" + (needed != real ? ", after skipping dense layers " + firstKDense
           + ".." + (cfg.firstKDenseReplace - 1) : "") + ") but config.json has num_hidden_layers " + hfAvailable);
     }
-    divisible("num_attention_heads", cfg.attentionHeads, "--target-tensor-parallel-size", tp);
-    divisible("vocab_size", cfg.vocabSize, "--target-tensor-parallel-size", tp);
-    divisible("intermediate_size", cfg.intermediateSize, "--target-tensor-parallel-size", tp);
-    divisible("hidden_size (eh_proj rows)", cfg.hiddenSize, "--target-tensor-parallel-size", tp);
+    divisible("num_attention_heads", cfg.attentionHeads, flag("tensor"), tp);
+    divisible("vocab_size", cfg.vocabSize, flag("tensor"), tp);
+    divisible("intermediate_size", cfg.intermediateSize, flag("tensor"), tp);
+    divisible("hidden_size (eh_proj rows)", cfg.hiddenSize, flag("tensor"), tp);
     if (cfg.sharedExperts > 0) {
       divisible("n_shared_experts * moe_intermediate_size", cfg.sharedIntermediateSize(),
-          "--target-tensor-parallel-size", tp);
+          flag("tensor"), tp);
     }
     if (tpExtendEp) {
-      divisible("n_routed_experts", cfg.routedExperts, "--target-expert-parallel-size x --target-tensor-parallel-size",
+      divisible("n_routed_experts", cfg.routedExperts, flag("expert") + " x " + flag("tensor"),
           (long) ep * tp);
     } else {
-      divisible("n_routed_experts", cfg.routedExperts, "--target-expert-parallel-size", ep);
-      divisible("moe_intermediate_size", cfg.moeIntermediateSize, "--target-tensor-parallel-size", tp);
+      divisible("n_routed_experts", cfg.routedExperts, flag("expert"), ep);
+      divisible("moe_intermediate_size", cfg.moeIntermediateSize, flag("tensor"), tp);
     }
   }
 
@@ -185,6 +190,7 @@ public final class LayoutOptions implements Serializable {
 
   public LayoutOptions copy() {
     LayoutOptions o = new LayoutOptions();
+    o.side = side;
     o.tp = tp;
     o.pp = pp;
     o.ep = ep;
@@ -201,6 +207,11 @@ public final class LayoutOptions implements Serializable {
     o.keyNames = keyNames;
     o.nf4 = nf4;
     return o;
+  }
+
+  /** The parallel-size flag of this side: {@code --target-tensor-parallel-size}, {@code --source-…}. */
+  private String flag(String dim) {
+    return "--" + side + "-" + dim + "-parallel-size";
   }
 
   /** Every field, deterministically: part of a conversion's fingerprint. */

@@ -1,0 +1,39 @@
+package ckptbeam.pipelines;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A message about a layout flag names the flag the user typed: --target-… for hf2mcore, --source-… for mcore2hf. */
+class FlagMessagesTest {
+  @TempDir Path work;
+
+  private String error(String... argv) {
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int exit = Main.run(argv, new PrintStream(new ByteArrayOutputStream()), new PrintStream(err, true,
+        StandardCharsets.UTF_8));
+    assertEquals(2, exit, "bad usage");
+    return err.toString(StandardCharsets.UTF_8).strip();
+  }
+
+  @Test
+  void eachDirectionNamesItsOwnSide() throws Exception {
+    Path hf = work.resolve("hf");
+    TinyModel.write(hf, TinyModel.DEFAULTS);
+    assertEquals("ckptbeam: error: --target-tensor-parallel-size must be positive, got 0", error("hf2mcore",
+        "--load-dir", hf.toString(), "--save-dir", work.resolve("m").toString(), "--target-tensor-parallel-size", "0"));
+    assertEquals(0, Main.run(new String[] {"hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        work.resolve("m").toString()}, new PrintStream(new ByteArrayOutputStream()), System.err));
+    assertEquals("ckptbeam: error: --source-tensor-parallel-size must be positive, got 0", error("mcore2hf",
+        "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
+        "--source-tensor-parallel-size", "0"));
+    assertEquals("ckptbeam: error: --num-layers 5 is not divisible by --source-pipeline-parallel-size 2", error(
+        "mcore2hf", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
+        "--source-pipeline-parallel-size", "2", "--num-layers", "5"));
+  }
+}
