@@ -156,8 +156,14 @@ class FlinkClusterTest {
         firstEnd = end.isBefore(firstEnd) ? end : firstEnd;
       }
       assertTrue(lastStart.isBefore(firstEnd), "the two conversions overlap in time: " + records);
+      // the JobManager fetches task metrics every few seconds: wait for them
       Set<String> writers = taskManagersThatProcessed(job, "WriteFiles");
-      assertEquals(2, writers.size(), "WriteFiles subtasks on both TaskManagers wrote rank files: " + writers);
+      for (long until = System.currentTimeMillis() + 30_000; writers.size() < 2 && System.currentTimeMillis() < until;
+          Thread.sleep(1000)) {
+        writers = taskManagersThatProcessed(job, "WriteFiles");
+      }
+      assertEquals(2, writers.size(), "WriteFiles subtasks on both TaskManagers wrote rank files: " + writers
+          + "\n" + vertexMetrics(job, "WriteFiles"));
     } finally {
       for (JsonNode j : rest("/jobs/overview").get("jobs")) {
         if (j.get("name").asText().startsWith("ckptbeam-watch") && j.get("state").asText().equals("RUNNING")) {
@@ -167,6 +173,18 @@ class FlinkClusterTest {
         }
       }
     }
+  }
+
+  private static String vertexMetrics(JsonNode job, String step) throws Exception {
+    StringBuilder out = new StringBuilder();
+    String jid = job.get("jid").asText();
+    for (JsonNode vertex : rest("/jobs/" + jid).get("vertices")) {
+      if (vertex.get("name").asText().contains(step)) {
+        out.append(vertex.get("name").asText()).append(": ")
+            .append(rest("/jobs/" + jid + "/vertices/" + vertex.get("id").asText() + "/taskmanagers")).append('\n');
+      }
+    }
+    return out.toString();
   }
 
   /** The TaskManagers whose subtasks of the vertex named like {@code step} received at least one record. */

@@ -73,16 +73,7 @@ final class Cli {
 
   /** The most specific message of a runner's wrapped exception. */
   static String rootMessage(Throwable e) {
-    String msg = e.getMessage();
-    for (Throwable t = e; t != null; t = t.getCause()) {
-      if (t.getMessage() != null && !t.getMessage().isBlank()) {
-        msg = t.getMessage();
-      }
-      if (t.getCause() == t) {
-        break;
-      }
-    }
-    return msg == null ? e.toString() : msg;
+    return ckptbeam.transforms.beam.CheckpointConversion.message(e);
   }
 
   /** Prints what was written, read back from the save dir; returns the bytes. */

@@ -97,8 +97,8 @@ public final class CheckpointConversion
         .apply("Results", Flatten.pCollections());
   }
 
-  /** The message to report for a failure: the most specific one of its causes. */
-  static String message(Throwable e) {
+  /** The message to report for a failure: the most specific one of its causes (runners wrap them). */
+  public static String message(Throwable e) {
     String msg = e.getMessage();
     for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
       if (t.getMessage() != null && !t.getMessage().isBlank()) {
