@@ -11,10 +11,15 @@ final class Built {
   final Pipeline pipeline;
   final String saveDir;
   final List<String> files;
+  /** The data files alone, and about how many bytes they take (0: unknown), for progress. */
+  final List<String> dataFiles;
+  final long plannedBytes;
 
-  Built(Pipeline pipeline, String saveDir, List<String> files) {
+  Built(Pipeline pipeline, String saveDir, List<String> files, List<String> dataFiles, long plannedBytes) {
     this.pipeline = pipeline;
     this.saveDir = saveDir;
     this.files = List.copyOf(files);
+    this.dataFiles = List.copyOf(dataFiles);
+    this.plannedBytes = plannedBytes;
   }
 }

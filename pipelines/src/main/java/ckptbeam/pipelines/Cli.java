@@ -22,8 +22,15 @@ final class Cli {
     return Paths.get(path.startsWith("file:") ? path.substring(5) : path).toAbsolutePath().normalize().toString();
   }
 
-  /** Beam options from the flags the subcommand did not know; an unknown one is an error naming it. */
-  static PipelineOptions pipelineOptions(List<String> beamArgs, String jobName) {
+  /**
+   * Beam options from the flags the command did not know ({@code args}' leftovers); an unknown one is an error
+   * naming it, with the nearest flag of the command when it looks like a typo.
+   */
+  static PipelineOptions pipelineOptions(Args args, String jobName) {
+    return pipelineOptions(args.beamArgs(), jobName, args.names());
+  }
+
+  static PipelineOptions pipelineOptions(List<String> beamArgs, String jobName, List<String> known) {
     PipelineOptions o;
     PipelineOptionsFactory.register(ckptbeam.transforms.beam.FaultInjectionOptions.class);
     try {
@@ -33,8 +40,10 @@ final class Cli {
       int i = msg.indexOf("missing a property named '");
       if (i >= 0) {
         String name = msg.substring(i + 26, msg.indexOf('\'', i + 26));
+        String near = Args.nearest(name, known);
         throw new IllegalArgumentException("unknown flag --" + name
-            + " (neither a ckptbeam flag nor a Beam pipeline option)");
+            + " (neither a ckptbeam flag nor a Beam pipeline option)" + (near == null ? ""
+            : "; did you mean --" + near + "?"));
       }
       throw new IllegalArgumentException("invalid pipeline option: " + msg.split("\n")[0]);
     }

@@ -22,12 +22,20 @@ import org.apache.beam.sdk.transforms.ParDo;
 final class Conversion {
   private Conversion() {}
 
+  /** The flags every conversion command has besides its own: the save-dir policy and progress. */
+  static Args common(Args a) {
+    return a.flag("overwrite").help("Replace the content of a non-empty save dir (the marker is removed first).")
+        .flag("resume").help("Finish an interrupted conversion: files whose progress record, size and SHA-256 match "
+            + "are kept; an output already complete for the same conversion is left as it is.")
+        .flag("quiet").help("No progress output.");
+  }
+
   /** The flags as the user gave them (paths made absolute), less those that do not change the output. */
   static Map<String, String> options(Args args) {
     Map<String, String> options = new TreeMap<>();
     args.values().forEach((k, v) -> {
       if (!k.equals("overwrite") && !k.equals("resume") && !k.equals("dry-run") && !k.equals("save-dir")
-          && !k.equals("load-dir")) {
+          && !k.equals("load-dir") && !k.equals("quiet")) {
         boolean path = k.equals("lora-load") || k.equals("model-config");
         options.put(k, path ? Cli.absolute(v) : v);
       }
@@ -62,7 +70,7 @@ final class Conversion {
     if (checked.alreadyConverted()) {
       log.println(r.saveDir() + " already holds this conversion, complete (manifest and "
           + checked.commit.markerName() + "); nothing to do");
-      return new Built(null, r.saveDir(), checked.commit.allFiles());
+      return new Built(null, r.saveDir(), checked.commit.allFiles(), checked.commit.expected(), 0);
     }
     checked.checkSaveDir();
     // The save dir passed the refusal rule now; a job restarted by its runner must not refuse its own first attempt.
@@ -72,15 +80,25 @@ final class Conversion {
     p.apply("Request", Create.of(submitted).withCoder(CheckpointConversion.requestCoder()))
         .apply("Convert", CheckpointConversion.convert())
         .apply("FailOnFailure", ParDo.of(new FailOnFailureFn()));
-    return new Built(p, r.saveDir(), checked.commit.allFiles());
+    return new Built(p, r.saveDir(), checked.commit.allFiles(), checked.commit.expected(),
+        Math.max(0, checked.plannedBytes));
   }
 
-  /** Builds, runs and reports; returns the bytes of the output. */
-  static long run(ConversionRequest r, PipelineOptions options, PrintStream log) throws Exception {
+  /** Builds, runs (with progress unless {@code quiet}) and reports; returns the bytes of the output. */
+  static long run(ConversionRequest r, PipelineOptions options, PrintStream log, boolean quiet) throws Exception {
     long start = System.nanoTime();
     Built b = build(r, options, log);
     if (b.pipeline != null) {
-      Cli.run(b.pipeline);
+      Progress progress = Progress.start(r.kind().command, r.saveDir(), b.dataFiles, b.plannedBytes, log, quiet);
+      boolean ok = false;
+      try {
+        Cli.run(b.pipeline);
+        ok = true;
+      } finally {
+        if (progress != null) {
+          progress.finish(ok);
+        }
+      }
     }
     return Cli.report(log, b.saveDir, b.files, System.nanoTime() - start);
   }

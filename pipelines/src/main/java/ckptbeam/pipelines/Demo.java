@@ -17,8 +17,13 @@ import java.util.stream.Stream;
 final class Demo {
   private Demo() {}
 
+  static Args flags() {
+    return new Args().value("out").help("DIR", "Where the tiny model and its conversion go.")
+        .defaultValue("a new temporary folder");
+  }
+
   static void run(String[] argv, PrintStream log) throws Exception {
-    Args a = new Args().value("out").parse(argv);
+    Args a = flags().parse(argv).noBeamArgs("demo");
     Path root = a.has("out") ? Paths.get(a.get("out")).toAbsolutePath() : Files.createTempDirectory("ckptbeam-demo-");
     Path hf = root.resolve("hf");
     Path mcore = root.resolve("mcore");

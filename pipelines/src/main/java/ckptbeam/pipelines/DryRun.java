@@ -5,6 +5,7 @@ import ckptbeam.io.DType;
 import ckptbeam.io.SafetensorsHeader;
 import ckptbeam.io.TensorLocation;
 import ckptbeam.transforms.Hf2McorePlan;
+import ckptbeam.transforms.HfShardsPlan;
 import ckptbeam.transforms.LayerPlacement;
 import ckptbeam.transforms.RankFile;
 import ckptbeam.transforms.ShardRef;
@@ -55,5 +56,24 @@ final class DryRun {
       totalTensors += tensors;
     }
     log.printf("total: %d rank file(s), %d tensors, %,d bytes%n", plan.rankFiles().size(), totalTensors, totalBytes);
+  }
+
+  /** {@code mcore2hf --dry-run}: the rank files read and the HF files written, tensor by tensor counts. */
+  static void print(HfShardsPlan plan, String saveDir, PrintStream log) {
+    log.println("dry run: nothing is written; the plan for " + saveDir + ":");
+    log.printf("reads %d rank file(s) of %s%n", plan.rankFiles().size(), plan.rankFiles().isEmpty() ? "-"
+        : plan.rankFiles().get(0).split("/")[0]);
+    long totalBytes = 0;
+    int totalTensors = 0;
+    for (Map.Entry<String, List<AssembledTensor>> f : plan.files().entrySet()) {
+      long bytes = 0;
+      for (AssembledTensor t : f.getValue()) {
+        bytes += t.shape().byteSize(DType.BF16);
+      }
+      log.printf("%s  %d tensors, %,d bytes (bf16)%n", f.getKey(), f.getValue().size(), bytes);
+      totalBytes += bytes;
+      totalTensors += f.getValue().size();
+    }
+    log.printf("total: %d HF file(s), %d tensors, %,d bytes%n", plan.files().size(), totalTensors, totalBytes);
   }
 }

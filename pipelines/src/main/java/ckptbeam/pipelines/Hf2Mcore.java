@@ -18,18 +18,24 @@ public final class Hf2Mcore {
   private Hf2Mcore() {}
 
   static Args flags() {
-    return LayoutFlags.define(new Args().value("load-dir").value("save-dir"), "target")
-        .flag("qlora-nf4")
-        .value("nf4-format")
-        .flag("dry-run")
-        .flag("overwrite")
-        .flag("resume");
+    Args a = new Args()
+        .value("load-dir").help("DIR", "The HF checkpoint folder (config.json, model.safetensors.index.json, shards; "
+            + "bf16 or DeepSeek's FP8), local or gs://. Required.")
+        .value("save-dir").help("DIR", "The output folder, local or gs://; must be empty unless --overwrite or "
+            + "--resume. Required.");
+    return Conversion.common(LayoutFlags.define(a, "target")
+        .flag("qlora-nf4").help("Quantise the linear weights to NF4 (blocks of 64) after sharding.")
+        .value("nf4-format").help("npu|bitsandbytes", "The NF4 encoding: npu is what MindSpeed's QLoRA loads "
+            + "(bitsandbytes-npu-beta 0.45.3), bitsandbytes is upstream bitsandbytes 0.50 on the CPU.")
+        .defaultValue("npu")
+        .flag("dry-run").help("Print the plan (per rank file: HF layers, tensors, bytes) and write nothing."));
   }
 
   /** What the command line asks for: the conversion, whether to only print its plan, the Beam options. */
   static final class Request {
     ConversionRequest conversion;
     boolean dryRun;
+    boolean quiet;
     PipelineOptions pipelineOptions;
   }
 
@@ -38,7 +44,8 @@ public final class Hf2Mcore {
     Request r = new Request();
     r.conversion = request(a, Cli.absolute(a.require("load-dir")), Cli.absolute(a.require("save-dir")));
     r.dryRun = a.has("dry-run");
-    r.pipelineOptions = Cli.pipelineOptions(a.beamArgs(), "hf2mcore");
+    r.quiet = a.has("quiet");
+    r.pipelineOptions = Cli.pipelineOptions(a, "hf2mcore");
     return r;
   }
 
@@ -70,7 +77,7 @@ public final class Hf2Mcore {
       dryRun(r, log);
       return 0;
     }
-    return Conversion.run(r.conversion, r.pipelineOptions, log);
+    return Conversion.run(r.conversion, r.pipelineOptions, log, r.quiet);
   }
 
   /** Checks the request against the input and builds the pipeline; nothing is written yet. */

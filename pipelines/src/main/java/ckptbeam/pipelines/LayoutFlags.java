@@ -11,20 +11,30 @@ final class LayoutFlags {
   private LayoutFlags() {}
 
   static Args define(Args a, String side) {
-    return a.value(side + "-tensor-parallel-size")
-        .value(side + "-pipeline-parallel-size")
-        .value(side + "-expert-parallel-size")
-        .value("num-layers-per-virtual-pipeline-stage")
-        .value("num-layer-list")
-        .value("noop-layers")
-        .value("num-layers")
-        .value("first-k-dense-replace")
-        .value("mtp-num-layers", "num-nextn-predict-layers")
-        .value("schedules-method")
-        .value("mcore-key-names")
-        .flag("moe-grouped-gemm")
-        .flag("moe-tp-extend-ep")
-        .flag("mla-mm-split");
+    String whose = side.equals("target") ? "of the output" : "the checkpoint was written with";
+    return a.value(side + "-tensor-parallel-size").help("N", "Tensor-parallel size " + whose
+            + ": splits, replication and the gate/up interleave.").defaultValue("1")
+        .value(side + "-pipeline-parallel-size").help("N", "Pipeline stages " + whose
+            + ": an even split of --num-layers over the stages.").defaultValue("1")
+        .value(side + "-expert-parallel-size").help("N", "Expert-parallel size " + whose
+            + ": routed experts spread over the EP ranks, everything else replicated.").defaultValue("1")
+        .value("num-layers-per-virtual-pipeline-stage").help("N", "Virtual pipeline: layers per chunk; rank files "
+            + "hold model0 ... modelN.")
+        .value("num-layer-list").help("a,b,...", "Uneven stages: the layers of each pipeline stage (not with VPP or "
+            + "noop layers).")
+        .value("noop-layers").help("i,j,...", "Global layer slots left empty.")
+        .value("num-layers").help("N", "mcore layer slots including noop slots, excluding MTP.")
+        .defaultValue("num_hidden_layers + noop layers")
+        .value("first-k-dense-replace").help("K", "Take only the first K dense layers, then the MoE layers.")
+        .defaultValue("config.json")
+        .value("mtp-num-layers", "num-nextn-predict-layers").help("M", "MTP layers, on the last stage.")
+        .defaultValue("0, as MindSpeed")
+        .value("schedules-method").help("dualpipev", "DualPipeV layout: two chunks per stage.")
+        .value("mcore-key-names").help("current|2025.03", "Key names of current MindSpeed, or of its releases before "
+            + "the April/July 2025 renames.").defaultValue("current")
+        .flag("moe-grouped-gemm").help("Experts as weight1/weight2 instead of local_experts.{l}.")
+        .flag("moe-tp-extend-ep").help("Whole experts per TP rank (needs --moe-grouped-gemm).")
+        .flag("mla-mm-split").help("Four per-head up-projection matrices instead of two.");
   }
 
   static LayoutOptions parse(Args a, String side) {

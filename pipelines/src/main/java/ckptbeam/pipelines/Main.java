@@ -2,29 +2,101 @@ package ckptbeam.pipelines;
 
 import java.io.PrintStream;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+import org.apache.beam.sdk.util.ReleaseInfo;
 
-/** The {@code ckptbeam} command line. */
+/** The {@code ckptbeam} command line: one subcommand per job, each with {@code --help}. */
 public final class Main {
-  static final String USAGE = String.join("\n",
-      "usage: ckptbeam COMMAND [flags]",
-      "",
-      "commands:",
-      "  hf2mcore         HF safetensors checkpoint -> Megatron-core rank files",
-      "                   --load-dir D --save-dir S [layout flags] [Beam flags, e.g. --runner=FlinkRunner]",
-      "  mcore2hf         Megatron-core rank files -> HF safetensors checkpoint",
-      "                   --load-dir S --save-dir H [--source-* layout flags] [Beam flags]",
-      "  fp8-to-bf16      DeepSeek's FP8 release -> bf16 on the CPU (replaces fp8_cast_bf16.py): --load-dir F --save-dir B",
-      "  watch            streaming: convert every checkpoint folder that appears, once, when complete",
-      "                   --direction hf2mcore|mcore2hf --input-pattern 'gs://b/in/*/' --save-root gs://b/out/",
-      "                   [--notifications projects/P/subscriptions/S] [--poll-interval S] [--stop-after-idle S] [--detach]",
-      "                   [conversion flags] [Beam flags, e.g. --runner=FlinkRunner]",
-      "  verify           --load-dir OUT: re-hash against the manifest; --hf H --mcore S [layout]: prove equality",
-      "  make-tiny-model  write a seeded synthetic DeepSeek-V3-architecture checkpoint: --out D [size flags]",
-      "  demo             make a tiny model, convert it, print what was written",
-      "",
-      "see README.md for every flag");
+  /** A subcommand: what it does, its flags, and how to run it. */
+  static final class Command {
+    final String summary;
+    final Supplier<Args> flags;
+    final Runner runner;
+    final String moreHelp;
+
+    Command(String summary, Supplier<Args> flags, Runner runner, String moreHelp) {
+      this.summary = summary;
+      this.flags = flags;
+      this.runner = runner;
+      this.moreHelp = moreHelp;
+    }
+  }
+
+  @FunctionalInterface
+  private interface Runner {
+    /** Runs the command; returns the exit code. */
+    int run(String[] argv, PrintStream out) throws Exception;
+  }
+
+  private static final String BEAM_FLAGS = "Any other --flag=value is a Beam pipeline option (--runner=FlinkRunner, "
+      + "--flinkMaster=HOST:PORT, --parallelism=N, --runner=DataflowRunner --project=P --region=R "
+      + "--tempLocation=gs://B/tmp, ...); an unknown one is an error.";
+
+  static final Map<String, Command> COMMANDS = new LinkedHashMap<>();
+
+  static {
+    COMMANDS.put("hf2mcore", new Command("HF safetensors checkpoint -> Megatron-core rank files (the flags of "
+        + "MindSpeed-LLM's convert_ckpt_deepseek3.py).", Hf2Mcore::flags, (a, out) -> {
+          Hf2Mcore.run(a, out);
+          return 0;
+        }, BEAM_FLAGS));
+    COMMANDS.put("mcore2hf", new Command("Megatron-core rank files -> HF safetensors checkpoint, LoRA merged or "
+        + "exported (the flags of MindSpeed-LLM's convert_ckpt_deepseek3_mcore2hf.py).", Mcore2Hf::flags, (a, out) -> {
+          Mcore2Hf.run(a, out);
+          return 0;
+        }, BEAM_FLAGS));
+    COMMANDS.put("fp8-to-bf16", new Command("DeepSeek's FP8 release -> bf16 on the CPU, file for file (replaces "
+        + "fp8_cast_bf16.py).", Fp8ToBf16::flags, (a, out) -> {
+          Fp8ToBf16.run(a, out);
+          return 0;
+        }, BEAM_FLAGS));
+    COMMANDS.put("watch", new Command("Streaming: convert every checkpoint folder that appears under a pattern, once, "
+        + "when it is complete.", WatchCommand::flags, (a, out) -> {
+          WatchCommand.run(a, out);
+          return 0;
+        }, "Also takes the flags of the --direction's command (see ckptbeam hf2mcore --help, ckptbeam mcore2hf "
+        + "--help) but --load-dir, --save-dir, --overwrite, --resume, and Beam options; --streaming is implied."));
+    COMMANDS.put("verify", new Command("--load-dir OUT: re-hash a conversion's files against its manifest; --hf H "
+        + "--mcore S [layout]: prove that two checkpoints hold the same model.", Verify::flags,
+        (a, out) -> Verify.run(a, out) == 0 ? 0 : 1, null));
+    COMMANDS.put("make-tiny-model", new Command("Write a seeded synthetic checkpoint with DeepSeek-V3's tensor names, "
+        + "shapes and dtypes.", TinyModel::flags, (a, out) -> {
+          TinyModel.run(a, out);
+          return 0;
+        }, null));
+    COMMANDS.put("demo", new Command("Make a tiny model, convert it (grouped GEMM, MTP), print what was written.",
+        Demo::flags, (a, out) -> {
+          Demo.run(a, out);
+          return 0;
+        }, null));
+  }
 
   private Main() {}
+
+  /** The command list. */
+  static String usage() {
+    StringBuilder b = new StringBuilder("Usage: ckptbeam COMMAND [flags]   (ckptbeam COMMAND --help for its flags)\n\n"
+        + "Moves DeepSeek-V3-architecture checkpoints between HF safetensors and Megatron-core, on the DirectRunner, "
+        + "Flink or Dataflow.\n\nCommands:\n");
+    COMMANDS.forEach((name, c) -> b.append(String.format("  %-16s %s%n", name, c.summary)));
+    b.append("\n  --version        Print the version of ckptbeam and of Apache Beam.\n");
+    return b.toString();
+  }
+
+  /** The help of one command: every flag with its meaning and default. */
+  static String help(String name) {
+    Command c = COMMANDS.get(name);
+    String text = c.flags.get().usage("ckptbeam " + name, c.summary);
+    return c.moreHelp == null ? text : text + "\n" + c.moreHelp + "\n";
+  }
+
+  static String version() {
+    return "ckptbeam " + ckptbeam.transforms.ConversionPlanner.VERSION + " (Apache Beam "
+        + ReleaseInfo.getReleaseInfo().getVersion() + ", Java " + System.getProperty("java.version") + ")";
+  }
 
   public static void main(String[] argv) {
     System.exit(run(argv, System.out, System.err));
@@ -32,37 +104,28 @@ public final class Main {
 
   /** Runs a command; returns the process exit code (0 ok, 1 failed, 2 bad usage). */
   public static int run(String[] argv, PrintStream out, PrintStream err) {
-    if (argv.length == 0 || argv[0].equals("help") || argv[0].equals("--help") || argv[0].equals("-h")) {
-      out.println(USAGE);
+    if (argv.length == 0 || List.of("help", "--help", "-h").contains(argv[0])) {
+      out.print(usage());
       return argv.length == 0 ? 2 : 0;
     }
+    if (argv[0].equals("--version") || argv[0].equals("version")) {
+      out.println(version());
+      return 0;
+    }
+    Command c = COMMANDS.get(argv[0]);
+    if (c == null) {
+      String near = Args.nearest(argv[0], List.copyOf(COMMANDS.keySet()));
+      err.println("ckptbeam: error: unknown command \"" + argv[0] + "\"" + (near == null ? ""
+          : "; did you mean " + near + "?") + "\n\n" + usage());
+      return 2;
+    }
     String[] rest = Arrays.copyOfRange(argv, 1, argv.length);
+    if (Arrays.asList(rest).contains("--help") || Arrays.asList(rest).contains("-h")) {
+      out.print(help(argv[0]));
+      return 0;
+    }
     try {
-      switch (argv[0]) {
-        case "hf2mcore":
-          Hf2Mcore.run(rest, out);
-          return 0;
-        case "make-tiny-model":
-          TinyModel.run(rest, out);
-          return 0;
-        case "demo":
-          Demo.run(rest, out);
-          return 0;
-        case "mcore2hf":
-          Mcore2Hf.run(rest, out);
-          return 0;
-        case "fp8-to-bf16":
-          Fp8ToBf16.run(rest, out);
-          return 0;
-        case "verify":
-          return Verify.run(rest, out) == 0 ? 0 : 1;
-        case "watch":
-          WatchCommand.run(rest, out);
-          return 0;
-        default:
-          err.println("ckptbeam: error: unknown command \"" + argv[0] + "\"\n" + USAGE);
-          return 2;
-      }
+      return c.runner.run(rest, out);
     } catch (IllegalArgumentException e) {
       err.println("ckptbeam: error: " + e.getMessage());
       return 2;

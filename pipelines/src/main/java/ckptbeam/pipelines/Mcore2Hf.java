@@ -1,6 +1,8 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.HfShardsPlan;
 import java.io.IOException;
 import java.io.PrintStream;
 import org.apache.beam.sdk.options.PipelineOptions;
@@ -15,28 +17,43 @@ public final class Mcore2Hf {
   private Mcore2Hf() {}
 
   static Args flags() {
-    return LayoutFlags.define(new Args().value("load-dir").value("save-dir").value("model-config"), "source")
-        .value("lora-load").value("lora-r").value("lora-alpha").multi("lora-target-modules")
-        .flag("save-lora-to-hf")
-        .flag("overwrite")
-        .flag("resume");
+    Args a = new Args()
+        .value("load-dir").help("DIR", "The mcore checkpoint (its latest_checkpointed_iteration.txt names the "
+            + "iteration; release works), local or gs://. Required.")
+        .value("save-dir").help("DIR", "The HF output folder, local or gs://; must be empty unless --overwrite or "
+            + "--resume. Required.")
+        .value("model-config").help("FILE", "The HF config.json with the model dimensions.")
+        .defaultValue("the one hf2mcore copied into --load-dir");
+    return Conversion.common(LayoutFlags.define(a, "source")
+        .value("lora-load").help("DIR", "The LoRA weights are in this separate (LoRA-only) mcore checkpoint.")
+        .value("lora-r").help("R", "LoRA rank: merge W + (alpha/r) B A into the base as it is read.")
+        .value("lora-alpha").help("A", "LoRA alpha.")
+        .multi("lora-target-modules").help("M", "With --save-lora-to-hf: the mcore modules to export (linear_qkv, "
+            + "linear_proj, linear_fc1, ...).")
+        .flag("save-lora-to-hf").help("Export the LoRA factors alone, as a PEFT adapter, instead of merging.")
+        .flag("dry-run").help("Print the plan (rank files read, HF files written with tensors and bytes) and write "
+            + "nothing."));
   }
 
   /** What the command line asks for: the conversion and the Beam options. */
   static final class Request {
     final ConversionRequest conversion;
     final PipelineOptions pipelineOptions;
+    final boolean quiet;
+    final boolean dryRun;
 
-    Request(ConversionRequest conversion, PipelineOptions pipelineOptions) {
+    Request(ConversionRequest conversion, PipelineOptions pipelineOptions, Args a) {
       this.conversion = conversion;
       this.pipelineOptions = pipelineOptions;
+      this.quiet = a.has("quiet");
+      this.dryRun = a.has("dry-run");
     }
   }
 
   static Request parse(String[] argv) {
     Args a = flags().parse(argv);
     return new Request(request(a, Cli.absolute(a.require("load-dir")), Cli.absolute(a.require("save-dir"))),
-        Cli.pipelineOptions(a.beamArgs(), "mcore2hf"));
+        Cli.pipelineOptions(a, "mcore2hf"), a);
   }
 
   /** The conversion the flags describe, between the given folders. */
@@ -60,7 +77,12 @@ public final class Mcore2Hf {
 
   public static long run(String[] argv, PrintStream log) throws Exception {
     Request r = parse(argv);
-    return Conversion.run(r.conversion, r.pipelineOptions, log);
+    if (r.dryRun) {
+      ConversionPlanner.Checked checked = Conversion.check(r.conversion, r.pipelineOptions, log);
+      DryRun.print((HfShardsPlan) checked.plan, r.conversion.saveDir(), log);
+      return 0;
+    }
+    return Conversion.run(r.conversion, r.pipelineOptions, log, r.quiet);
   }
 
   /** Checks the request against the input and builds the pipeline; nothing is written yet. */

@@ -60,18 +60,28 @@ public final class TinyModel {
 
   private TinyModel() {}
 
+  private static final Map<String, String> SIZE_HELP = Map.ofEntries(
+      Map.entry("hidden-size", "hidden_size."), Map.entry("vocab-size", "vocab_size."),
+      Map.entry("intermediate-size", "intermediate_size (dense layers)."),
+      Map.entry("moe-intermediate-size", "moe_intermediate_size (each expert)."),
+      Map.entry("experts", "n_routed_experts."), Map.entry("shared-experts", "n_shared_experts."),
+      Map.entry("heads", "num_attention_heads."), Map.entry("q-lora-rank", "q_lora_rank."),
+      Map.entry("kv-lora-rank", "kv_lora_rank."), Map.entry("qk-nope-head-dim", "qk_nope_head_dim."),
+      Map.entry("qk-rope-head-dim", "qk_rope_head_dim."), Map.entry("v-head-dim", "v_head_dim."),
+      Map.entry("layers", "num_hidden_layers."), Map.entry("first-k-dense", "first_k_dense_replace."),
+      Map.entry("mtp-layers", "num_nextn_predict_layers."), Map.entry("shards", "Number of safetensors shards."),
+      Map.entry("seed", "Seed of the values."), Map.entry("fp8-block", "FP8 scale block size (with --fp8)."));
+
   static Args flags() {
-    Args a = new Args().value("out").flag("fp8");
-    DEFAULTS.keySet().forEach(a::value);
+    Args a = new Args().value("out").help("DIR", "The folder to write (must be empty). Required.")
+        .flag("fp8").help("DeepSeek's FP8 release form: F8_E4M3 weights with float32 block scales.");
+    DEFAULTS.forEach((k, v) -> a.value(k).help("N", SIZE_HELP.get(k)).defaultValue(v.toString()));
     return a;
   }
 
   public static void run(String[] argv, PrintStream log) throws IOException {
     Args a = flags().parse(argv);
-    if (!a.beamArgs().isEmpty()) {
-      throw new IllegalArgumentException("unknown flag " + a.beamArgs().get(0) + " for make-tiny-model; size flags: "
-          + String.join(", ", DEFAULTS.keySet()));
-    }
+    a.noBeamArgs("make-tiny-model");
     Map<String, Long> size = new LinkedHashMap<>();
     DEFAULTS.forEach((k, v) -> size.put(k, a.longValue(k, v)));
     size.put("fp8", a.has("fp8") ? 1L : 0L);

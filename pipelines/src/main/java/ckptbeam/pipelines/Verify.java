@@ -39,12 +39,18 @@ final class Verify {
 
   private Verify() {}
 
+  static Args flags() {
+    return LayoutFlags.define(new Args()
+        .value("load-dir").help("DIR", "Re-hash every file a conversion wrote against its ckptbeam-manifest.json.")
+        .value("hf").help("DIR", "With --mcore: the HF checkpoint the mcore one should hold.")
+        .value("mcore").help("DIR", "With --hf: the mcore checkpoint (any tool's output), written with the --source-* "
+            + "layout."), "source");
+  }
+
   /** Returns the number of problems found (0: verified). */
   static int run(String[] argv, PrintStream out) throws Exception {
-    Args a = LayoutFlags.define(new Args().value("load-dir").value("hf").value("mcore"), "source").parse(argv);
-    if (!a.beamArgs().isEmpty()) {
-      throw new IllegalArgumentException("unknown flag " + a.beamArgs().get(0) + " for verify");
-    }
+    Args a = flags().parse(argv);
+    a.noBeamArgs("verify");
     if (a.has("load-dir")) {
       return manifest(Cli.absolute(a.get("load-dir")), out);
     }

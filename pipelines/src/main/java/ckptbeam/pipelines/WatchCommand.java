@@ -38,8 +38,23 @@ public final class WatchCommand {
   private WatchCommand() {}
 
   static Args flags() {
-    return new Args().value("direction").value("input-pattern").value("save-root").value("notifications")
-        .value("poll-interval").value("stop-after-idle").flag("detach");
+    return new Args()
+        .value("direction").help("hf2mcore|mcore2hf", "The conversion every checkpoint gets. Required.")
+        .value("input-pattern").help("GLOB", "Checkpoint folders to watch, e.g. 'gs://b/incoming/*/'. Required.")
+        .value("save-root").help("DIR", "Each checkpoint NAME is converted into SAVE_ROOT/NAME. Required.")
+        .value("notifications").help("projects/P/subscriptions/S", "Read Cloud Storage OBJECT_FINALIZE notifications "
+            + "from this Pub/Sub subscription instead of polling.")
+        .value("poll-interval").help("SECONDS", "How often the pattern is listed.").defaultValue("10")
+        .value("stop-after-idle").help("SECONDS", "End after this long without a new checkpoint, and print the "
+            + "counts.")
+        .flag("detach").help("Return once the job is submitted; it runs on the cluster or service until cancelled.");
+  }
+
+  /** Every flag watch knows: its own and those of the conversion. */
+  private static java.util.List<String> allNames(Args own, Args conversion) {
+    java.util.List<String> out = new java.util.ArrayList<>(own.names());
+    out.addAll(conversion.names());
+    return out;
   }
 
   /** The parsed command: what to watch, where to write, the conversion's own flags and the Beam options. */
@@ -88,7 +103,7 @@ public final class WatchCommand {
       }
     }
     r.conversionArgs = conversionArgs.toArray(new String[0]);
-    r.pipelineOptions = Cli.pipelineOptions(conversion.beamArgs(), "watch");
+    r.pipelineOptions = Cli.pipelineOptions(conversion.beamArgs(), "watch", allNames(a, conversion));
     r.pipelineOptions.as(StreamingOptions.class).setStreaming(true);
     r.detach = a.has("detach");
     if (r.detach) {

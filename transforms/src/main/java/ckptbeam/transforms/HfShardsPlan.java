@@ -15,7 +15,7 @@ import java.util.Map;
  * A plan whose targets are HF safetensors shards, each a list of tensors assembled from rank-file tensors (mcore →
  * HF, LoRA export): what the targets need, how to write them, the index that names them.
  */
-abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
+public abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
   private static final long serialVersionUID = 1L;
 
   /** The HF → mcore plan of the layout the rank files were written with. */
@@ -42,7 +42,7 @@ abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
   }
 
   /** HF shard file → its tensors. */
-  abstract Map<String, List<AssembledTensor>> files();
+  public abstract Map<String, List<AssembledTensor>> files();
 
   /** Shape of every source (rank-file tensor) by name. */
   abstract Map<String, Shape> sourceShapes();
