@@ -222,4 +222,32 @@ class BadInputTest {
     Files.write(hf2.resolve("config.json"), config);
     fails(convert(hf2), "config.json: not valid JSON");
   }
+
+  @Test
+  void aTensorInTwoShardsIsRefusedWhateverTheIndexSays() throws Exception {
+    Path hf = copy();
+    Path index = hf.resolve("model.safetensors.index.json");
+    String shard1 = "model-00001-of-000003.safetensors";
+    Files.copy(hf.resolve(shard1), hf.resolve("model-extra.safetensors"));
+    // the index moves the embedding to the copy; the original shard still stores it (and the rest)
+    String json = Files.readString(index);
+    String entry = "\"model.embed_tokens.weight\": \"" + shard1 + "\"";
+    assertTrue(json.contains(entry), json);
+    Files.writeString(index, json.replace(entry, "\"model.embed_tokens.weight\": \"model-extra.safetensors\""));
+    fails(convert(hf), "is stored in two shards", shard1, "model-extra.safetensors");
+  }
+
+  @Test
+  void aTensorAShardStoresButTheIndexOmitsIsNotedAsNotConverted() throws Exception {
+    Path hf = copy();
+    Path index = hf.resolve("model.safetensors.index.json");
+    String json = Files.readString(index);
+    String omitted = "model.layers.4.eh_proj.weight";
+    Files.writeString(index, json.replaceFirst("\\s*\"" + omitted.replace(".", "\\.") + "\": \"[^\"]+\",", ""));
+    assertFalse(Files.readString(index).contains(omitted));
+    Checkpoints.Run r = convert(hf);
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("note: 1 tensor(s) stored in shards but absent from the index are not converted, e.g. "
+        + omitted + " in " + hf.resolve("model-00003-of-000003.safetensors")), r.out);
+  }
 }

@@ -55,9 +55,12 @@ public final class ConversionPlanner {
     public final List<ShardRef> shards;
     private final ModelConfig config;
     private final LoraOptions lora;
+    /** HF input: where every indexed tensor is, read from the shard headers while checking. */
+    private final Map<String, TensorLocation> hfLocated;
 
     Checked(ConversionRequest request, ConversionPlan plan, CheckpointCommit commit, String fingerprint,
-        List<String> notes, long plannedBytes, List<ShardRef> shards, ModelConfig config, LoraOptions lora) {
+        List<String> notes, long plannedBytes, List<ShardRef> shards, ModelConfig config, LoraOptions lora,
+        Map<String, TensorLocation> hfLocated) {
       this.request = request;
       this.plan = plan;
       this.commit = commit;
@@ -67,6 +70,7 @@ public final class ConversionPlanner {
       this.shards = shards;
       this.config = config;
       this.lora = lora;
+      this.hfLocated = hfLocated;
     }
 
     /**
@@ -147,7 +151,7 @@ public final class ConversionPlanner {
       switch (request.kind()) {
         case HF2MCORE:
         case FP8_TO_BF16:
-          located = SourceLocator.hfShards(shards);
+          located = hfLocated;
           if (config.fp8) {
             located = SourceLocator.dequantizeFp8(located, config.fp8BlockRows, config.fp8BlockCols);
           }
@@ -172,8 +176,9 @@ public final class ConversionPlanner {
   }
 
   /**
-   * Checks a request against its input without writing anything or reading tensor headers: config, layout rules,
-   * index, every shard or rank file present. Throws {@link IllegalArgumentException} for options that do not fit
+   * Checks a request against its input without writing anything: config, layout rules, index, every shard or rank
+   * file present; for HF input also every shard header (a tensor in two shards is refused, one the index does not
+   * name is noted). Tensor bytes are never read. Throws {@link IllegalArgumentException} for options that do not fit
    * the model, {@link IOException} for input that is missing or malformed.
    */
   public static Checked check(ConversionRequest r) throws IOException {
@@ -222,6 +227,8 @@ public final class ConversionPlanner {
           + " tensor(s) the layout needs are not in the index, e.g. \"" + missing.get(0) + "\"");
     }
     List<ShardRef> shards = shardRefs(r.loadDir(), index);
+    Map<String, String> unindexed = new TreeMap<>();
+    Map<String, TensorLocation> located = SourceLocator.hfShards(shards, unindexed);
     TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
     ignored.removeAll(needed.keySet());
     if (cfg.fp8) {
@@ -234,12 +241,13 @@ public final class ConversionPlanner {
       notes.add(ignored.size() + " input tensor(s) are not part of this layout and are not converted, e.g. "
           + ignored.first() + mtpHint(cfg, layout));
     }
+    unindexedNote(unindexed).ifPresent(notes::add);
     Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
     String fingerprint = fingerprint(r, identity);
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir()), Map.of(),
         Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), manifestHeader(r, identity,
         fingerprint));
-    return new Checked(r, plan, commit, fingerprint, notes, planned, shards, cfg, null);
+    return new Checked(r, plan, commit, fingerprint, notes, planned, shards, cfg, null, located);
   }
 
   private static Checked checkMcoreInput(ConversionRequest r) throws IOException {
@@ -273,7 +281,7 @@ public final class ConversionPlanner {
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), Map.of(),
           Map.of("adapter_config.json", PythonJson.write(plan.adapterConfig(lora.alpha), 2)),
           SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
-      return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora);
+      return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora, null);
     }
     Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
     for (String rank : plan.rankFiles()) {
@@ -287,7 +295,7 @@ public final class ConversionPlanner {
     Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
         generated, SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
-    return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora);
+    return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora, null);
   }
 
   private static Checked checkFp8ToBf16(ConversionRequest r) throws IOException {
@@ -299,6 +307,8 @@ public final class ConversionPlanner {
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
     Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index);
     List<ShardRef> shards = shardRefs(r.loadDir(), index);
+    Map<String, String> unindexed = new TreeMap<>();
+    Map<String, TensorLocation> located = SourceLocator.hfShards(shards, unindexed);
     Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
     String fingerprint = fingerprint(r, identity);
     ObjectNode config = (ObjectNode) JSON.readTree(CheckpointFiles.readSmallFile(configPath, 16L << 20));
@@ -306,7 +316,18 @@ public final class ConversionPlanner {
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
         Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME, new IndexMarker(plan),
         manifestHeader(r, identity, fingerprint));
-    return new Checked(r, plan, commit, fingerprint, List.of(), -1, shards, cfg, null);
+    return new Checked(r, plan, commit, fingerprint, unindexedNote(unindexed).stream().toList(), -1, shards, cfg,
+        null, located);
+  }
+
+  /** The note on tensors stored in shards that the index does not name. */
+  private static java.util.Optional<String> unindexedNote(Map<String, String> unindexed) {
+    if (unindexed.isEmpty()) {
+      return java.util.Optional.empty();
+    }
+    Map.Entry<String, String> first = unindexed.entrySet().iterator().next();
+    return java.util.Optional.of(unindexed.size() + " tensor(s) stored in shards but absent from the index are not "
+        + "converted, e.g. " + first.getKey() + " in " + first.getValue());
   }
 
   /** A hint when the input has MTP layers that the chosen layout leaves out. */

@@ -36,6 +36,15 @@ public final class SourceLocator {
    * on which copy wins, so neither is taken).
    */
   public static Map<String, TensorLocation> hfShards(List<ShardRef> shards) throws IOException {
+    return hfShards(shards, new java.util.TreeMap<>());
+  }
+
+  /**
+   * {@link #hfShards(List)}, and in {@code unindexed} every tensor a shard stores that the index does not name
+   * (tensor → shard): loaders that go by the index never see them, so they are not converted.
+   */
+  public static Map<String, TensorLocation> hfShards(List<ShardRef> shards, Map<String, String> unindexed)
+      throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
     Map<String, String> storedIn = new java.util.HashMap<>();
     for (ShardRef shard : shards) {
@@ -46,7 +55,9 @@ public final class SourceLocator {
           throw new IOException("tensor \"" + t.name() + "\" is stored in two shards, " + other + " and "
               + shard.path + "; refusing to choose one copy (loaders disagree on which wins)");
         }
+        unindexed.put(t.name(), shard.path);
       }
+      shard.tensors.forEach(unindexed::remove);
       for (String name : shard.tensors) {
         TensorLocation loc = header.tensor(name);
         if (loc == null) {
