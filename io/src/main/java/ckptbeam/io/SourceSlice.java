@@ -68,6 +68,11 @@ public final class SourceSlice {
     return viewCols > 0 ? shape.numel() / viewCols : shape.rows();
   }
 
+  /** The columns of the source's matrix view, or 0 for its stored shape's. */
+  public long viewCols() {
+    return viewCols;
+  }
+
   /** The name of the source tensor. */
   public String source() {
     return source;

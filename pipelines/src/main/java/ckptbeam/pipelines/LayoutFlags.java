@@ -2,73 +2,121 @@ package ckptbeam.pipelines;
 
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.McoreKeyNames;
+import java.util.List;
 
 /**
- * The layout flags both directions share, named as in MindSpeed-LLM: {@code --target-…-parallel-size} for
- * hf2mcore, {@code --source-…-parallel-size} for mcore2hf.
+ * The layout flags, named as in MindSpeed-LLM: {@code --target-…-parallel-size} for hf2mcore,
+ * {@code --source-…-parallel-size} for mcore2hf, the other layout flags unprefixed. mcore2mcore has both sides:
+ * the parallel sizes keep their names and every other layout flag X is {@code --source-X} / {@code --target-X},
+ * except {@code --mtp-num-layers} and {@code --first-k-dense-replace}, which both sides share.
  */
 final class LayoutFlags {
+  /** The layout flags given per side in mcore2mcore. */
+  static final List<String> PER_SIDE = List.of("num-layers-per-virtual-pipeline-stage", "num-layer-list",
+      "noop-layers", "num-layers", "schedules-method", "mcore-key-names", "moe-grouped-gemm", "moe-tp-extend-ep",
+      "mla-mm-split");
+
   private LayoutFlags() {}
 
+  /** The flags of one side: {@code side}'s parallel sizes, the others unprefixed. */
   static Args define(Args a, String side) {
-    String whose = side.equals("target") ? "of the output" : "the checkpoint was written with";
-    return a.value(side + "-tensor-parallel-size").help("N", "Tensor-parallel size " + whose
+    return shared(perSide(sizes(a, side), "", side));
+  }
+
+  /** Both sides (mcore2mcore). */
+  static Args defineBoth(Args a) {
+    return shared(perSide(perSide(sizes(sizes(a, "source"), "target"), "source-", "source"), "target-", "target"));
+  }
+
+  private static String whose(String side) {
+    return side.equals("target") ? "of the output" : "the checkpoint was written with";
+  }
+
+  private static Args sizes(Args a, String side) {
+    return a.value(side + "-tensor-parallel-size").help("N", "Tensor-parallel size " + whose(side)
             + ": splits, replication and the gate/up interleave.").defaultValue("1")
-        .value(side + "-pipeline-parallel-size").help("N", "Pipeline stages " + whose
+        .value(side + "-pipeline-parallel-size").help("N", "Pipeline stages " + whose(side)
             + ": an even split of --num-layers over the stages.").defaultValue("1")
-        .value(side + "-expert-parallel-size").help("N", "Expert-parallel size " + whose
-            + ": routed experts spread over the EP ranks, everything else replicated.").defaultValue("1")
-        .value("num-layers-per-virtual-pipeline-stage").help("N", "Virtual pipeline: layers per chunk; rank files "
-            + "hold model0 ... modelN.")
-        .value("num-layer-list").help("a,b,...", "Uneven stages: the layers of each pipeline stage (not with VPP or "
-            + "noop layers).")
-        .value("noop-layers").help("i,j,...", "Global layer slots left empty.")
-        .value("num-layers").help("N", "mcore layer slots including noop slots, excluding MTP.")
+        .value(side + "-expert-parallel-size").help("N", "Expert-parallel size " + whose(side)
+            + ": routed experts spread over the EP ranks, everything else replicated.").defaultValue("1");
+  }
+
+  private static Args perSide(Args a, String prefix, String side) {
+    String of = prefix.isEmpty() ? "" : " (layout " + whose(side) + ")";
+    return a.value(prefix + "num-layers-per-virtual-pipeline-stage").help("N", "Virtual pipeline: layers per chunk; "
+            + "rank files hold model0 ... modelN" + of + ".")
+        .value(prefix + "num-layer-list").help("a,b,...", "Uneven stages: the layers of each pipeline stage (not with "
+            + "VPP or noop layers)" + of + ".")
+        .value(prefix + "noop-layers").help("i,j,...", "Global layer slots left empty" + of + ".")
+        .value(prefix + "num-layers").help("N", "mcore layer slots including noop slots, excluding MTP" + of + ".")
         .defaultValue("num_hidden_layers + noop layers")
-        .value("first-k-dense-replace").help("K", "Take only the first K dense layers, then the MoE layers.")
+        .value(prefix + "schedules-method").help("dualpipev", "DualPipeV layout: two chunks per stage" + of + ".")
+        .value(prefix + "mcore-key-names").help("current|2025.03", "Key names of current MindSpeed, or of its "
+            + "releases before the April/July 2025 renames" + of + ".").defaultValue("current")
+        .flag(prefix + "moe-grouped-gemm").help("Experts as weight1/weight2 instead of local_experts.{l}" + of + ".")
+        .flag(prefix + "moe-tp-extend-ep").help("Whole experts per TP rank (needs --" + prefix + "moe-grouped-gemm)"
+            + of + ".")
+        .flag(prefix + "mla-mm-split").help("Four per-head up-projection matrices instead of two" + of + ".");
+  }
+
+  private static Args shared(Args a) {
+    return a.value("first-k-dense-replace").help("K", "Take only the first K dense layers, then the MoE layers.")
         .defaultValue("config.json")
         .value("mtp-num-layers", "num-nextn-predict-layers").help("M", "MTP layers, on the last stage.")
-        .defaultValue("0, as MindSpeed")
-        .value("schedules-method").help("dualpipev", "DualPipeV layout: two chunks per stage.")
-        .value("mcore-key-names").help("current|2025.03", "Key names of current MindSpeed, or of its releases before "
-            + "the April/July 2025 renames.").defaultValue("current")
-        .flag("moe-grouped-gemm").help("Experts as weight1/weight2 instead of local_experts.{l}.")
-        .flag("moe-tp-extend-ep").help("Whole experts per TP rank (needs --moe-grouped-gemm).")
-        .flag("mla-mm-split").help("Four per-head up-projection matrices instead of two.");
+        .defaultValue("0, as MindSpeed");
   }
 
   static LayoutOptions parse(Args a, String side) {
+    return parse(a, side, "");
+  }
+
+  /**
+   * The layout of {@code side}: its parallel sizes, the per-side flags with {@code prefix} ("" or "source-",
+   * "target-"), the shared ones.
+   */
+  static LayoutOptions parse(Args a, String side, String prefix) {
     LayoutOptions o = new LayoutOptions();
     o.side = side;
     o.tp = a.intValue(side + "-tensor-parallel-size", 1);
     o.pp = a.intValue(side + "-pipeline-parallel-size", 1);
     o.ep = a.intValue(side + "-expert-parallel-size", 1);
-    o.layersPerVirtualStage = a.intValue("num-layers-per-virtual-pipeline-stage", 0);
-    o.numLayerList = a.intList("num-layer-list");
-    int[] noop = a.intList("noop-layers");
+    o.layersPerVirtualStage = a.intValue(prefix + "num-layers-per-virtual-pipeline-stage", 0);
+    o.numLayerList = a.intList(prefix + "num-layer-list");
+    int[] noop = a.intList(prefix + "noop-layers");
     if (noop != null) {
       for (int n : noop) {
         if (!o.noopLayers.add(n)) {
-          throw new IllegalArgumentException("--noop-layers lists layer " + n + " twice");
+          throw new IllegalArgumentException("--" + prefix + "noop-layers lists layer " + n + " twice");
         }
       }
     }
-    o.numLayers = a.intValue("num-layers", -1);
+    o.numLayers = a.intValue(prefix + "num-layers", -1);
     o.firstKDense = a.intValue("first-k-dense-replace", -1);
     o.mtpLayers = a.intValue("mtp-num-layers", 0);
-    o.groupedGemm = a.has("moe-grouped-gemm");
-    o.tpExtendEp = a.has("moe-tp-extend-ep");
-    o.mlaMmSplit = a.has("mla-mm-split");
-    if (a.has("schedules-method")) {
-      if (!a.get("schedules-method").equals("dualpipev")) {
-        throw new IllegalArgumentException("--schedules-method supports only \"dualpipev\", got \""
-            + a.get("schedules-method") + "\"");
+    o.groupedGemm = a.has(prefix + "moe-grouped-gemm");
+    o.tpExtendEp = a.has(prefix + "moe-tp-extend-ep");
+    o.mlaMmSplit = a.has(prefix + "mla-mm-split");
+    if (a.has(prefix + "schedules-method")) {
+      if (!a.get(prefix + "schedules-method").equals("dualpipev")) {
+        throw new IllegalArgumentException("--" + prefix + "schedules-method supports only \"dualpipev\", got \""
+            + a.get(prefix + "schedules-method") + "\"");
       }
       o.dualpipe = true;
     }
-    if (a.has("mcore-key-names")) {
-      o.keyNames = McoreKeyNames.Scheme.fromFlag(a.get("mcore-key-names"));
+    if (a.has(prefix + "mcore-key-names")) {
+      o.keyNames = McoreKeyNames.Scheme.fromFlag(a.get(prefix + "mcore-key-names"));
     }
     return o;
+  }
+
+  /** mcore2mcore: a per-side layout flag given without its side is an error that names both sides. */
+  static void refuseUnsided(Args a) {
+    for (String s : a.beamArgs()) {
+      String name = s.replaceFirst("^--", "").replaceFirst("=.*$", "");
+      if (PER_SIDE.contains(name)) {
+        throw new IllegalArgumentException("--" + name + " is given per side in mcore2mcore: --source-" + name
+            + " (the layout of --load-dir) or --target-" + name + " (the layout to write)");
+      }
+    }
   }
 }

@@ -48,6 +48,11 @@ public final class Main {
           Mcore2Hf.run(a, out);
           return 0;
         }, BEAM_FLAGS));
+    COMMANDS.put("mcore2mcore", new Command("Megatron-core rank files -> the same model in another layout, in one "
+        + "pass (= mcore2hf then hf2mcore), LoRA merged when asked.", Mcore2Mcore::flags, (a, out) -> {
+          Mcore2Mcore.run(a, out);
+          return 0;
+        }, BEAM_FLAGS));
     COMMANDS.put("fp8-to-bf16", new Command("DeepSeek's FP8 release -> bf16 on the CPU, file for file (replaces "
         + "fp8_cast_bf16.py).", Fp8ToBf16::flags, (a, out) -> {
           Fp8ToBf16.run(a, out);

@@ -90,7 +90,7 @@ public final class Mcore2Hf {
     return Conversion.build(r.conversion, r.pipelineOptions, log);
   }
 
-  private static ConversionRequest.Lora lora(Args a) {
+  static ConversionRequest.Lora lora(Args a) {
     if (!a.has("lora-r") && !a.has("lora-alpha") && !a.has("lora-load")) {
       return null;
     }

@@ -159,6 +159,9 @@ public final class ConversionPlanner {
         case MCORE2HF:
           located = SourceLocator.rankFiles((Mcore2HfPlan) plan, request.loadDir(), lora);
           break;
+        case MCORE2MCORE:
+          located = SourceLocator.rankFiles(((Mcore2McorePlan) plan).source(), request.loadDir(), lora);
+          break;
         case LORA_EXPORT:
           LoraExportPlan export = (LoraExportPlan) plan;
           located = SourceLocator.loraFactors(export.rankFiles(), lora.loraDir != null ? lora.loraDir
@@ -190,6 +193,7 @@ public final class ConversionPlanner {
         return checkHf2Mcore(r);
       case MCORE2HF:
       case LORA_EXPORT:
+      case MCORE2MCORE:
         return checkMcoreInput(r);
       case FP8_TO_BF16:
         return checkFp8ToBf16(r);
@@ -293,6 +297,19 @@ public final class ConversionPlanner {
       }
     }
     Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
+    if (r.kind() == ConversionRequest.Kind.MCORE2MCORE) {
+      // what hf2mcore would do with the HF checkpoint mcore2hf writes: its config, the new layout
+      ModelConfig hf = forward.config();
+      LayoutOptions to = r.targetLayout();
+      if (to.mtpLayers != r.layout().mtpLayers || to.firstKDense != r.layout().firstKDense) {
+        throw new IllegalArgumentException("--mtp-num-layers and --first-k-dense-replace are shared by both layouts");
+      }
+      Hf2McorePlan target = new Hf2McorePlan(hf, to.resolve(hf));
+      Mcore2McorePlan both = new Mcore2McorePlan(plan, target);
+      CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles(r.loadDir(),
+          "config.json"), generated, Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);
+      return new Checked(r, both, commit, fingerprint, List.of(), plannedBytes(target), null, in, lora, null);
+    }
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
         generated, SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
     return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora, null);
@@ -328,6 +345,19 @@ public final class ConversionPlanner {
     Map.Entry<String, String> first = unindexed.entrySet().iterator().next();
     return java.util.Optional.of(unindexed.size() + " tensor(s) stored in shards but absent from the index are not "
         + "converted, e.g. " + first.getKey() + " in " + first.getValue());
+  }
+
+  /** About how many bytes a layout's rank files take (bf16, as nearly every tensor is). */
+  private static long plannedBytes(Hf2McorePlan plan) {
+    long planned = 0;
+    for (RankFile f : plan.rankFiles()) {
+      for (List<AssembledTensor> chunk : plan.contents(f).values()) {
+        for (AssembledTensor t : chunk) {
+          planned += t.shape().numel() * 2;
+        }
+      }
+    }
+    return planned;
   }
 
   /** A hint when the input has MTP layers that the chosen layout leaves out. */

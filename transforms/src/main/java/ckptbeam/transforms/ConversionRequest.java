@@ -26,7 +26,9 @@ public final class ConversionRequest implements Serializable {
     /** mcore rank files → the LoRA factors alone, in PEFT form ({@code --save-lora-to-hf}). */
     LORA_EXPORT("mcore2hf"),
     /** DeepSeek's FP8 release → bf16 safetensors, file for file. */
-    FP8_TO_BF16("fp8-to-bf16");
+    FP8_TO_BF16("fp8-to-bf16"),
+    /** mcore rank files of one layout → mcore rank files of another, in one pass, LoRA merged when asked. */
+    MCORE2MCORE("mcore2mcore");
 
     /** The command that runs this kind. */
     public final String command;
@@ -53,6 +55,8 @@ public final class ConversionRequest implements Serializable {
   private final String loadDir;
   private final String saveDir;
   private final LayoutOptions layout;
+  /** The output's layout (mcore → mcore only; {@link #layout} is then the input's). */
+  private final LayoutOptions targetLayout;
   private final String modelConfig;
   private final Lora lora;
   private final List<String> loraTargetModules;
@@ -84,10 +88,17 @@ public final class ConversionRequest implements Serializable {
 
   private ConversionRequest(Kind kind, String loadDir, String saveDir, LayoutOptions layout, String modelConfig,
       Lora lora, List<String> loraTargetModules, ExistingOutput existing, Map<String, String> options) {
+    this(kind, loadDir, saveDir, layout, null, modelConfig, lora, loraTargetModules, existing, options);
+  }
+
+  private ConversionRequest(Kind kind, String loadDir, String saveDir, LayoutOptions layout,
+      LayoutOptions targetLayout, String modelConfig, Lora lora, List<String> loraTargetModules,
+      ExistingOutput existing, Map<String, String> options) {
     this.kind = Objects.requireNonNull(kind);
     this.loadDir = Objects.requireNonNull(loadDir, "loadDir");
     this.saveDir = Objects.requireNonNull(saveDir, "saveDir");
     this.layout = layout == null ? new LayoutOptions() : layout.copy();
+    this.targetLayout = targetLayout == null ? null : targetLayout.copy();
     this.modelConfig = modelConfig;
     this.lora = lora;
     this.loraTargetModules = loraTargetModules == null ? null : List.copyOf(loraTargetModules);
@@ -124,6 +135,15 @@ public final class ConversionRequest implements Serializable {
     return o;
   }
 
+  /**
+   * mcore → mcore: the rank files of {@code from} (the layout they were written with) rewritten in layout {@code to},
+   * in one pass. {@code --mtp-num-layers} and {@code --first-k-dense-replace} must agree between the two.
+   */
+  public static ConversionRequest mcore2mcore(String loadDir, String saveDir, LayoutOptions from, LayoutOptions to) {
+    return new ConversionRequest(Kind.MCORE2MCORE, loadDir, saveDir, sourceSide(from), Objects.requireNonNull(to),
+        null, null, null, ExistingOutput.REFUSE, Map.of());
+  }
+
   /** DeepSeek's FP8 release → bf16 safetensors. */
   public static ConversionRequest fp8ToBf16(String loadDir, String saveDir) {
     return new ConversionRequest(Kind.FP8_TO_BF16, loadDir, saveDir, null, null, null, null, ExistingOutput.REFUSE,
@@ -132,12 +152,14 @@ public final class ConversionRequest implements Serializable {
 
   /** The same conversion between other folders (watch: one request per checkpoint that lands). */
   public ConversionRequest withDirs(String load, String save) {
-    return new ConversionRequest(kind, load, save, layout, modelConfig, lora, loraTargetModules, existing, options);
+    return new ConversionRequest(kind, load, save, layout, targetLayout, modelConfig, lora, loraTargetModules,
+        existing, options);
   }
 
   /** The HF {@code config.json} with the model dimensions (mcore input); default: the one in the load dir. */
   public ConversionRequest withModelConfig(String path) {
-    return new ConversionRequest(kind, loadDir, saveDir, layout, path, lora, loraTargetModules, existing, options);
+    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, path, lora, loraTargetModules,
+        existing, options);
   }
 
   /** Merge LoRA factors into the base as it is read (mcore input). */
@@ -145,16 +167,19 @@ public final class ConversionRequest implements Serializable {
     if (kind == Kind.HF2MCORE || kind == Kind.FP8_TO_BF16) {
       throw new IllegalArgumentException("LoRA weights are merged from mcore checkpoints only");
     }
-    return new ConversionRequest(kind, loadDir, saveDir, layout, modelConfig, l, loraTargetModules, existing, options);
+    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, modelConfig, l, loraTargetModules,
+        existing, options);
   }
 
   public ConversionRequest withExistingOutput(ExistingOutput e) {
-    return new ConversionRequest(kind, loadDir, saveDir, layout, modelConfig, lora, loraTargetModules, e, options);
+    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, modelConfig, lora, loraTargetModules,
+        e, options);
   }
 
   /** The provenance to record (flag → value, as the user gave them). */
   public ConversionRequest withOptions(Map<String, String> o) {
-    return new ConversionRequest(kind, loadDir, saveDir, layout, modelConfig, lora, loraTargetModules, existing, o);
+    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, modelConfig, lora, loraTargetModules,
+        existing, o);
   }
 
   public Kind kind() {
@@ -172,6 +197,11 @@ public final class ConversionRequest implements Serializable {
   /** A copy of the layout options. */
   public LayoutOptions layout() {
     return layout.copy();
+  }
+
+  /** A copy of the output's layout (mcore → mcore), or null. */
+  public LayoutOptions targetLayout() {
+    return targetLayout == null ? null : targetLayout.copy();
   }
 
   public String modelConfig() {
@@ -199,8 +229,8 @@ public final class ConversionRequest implements Serializable {
    * write the same bytes from the same input.
    */
   public String describe() {
-    return kind + "\n" + layout + "\nmodel-config=" + modelConfig + "\nlora=" + lora + "\nlora-target-modules="
-        + loraTargetModules + "\n";
+    return kind + "\n" + layout + (targetLayout == null ? "" : "\nto " + targetLayout) + "\nmodel-config="
+        + modelConfig + "\nlora=" + lora + "\nlora-target-modules=" + loraTargetModules + "\n";
   }
 
   @Override

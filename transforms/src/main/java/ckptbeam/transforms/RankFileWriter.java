@@ -26,9 +26,15 @@ public final class RankFileWriter {
 
   public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, TensorLocation> sources,
       String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
+    return write(plan, file, plan.contents(file), sources, saveDir, storage);
+  }
+
+  /** Writes {@code file} of {@code plan}'s layout with {@code contents} (the plan's, or composed from it). */
+  public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, List<AssembledTensor>> contents,
+      Map<String, TensorLocation> sources, String saveDir, org.apache.beam.sdk.options.PipelineOptions storage)
+      throws IOException {
     String relative = file.relativePath(Hf2McorePlan.ITERATION);
     String destination = CheckpointFiles.resolve(saveDir, relative);
-    Map<String, List<AssembledTensor>> contents = plan.contents(file);
     List<WrittenFile.Tensor> written = new ArrayList<>();
     long tensorBytes = 0;
     StagedOutput.Result result;

@@ -1,0 +1,44 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.transforms.ConversionRequest;
+import java.io.PrintStream;
+
+/**
+ * {@code ckptbeam mcore2mcore}: a Megatron-core checkpoint rewritten in another layout in one pass (each target
+ * tensor read directly from the source rank files; the HF form is never written), byte for byte what mcore2hf then
+ * hf2mcore would write; LoRA merged on the way when asked.
+ */
+final class Mcore2Mcore {
+  private Mcore2Mcore() {}
+
+  static Args flags() {
+    Args a = new Args()
+        .value("load-dir").help("DIR", "The mcore checkpoint (its latest_checkpointed_iteration.txt names the "
+            + "iteration), local or gs://. Required.")
+        .value("save-dir").help("DIR", "The output folder, local or gs://; must be empty unless --overwrite or "
+            + "--resume. Required.")
+        .value("model-config").help("FILE", "The HF config.json with the model dimensions.")
+        .defaultValue("the one in --load-dir");
+    return Conversion.common(LayoutFlags.defineBoth(a)
+        .value("lora-load").help("DIR", "The LoRA weights are in this separate (LoRA-only) mcore checkpoint.")
+        .value("lora-r").help("R", "LoRA rank: merge W + (alpha/r) B A into the base while resharding.")
+        .value("lora-alpha").help("A", "LoRA alpha."));
+  }
+
+  static long run(String[] argv, PrintStream log) throws Exception {
+    Args a = flags().parse(argv);
+    LayoutFlags.refuseUnsided(a);
+    ConversionRequest r = ConversionRequest.mcore2mcore(Cli.absolute(a.require("load-dir")),
+        Cli.absolute(a.require("save-dir")), LayoutFlags.parse(a, "source", "source-"),
+        LayoutFlags.parse(a, "target", "target-"));
+    ConversionRequest.Lora lora = Mcore2Hf.lora(a);
+    if (lora != null) {
+      r = r.withLora(lora);
+    }
+    if (a.has("model-config")) {
+      r = r.withModelConfig(Cli.absolute(a.get("model-config")));
+    }
+    r = r.withOptions(Conversion.options(a)).withExistingOutput(Conversion.existingOutput(a));
+    return Conversion.run(r, Cli.pipelineOptions(a, "mcore2mcore"), log, a.has("quiet"));
+  }
+}
