@@ -107,6 +107,10 @@ def expected_files(cfg, a, hf):
         else:
             sd[sa + ("linear_qb.weight" if old else "linear_q_up_proj.weight")] = rows(qb, t)
             sd[sa + ("linear_kvb.weight" if old else "linear_kv_up_proj.weight")] = rows(kvb, t)
+        if "index_n_heads" in cfg:
+            # DeepSeek-V3.2's DSA indexer: copied whole into every rank, dtypes kept
+            for k in ("wq_b.weight", "wk.weight", "k_norm.weight", "k_norm.bias", "weights_proj.weight"):
+                sd[sa + "dsa_indexer." + k] = hf[A + "indexer." + k]
         if h < kc:
             sd[pre + "mlp.linear_fc1.weight"], sd[pre + "mlp.linear_fc2.weight"] = gated(P + "mlp.", t)
             return

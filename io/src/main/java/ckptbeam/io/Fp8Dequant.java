@@ -28,7 +28,12 @@ public final class Fp8Dequant implements ComputedSource {
       throw new CheckpointFormatException(weight.file(), "Fp8", "tensor \"" + weight.name() + "\" is " + weight.dtype()
           + ", not F8_E4M3");
     }
-    if (scale.dtype() != DType.F32 || w.rank() != 2 || scale.shape().rank() != 2
+    if (scale.dtype() != DType.F32) {
+      // ue8m0 scales (V3.1/V3.2) are powers of two, exact in float32; a scale stored in another dtype is not guessed
+      throw new CheckpointFormatException(scale.file(), "Fp8", "scale \"" + scale.name() + "\" is " + scale.dtype()
+          + "; block scales are read as float32 only (ue8m0 scales stored as float32 are exact)");
+    }
+    if (w.rank() != 2 || scale.shape().rank() != 2
         || scale.shape().dim(0) != (w.dim(0) + blockRows - 1) / blockRows
         || scale.shape().dim(1) != (w.dim(1) + blockCols - 1) / blockCols) {
       throw new CheckpointFormatException(scale.file(), "Fp8", "scale \"" + scale.name() + "\" " + scale.dtype()

@@ -56,6 +56,8 @@ public final class TinyModel {
     DEFAULTS.put("shards", 3L);
     DEFAULTS.put("seed", 1L);
     DEFAULTS.put("fp8-block", 128L);
+    DEFAULTS.put("index-heads", 4L);
+    DEFAULTS.put("index-head-dim", 16L);
   }
 
   private TinyModel() {}
@@ -70,11 +72,15 @@ public final class TinyModel {
       Map.entry("qk-rope-head-dim", "qk_rope_head_dim."), Map.entry("v-head-dim", "v_head_dim."),
       Map.entry("layers", "num_hidden_layers."), Map.entry("first-k-dense", "first_k_dense_replace."),
       Map.entry("mtp-layers", "num_nextn_predict_layers."), Map.entry("shards", "Number of safetensors shards."),
-      Map.entry("seed", "Seed of the values."), Map.entry("fp8-block", "FP8 scale block size (with --fp8)."));
+      Map.entry("seed", "Seed of the values."), Map.entry("fp8-block", "FP8 scale block size (with --fp8)."),
+      Map.entry("index-heads", "index_n_heads of the DSA indexer (with --v32)."),
+      Map.entry("index-head-dim", "index_head_dim of the DSA indexer (with --v32)."));
 
   static Args flags() {
     Args a = new Args().value("out").help("DIR", "The folder to write (must be empty). Required.")
-        .flag("fp8").help("DeepSeek's FP8 release form: F8_E4M3 weights with float32 block scales.");
+        .flag("fp8").help("DeepSeek's FP8 release form: F8_E4M3 weights with float32 block scales.")
+        .flag("v32").help("DeepSeek-V3.2: model_type deepseek_v32, a DSA indexer in every layer; with --fp8, "
+            + "scale_fmt ue8m0 (power-of-two block scales).");
     DEFAULTS.forEach((k, v) -> a.value(k).help("N", SIZE_HELP.get(k)).defaultValue(v.toString()));
     return a;
   }
@@ -85,6 +91,7 @@ public final class TinyModel {
     Map<String, Long> size = new LinkedHashMap<>();
     DEFAULTS.forEach((k, v) -> size.put(k, a.longValue(k, v)));
     size.put("fp8", a.has("fp8") ? 1L : 0L);
+    size.put("v32", a.has("v32") ? 1L : 0L);
     Path out = Paths.get(a.require("out")).toAbsolutePath();
     long bytes = write(out, size);
     log.printf("wrote a synthetic DeepSeek-V3-architecture checkpoint of %,d bytes to %s%n", bytes, out);
@@ -119,7 +126,7 @@ public final class TinyModel {
       }
       String file = String.format("model-%05d-of-%06d.safetensors", shard + 1, shards);
       perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape,
-          values(seed, valueName(cfg, e.name), e.dtype, e.shape.numel())));
+          values(seed, valueName(cfg, e.name), e.dtype, e.shape.numel(), size.getOrDefault("v32", 0L) == 1L)));
       weightMap.put(e.name, file);
       total += e.shape.byteSize(e.dtype);
     }
@@ -135,8 +142,14 @@ public final class TinyModel {
 
   static byte[] configJson(Map<String, Long> s) throws IOException {
     ObjectNode c = JSON.createObjectNode();
-    c.putArray("architectures").add("DeepseekV3ForCausalLM");
-    c.put("model_type", "deepseek_v3");
+    boolean v32 = s.getOrDefault("v32", 0L) == 1L;
+    c.putArray("architectures").add(v32 ? "DeepseekV32ForCausalLM" : "DeepseekV3ForCausalLM");
+    c.put("model_type", v32 ? "deepseek_v32" : "deepseek_v3");
+    if (v32) {
+      c.put("index_n_heads", s.get("index-heads"));
+      c.put("index_head_dim", s.get("index-head-dim"));
+      c.put("index_topk", 2048);
+    }
     c.put("vocab_size", s.get("vocab-size"));
     c.put("hidden_size", s.get("hidden-size"));
     c.put("intermediate_size", s.get("intermediate-size"));
@@ -176,6 +189,9 @@ public final class TinyModel {
       q.put("fmt", "e4m3");
       q.put("quant_method", "fp8");
       q.putArray("weight_block_size").add(s.get("fp8-block")).add(s.get("fp8-block"));
+      if (v32) {
+        q.put("scale_fmt", "ue8m0");
+      }
     }
     return JSON.writeValueAsBytes(c);
   }
@@ -201,17 +217,20 @@ public final class TinyModel {
    * Seeded values of one tensor: uniform in [-1, 1), seeded by the model seed and the tensor name, so that every
    * tensor differs and any run with the same seed writes the same bytes.
    */
-  static TensorBytes values(long seed, String name, DType dtype, long numel) {
+  static TensorBytes values(long seed, String name, DType dtype, long numel, boolean powerOfTwoScales) {
     return sink -> {
       SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
       ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
       boolean scale = name.endsWith("_scale_inv");
+      boolean pow2 = scale && powerOfTwoScales;
       for (long i = 0; i < numel; i++) {
         float v = (float) (r.nextDouble() * 2 - 1);
         if (dtype == DType.BF16) {
           buf.putShort(BFloat16.fromFloat(v));
         } else if (dtype == DType.F32) {
-          buf.putFloat(scale ? (float) (1e-4 + r.nextDouble() * 1e-2) : v); // FP8 block scales are small, positive
+          // FP8 block scales are small and positive; ue8m0 ones (V3.2) are powers of two
+          buf.putFloat(!scale ? v : pow2 ? (float) Math.scalb(1.0, -7 - r.nextInt(7))
+              : (float) (1e-4 + r.nextDouble() * 1e-2));
         } else if (dtype == DType.F8_E4M3) {
           int code = r.nextInt(256);
           buf.put((byte) ((code & 0x7F) == 0x7F ? code - 1 : code)); // every finite e4m3fn code, no NaN

@@ -230,6 +230,16 @@ public final class ConversionPlanner {
       throw new IOException(CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME) + ": " + missing.size()
           + " tensor(s) the layout needs are not in the index, e.g. \"" + missing.get(0) + "\"");
     }
+    if (!cfg.dsaIndexer()) {
+      // a V3.2 checkpoint read with a V3 config would silently lose its indexer
+      String indexer = index.weightMap().keySet().stream().filter(n -> n.contains(".self_attn.indexer.")).findFirst()
+          .orElse(null);
+      if (indexer != null) {
+        throw new IOException(CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME) + ": holds DeepSeek-V3.2 "
+            + "DSA indexer tensors (e.g. \"" + indexer + "\") that config.json does not declare (no model_type "
+            + "deepseek_v32 / index_n_heads); they would not be converted");
+      }
+    }
     List<ShardRef> shards = shardRefs(r.loadDir(), index);
     Map<String, String> unindexed = new TreeMap<>();
     Map<String, TensorLocation> located = SourceLocator.hfShards(shards, unindexed);

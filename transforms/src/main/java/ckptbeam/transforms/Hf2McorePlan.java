@@ -176,6 +176,9 @@ public final class Hf2McorePlan implements ConversionPlan {
       emit(prefix + keys.key("input_norm"), vector(HfNames.layer(hf, "input_layernorm.weight"), h));
       emit(prefix + keys.key("pre_mlp_norm"), vector(HfNames.layer(hf, "post_attention_layernorm.weight"), h));
       attention(prefix, hf);
+      if (cfg.dsaIndexer()) {
+        indexer(prefix, hf);
+      }
       if (hf < cfg.firstKDenseReplace) {
         gatedMlp(prefix + keys.key("fc1"), prefix + keys.key("fc2"), HfNames.layer(hf, "mlp."), cfg.intermediateSize,
             t, opts.tp);
@@ -209,6 +212,19 @@ public final class Hf2McorePlan implements ConversionPlan {
           cfg.qLoraRank));
       emit(prefix + keys.key("kv_nope"), perHead(kvb, cfg.kvHeadDim(), 0, cfg.qkNopeHeadDim, cfg.kvLoraRank));
       emit(prefix + keys.key("v"), perHead(kvb, cfg.kvHeadDim(), cfg.qkNopeHeadDim, cfg.vHeadDim, cfg.kvLoraRank));
+    }
+
+    /** DeepSeek-V3.2's DSA indexer: every tensor whole, in every (tp, ep) rank of the stage; dtypes kept. */
+    private void indexer(String prefix, int hf) {
+      long h = cfg.hiddenSize;
+      String i = "self_attn.indexer.";
+      emit(prefix + keys.key("indexer_wq_b"), whole(HfNames.layer(hf, i + "wq_b.weight"),
+          cfg.indexHeads * cfg.indexHeadDim, cfg.qLoraRank));
+      emit(prefix + keys.key("indexer_wk"), whole(HfNames.layer(hf, i + "wk.weight"), cfg.indexHeadDim, h));
+      emit(prefix + keys.key("indexer_k_norm"), vector(HfNames.layer(hf, i + "k_norm.weight"), cfg.indexHeadDim));
+      emit(prefix + keys.key("indexer_k_norm_bias"), vector(HfNames.layer(hf, i + "k_norm.bias"), cfg.indexHeadDim));
+      emit(prefix + keys.key("indexer_weights_proj"), whole(HfNames.layer(hf, i + "weights_proj.weight"),
+          cfg.indexHeads, h));
     }
 
     private Assembly perHead(String src, long headDim, long offset, long count, long cols) {

@@ -52,9 +52,14 @@ public final class HfInventory {
     return out;
   }
 
-  /** Which weights DeepSeek's release stores in FP8: the projections, not eh_proj, router, embeddings, heads, norms. */
+  /**
+   * Which weights DeepSeek's release stores in FP8: the projections (and V3.2's indexer wq_b and wk), not eh_proj,
+   * the indexer's weights_proj, router, embeddings, heads, norms.
+   */
   public static boolean isFp8(String name) {
-    return name.startsWith("model.layers.") && name.endsWith("_proj.weight") && !name.endsWith("eh_proj.weight");
+    return name.startsWith("model.layers.") && (name.endsWith("_proj.weight") && !name.endsWith("eh_proj.weight")
+        && !name.endsWith("indexer.weights_proj.weight") || name.endsWith("indexer.wq_b.weight")
+        || name.endsWith("indexer.wk.weight"));
   }
 
   private static List<Entry> plain(ModelConfig c) {
@@ -91,6 +96,13 @@ public final class HfInventory {
     add(out, l, "self_attn.kv_a_layernorm.weight", DType.BF16, c.kvLoraRank);
     add(out, l, "self_attn.kv_b_proj.weight", DType.BF16, heads * c.kvHeadDim(), c.kvLoraRank);
     add(out, l, "self_attn.o_proj.weight", DType.BF16, h, heads * c.vHeadDim);
+    if (c.dsaIndexer()) {
+      add(out, l, "self_attn.indexer.wq_b.weight", DType.BF16, c.indexHeads * c.indexHeadDim, c.qLoraRank);
+      add(out, l, "self_attn.indexer.wk.weight", DType.BF16, c.indexHeadDim, h);
+      add(out, l, "self_attn.indexer.k_norm.weight", DType.F32, c.indexHeadDim);
+      add(out, l, "self_attn.indexer.k_norm.bias", DType.F32, c.indexHeadDim);
+      add(out, l, "self_attn.indexer.weights_proj.weight", DType.BF16, c.indexHeads, h);
+    }
     if (l < c.firstKDenseReplace) {
       add(out, l, "mlp.gate_proj.weight", DType.BF16, c.intermediateSize, h);
       add(out, l, "mlp.up_proj.weight", DType.BF16, c.intermediateSize, h);

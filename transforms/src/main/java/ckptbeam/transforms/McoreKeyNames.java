@@ -68,6 +68,12 @@ public final class McoreKeyNames {
     CURRENT.put("weight2", "mlp.experts.weight2");
     CURRENT.put("expert_fc1", "mlp.experts.local_experts.{l}.linear_fc1.weight");
     CURRENT.put("expert_fc2", "mlp.experts.local_experts.{l}.linear_fc2.weight");
+    // DeepSeek-V3.2's DSA indexer, copied whole into every rank of the layer's stage
+    CURRENT.put("indexer_wq_b", "self_attention.dsa_indexer.wq_b.weight");
+    CURRENT.put("indexer_wk", "self_attention.dsa_indexer.wk.weight");
+    CURRENT.put("indexer_k_norm", "self_attention.dsa_indexer.k_norm.weight");
+    CURRENT.put("indexer_k_norm_bias", "self_attention.dsa_indexer.k_norm.bias");
+    CURRENT.put("indexer_weights_proj", "self_attention.dsa_indexer.weights_proj.weight");
 
     V2025_03 = new HashMap<>(CURRENT);
     V2025_03.put("mtp_layer", "mtp_layers.{m}.transformer_layer.");

@@ -30,6 +30,12 @@ public final class ModelConfig implements Serializable {
   public final int nextnPredictLayers;
   /** Whether the checkpoint declares DeepSeek's FP8 block quantisation ({@code quantization_config}). */
   public final boolean fp8;
+  /**
+   * DeepSeek-V3.2's DSA "lightning indexer" in every layer ({@code model_type} {@code deepseek_v32}, or
+   * {@code index_n_heads} given): {@code index_n_heads} heads of {@code index_head_dim}; 0 without one.
+   */
+  public final long indexHeads;
+  public final long indexHeadDim;
   /** {@code quantization_config.weight_block_size}: rows and columns of one FP8 scale block. */
   public final int fp8BlockRows;
   public final int fp8BlockCols;
@@ -74,6 +80,15 @@ public final class ModelConfig implements Serializable {
         && block.get(1).canConvertToInt() && block.get(0).asInt() > 0 && block.get(1).asInt() > 0)) {
       throw r.error("quantization_config", "has weight_block_size " + block + ", not two positive integers");
     }
+    JsonNode type = r.root.get("model_type");
+    boolean v32 = type != null && "deepseek_v32".equals(type.asText());
+    if (v32 || r.root.has("index_n_heads")) {
+      indexHeads = r.positive("index_n_heads");
+      indexHeadDim = r.positive("index_head_dim");
+    } else {
+      indexHeads = 0;
+      indexHeadDim = 0;
+    }
     fp8BlockRows = block == null ? 128 : block.get(0).asInt();
     fp8BlockCols = block == null ? 128 : block.get(1).asInt();
     if (firstKDenseReplace > hiddenLayers) {
@@ -96,6 +111,8 @@ public final class ModelConfig implements Serializable {
     qkRopeHeadDim = c.qkRopeHeadDim;
     vHeadDim = c.vHeadDim;
     fp8 = c.fp8;
+    indexHeads = c.indexHeads;
+    indexHeadDim = c.indexHeadDim;
     fp8BlockRows = c.fp8BlockRows;
     fp8BlockCols = c.fp8BlockCols;
     this.hiddenLayers = hiddenLayers;
@@ -120,6 +137,11 @@ public final class ModelConfig implements Serializable {
       throw new IOException(source + ": not a JSON object");
     }
     return new ModelConfig(new Reader(source, root));
+  }
+
+  /** Whether every layer has DeepSeek-V3.2's DSA indexer. */
+  public boolean dsaIndexer() {
+    return indexHeads > 0;
   }
 
   /** Routed and shared expert width: {@code n_shared_experts * moe_intermediate_size}. */

@@ -1,0 +1,204 @@
+package ckptbeam.it;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The DeepSeek-V3 family beyond V3: V3.2 (a DSA indexer in every layer, checked by the independent torch checker),
+ * V3.1 (V3's tensors, ue8m0 FP8 scales) and Kimi-K2 (64 heads, 384 experts, one dense layer, no MTP), through
+ * hf2mcore, mcore2hf and mcore2mcore.
+ */
+class ModelFamilyTest {
+  @TempDir static Path shared;
+  @TempDir Path work;
+  static Path v32;
+  static Path kimi;
+
+  @BeforeAll
+  static void models() throws Exception {
+    v32 = Checkpoints.tinyModel(shared.resolve("v32"), "--v32", "--layers", "4", "--first-k-dense", "1");
+    kimi = Checkpoints.tinyModel(shared.resolve("kimi"), "--heads", "64", "--experts", "384", "--first-k-dense", "1",
+        "--layers", "2", "--mtp-layers", "0", "--hidden-size", "32", "--q-lora-rank", "16", "--kv-lora-rank", "8",
+        "--qk-nope-head-dim", "4", "--qk-rope-head-dim", "4", "--v-head-dim", "4", "--moe-intermediate-size", "8",
+        "--intermediate-size", "64", "--vocab-size", "256", "--shards", "2");
+    Path config = kimi.resolve("config.json");
+    Files.writeString(config, Files.readString(config).replace("\"deepseek_v3\"", "\"kimi_k2\""));
+  }
+
+  private static List<String> split(String s) {
+    return s.isBlank() ? List.of() : List.of(s.trim().split("\\s+"));
+  }
+
+  private Path run(String command, Path in, String out, String flags) {
+    List<String> args = new ArrayList<>(List.of(command, "--load-dir", in.toString(), "--save-dir",
+        work.resolve(out).toString(), "--quiet"));
+    args.addAll(split(flags));
+    Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
+    assertEquals(0, r.exit, args + "\n" + r);
+    return work.resolve(out);
+  }
+
+  private static String reverse(String flags) {
+    return flags.replace("--target-", "--source-");
+  }
+
+  @ParameterizedTest(name = "V3.2 {0}")
+  @CsvSource(delimiter = '|', value = {
+      "tp2 pp2 grouped | --target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --moe-grouped-gemm "
+          + "| --tp 2 --pp 2 --grouped-gemm",
+      "ep4 per-expert, mla-mm-split | --target-expert-parallel-size 4 --mla-mm-split | --ep 4 --mla-mm-split",
+      "tp-extend-ep | --target-tensor-parallel-size 2 --target-expert-parallel-size 2 --moe-grouped-gemm "
+          + "--moe-tp-extend-ep | --tp 2 --ep 2 --grouped-gemm --tp-extend-ep",
+      "vpp, 2025.03 names | --target-pipeline-parallel-size 2 --num-layers-per-virtual-pipeline-stage 1 "
+          + "--mcore-key-names 2025.03 | --pp 2 --vpp 1 --key-names 2025.03",
+      "dualpipev | --target-pipeline-parallel-size 2 --schedules-method dualpipev | --pp 2 --dualpipe",
+      "noop layers | --target-pipeline-parallel-size 2 --num-layers 6 --noop-layers 1,4 | --pp 2 --num-layers 6 "
+          + "--noop 1,4"})
+  void v32EveryLayoutFamilyMatchesTheSpecAndComesBackBitExact(String name, String flags, String checker)
+      throws Exception {
+    String mtp = " --mtp-num-layers 1";
+    Path mcore = run("hf2mcore", v32, "mcore", flags + mtp);
+    List<String> check = new ArrayList<>(split(checker));
+    check.addAll(List.of("--mtp", "1"));
+    String report = Torch.checkMcore(v32, mcore, check.toArray(new String[0]));
+    assertTrue(report.startsWith("OK "), report);
+    Path back = run("mcore2hf", mcore, "back", reverse(flags) + mtp);
+    String roundTrip = RoundTripTest.roundTrip(v32, back, "");
+    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+  }
+
+  @Test
+  void v32IndexerKeepsItsDtypesAndMcore2mcoreEqualsTheTwoPasses() throws Exception {
+    Path mcore = run("hf2mcore", v32, "mcore", "--target-tensor-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1");
+    // k_norm stays float32 in every rank; the MTP layer has its indexer too
+    Map<String, String> dtypes = new TreeMap<>();
+    for (var f : new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+        mcore.resolve("ckptbeam-manifest.json").toFile()).get("files")) {
+      for (var t : f.path("tensors")) {
+        dtypes.put(f.get("path").asText() + ":" + t.get("key").asText(), t.get("dtype").asText());
+      }
+    }
+    String rank = "iter_0000001/mp_rank_01/model_optim_rng.pt:model/";
+    assertEquals("F32", dtypes.get(rank + "decoder.layers.0.self_attention.dsa_indexer.k_norm.bias"), dtypes.keySet()
+        .toString());
+    assertEquals("BF16", dtypes.get(rank + "mtp.layers.0.transformer_layer.self_attention.dsa_indexer.wk.weight"));
+    Path direct = run("mcore2mcore", mcore, "direct", "--source-tensor-parallel-size 2 --source-moe-grouped-gemm "
+        + "--mtp-num-layers 1 --target-expert-parallel-size 4 --target-pipeline-parallel-size 2");
+    Path hf = run("mcore2hf", mcore, "hf", "--source-tensor-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1");
+    Path two = run("hf2mcore", hf, "two", "--target-expert-parallel-size 4 --target-pipeline-parallel-size 2 "
+        + "--mtp-num-layers 1");
+    assertSameData(two, direct);
+  }
+
+  @Test
+  void v32Fp8WithUe8m0ScalesEqualsItsBf16Copy() throws Exception {
+    Path fp8 = Checkpoints.tinyModel(work.resolve("v32-fp8"), "--v32", "--fp8", "--fp8-block", "16");
+    assertTrue(Files.readString(fp8.resolve("config.json")).contains("\"scale_fmt\" : \"ue8m0\""));
+    String index = Files.readString(fp8.resolve("model.safetensors.index.json"));
+    assertTrue(index.contains("self_attn.indexer.wq_b.weight_scale_inv"), "the indexer's wq_b is FP8 in the release");
+    assertFalse(index.contains("indexer.weights_proj.weight_scale_inv"), "weights_proj stays bf16");
+    Path bf16 = run("fp8-to-bf16", fp8, "bf16", "");
+    String flags = "--target-tensor-parallel-size 2 --target-expert-parallel-size 2 --moe-grouped-gemm "
+        + "--mtp-num-layers 1";
+    assertSameData(run("hf2mcore", bf16, "from-bf16", flags), run("hf2mcore", fp8, "from-fp8", flags));
+  }
+
+  @Test
+  void aV3CheckpointWithAV32ConfigAndTheReverseAreRefusedByName() throws Exception {
+    Path v3 = Checkpoints.tinyModel(work.resolve("v3"));
+    Path v3WithV32Config = copyWithConfig(v3, v32.resolve("config.json"), "a");
+    Checkpoints.Run missing = Checkpoints.cli("hf2mcore", "--load-dir", v3WithV32Config.toString(), "--save-dir",
+        work.resolve("o1").toString());
+    assertEquals(1, missing.exit, missing.toString());
+    assertTrue(missing.err.contains("tensor(s) the layout needs are not in the index, e.g. \"model.layers.0.self_attn"
+        + ".indexer.wq_b.weight\""), missing.err);
+    Path v32WithV3Config = copyWithConfig(v32, v3.resolve("config.json"), "b");
+    Checkpoints.Run unexpected = Checkpoints.cli("hf2mcore", "--load-dir", v32WithV3Config.toString(), "--save-dir",
+        work.resolve("o2").toString());
+    assertEquals(1, unexpected.exit, unexpected.toString());
+    assertTrue(unexpected.err.contains("holds DeepSeek-V3.2 DSA indexer tensors (e.g. \"model.layers.0.self_attn"
+        + ".indexer."), unexpected.err);
+    assertFalse(Files.exists(work.resolve("o1/latest_checkpointed_iteration.txt")));
+    assertFalse(Files.exists(work.resolve("o2/latest_checkpointed_iteration.txt")));
+  }
+
+  @Test
+  void v31Ue8m0ScalesConvertExactly() throws Exception {
+    // V3.1: V3's tensors; its FP8 release declares scale_fmt ue8m0 (power-of-two scales, float32 in the file)
+    Path v31 = Checkpoints.tinyModel(work.resolve("v31"), "--fp8", "--fp8-block", "16");
+    Path config = v31.resolve("config.json");
+    Files.writeString(config, Files.readString(config).replace("\"quant_method\"", "\"scale_fmt\" : \"ue8m0\", "
+        + "\"quant_method\""));
+    Path bf16 = run("fp8-to-bf16", v31, "bf16", "");
+    Path back = run("mcore2hf", run("hf2mcore", v31, "mcore", "--target-pipeline-parallel-size 2 --mtp-num-layers 1"),
+        "back", "--source-pipeline-parallel-size 2 --mtp-num-layers 1");
+    String report = RoundTripTest.roundTrip(bf16, back, "");
+    assertTrue(report.startsWith("OK "), report);
+  }
+
+  @ParameterizedTest(name = "Kimi-K2 {0}")
+  @CsvSource(delimiter = '|', value = {
+      "grouped ep8 | --target-expert-parallel-size 8 --moe-grouped-gemm | --ep 8 --grouped-gemm",
+      "tp2 per-expert | --target-tensor-parallel-size 2 --target-expert-parallel-size 4 | --tp 2 --ep 4",
+      "pp2 tp-extend-ep | --target-pipeline-parallel-size 2 --target-tensor-parallel-size 2 "
+          + "--target-expert-parallel-size 2 --moe-grouped-gemm --moe-tp-extend-ep | --pp 2 --tp 2 --ep 2 "
+          + "--grouped-gemm --tp-extend-ep",
+      "mla-mm-split tp4 | --target-tensor-parallel-size 4 --mla-mm-split | --tp 4 --mla-mm-split"})
+  void kimiK2ThroughEveryCommand(String name, String flags, String checker) throws Exception {
+    Path mcore = run("hf2mcore", kimi, "mcore", flags);
+    String report = Torch.checkMcore(kimi, mcore, split(checker).toArray(new String[0]));
+    assertTrue(report.startsWith("OK "), report);
+    Path back = run("mcore2hf", mcore, "back", reverse(flags));
+    String roundTrip = RoundTripTest.roundTrip(kimi, back, "");
+    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    Path direct = run("mcore2mcore", mcore, "direct", sided(flags) + " --target-expert-parallel-size 16");
+    Path two = run("hf2mcore", back, "two", "--target-expert-parallel-size 16");
+    assertSameData(two, direct);
+  }
+
+  /** hf2mcore's flags as the source side of mcore2mcore. */
+  private static String sided(String flags) {
+    StringBuilder b = new StringBuilder();
+    for (String f : split(flags)) {
+      b.append(' ').append(f.startsWith("--target-") ? "--source-" + f.substring(9) : f.startsWith("--")
+          ? "--source-" + f.substring(2) : f);
+    }
+    return b.toString();
+  }
+
+  private Path copyWithConfig(Path from, Path config, String name) throws Exception {
+    Path to = Files.createDirectories(work.resolve(name));
+    try (var s = Files.list(from)) {
+      for (Path f : s.toList()) {
+        Files.copy(f, to.resolve(f.getFileName()));
+      }
+    }
+    Files.copy(config, to.resolve("config.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    return to;
+  }
+
+  private static void assertSameData(Path expected, Path actual) throws Exception {
+    TreeMap<String, byte[]> a = Checkpoints.dataContents(expected);
+    TreeMap<String, byte[]> b = Checkpoints.dataContents(actual);
+    assertEquals(a.keySet(), b.keySet());
+    for (Map.Entry<String, byte[]> e : a.entrySet()) {
+      if (!e.getKey().equals("config.json")) {
+        assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
+      }
+    }
+  }
+}
