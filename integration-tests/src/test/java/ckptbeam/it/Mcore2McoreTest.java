@@ -115,6 +115,37 @@ class Mcore2McoreTest {
   }
 
   @Test
+  void onFlinkWithResumeAndADryRun() throws Exception {
+    String from = "--target-tensor-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1";
+    Path source = run(cmd("hf2mcore", hf, work.resolve("source"), split(from)));
+    List<String> both = new ArrayList<>(sided(from, "source"));
+    both.addAll(List.of("--target-expert-parallel-size", "4", "--target-pipeline-parallel-size", "2"));
+    List<String> dry = new ArrayList<>(both);
+    dry.add("--dry-run");
+    Checkpoints.Run plan = Checkpoints.cli(cmd("mcore2mcore", source, work.resolve("flink"), dry)
+        .toArray(new String[0]));
+    assertEquals(0, plan.exit, plan.toString());
+    assertTrue(plan.out.contains("reads 2 rank file(s) of iter_0000001"), plan.out);
+    assertTrue(plan.out.contains("total: 8 rank file(s)"), plan.out);
+    assertFalse(Files.exists(work.resolve("flink")), "a dry run writes nothing");
+    List<String> flink = new ArrayList<>(both);
+    flink.addAll(List.of("--runner=FlinkRunner", "--flinkMaster=[local]", "--parallelism=2"));
+    Path onFlink = run(cmd("mcore2mcore", source, work.resolve("flink"), flink));
+    Path direct = run(cmd("mcore2mcore", source, work.resolve("direct"), both));
+    TreeMap<String, byte[]> a = Checkpoints.dataContents(direct);
+    TreeMap<String, byte[]> b = Checkpoints.dataContents(onFlink);
+    assertEquals(a.keySet(), b.keySet());
+    a.forEach((k, v) -> assertArrayEquals(v, b.get(k), k));
+    // a resumed run of a complete output writes nothing and says so
+    List<String> again = new ArrayList<>(both);
+    again.add("--resume");
+    Checkpoints.Run resumed = Checkpoints.cli(cmd("mcore2mcore", source, work.resolve("direct"), again)
+        .toArray(new String[0]));
+    assertEquals(0, resumed.exit, resumed.toString());
+    assertTrue(resumed.out.contains("already holds this conversion, complete"), resumed.out);
+  }
+
+  @Test
   void flagsWithoutTheirSideAreRefusedNamingBothSides() {
     Checkpoints.Run r = Checkpoints.cli("mcore2mcore", "--load-dir", hf.toString(), "--save-dir",
         work.resolve("x").toString(), "--moe-grouped-gemm");

@@ -1,7 +1,10 @@
 package ckptbeam.pipelines;
 
 import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.Mcore2McorePlan;
 import java.io.PrintStream;
+import java.util.List;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
  * {@code ckptbeam mcore2mcore}: a Megatron-core checkpoint rewritten in another layout in one pass (each target
@@ -22,7 +25,8 @@ final class Mcore2Mcore {
     return Conversion.common(LayoutFlags.defineBoth(a)
         .value("lora-load").help("DIR", "The LoRA weights are in this separate (LoRA-only) mcore checkpoint.")
         .value("lora-r").help("R", "LoRA rank: merge W + (alpha/r) B A into the base while resharding.")
-        .value("lora-alpha").help("A", "LoRA alpha."));
+        .value("lora-alpha").help("A", "LoRA alpha.")
+        .flag("dry-run").help("Print the plan (per target rank file: HF layers, tensors, bytes) and write nothing."));
   }
 
   static long run(String[] argv, PrintStream log) throws Exception {
@@ -39,6 +43,14 @@ final class Mcore2Mcore {
       r = r.withModelConfig(Cli.absolute(a.get("model-config")));
     }
     r = r.withOptions(Conversion.options(a)).withExistingOutput(Conversion.existingOutput(a));
-    return Conversion.run(r, Cli.pipelineOptions(a, "mcore2mcore"), log, a.has("quiet"));
+    PipelineOptions options = Cli.pipelineOptions(a, "mcore2mcore");
+    if (a.has("dry-run")) {
+      Mcore2McorePlan plan = (Mcore2McorePlan) Conversion.check(r, options, log).plan;
+      log.printf("reads %d rank file(s) of %s%n", plan.source().rankFiles().size(),
+          plan.source().rankFiles().get(0).split("/")[0]);
+      DryRun.print(plan.target(), List.of(), r.saveDir(), log);
+      return 0;
+    }
+    return Conversion.run(r, options, log, a.has("quiet"));
   }
 }
