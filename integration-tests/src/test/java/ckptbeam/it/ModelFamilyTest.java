@@ -105,6 +105,27 @@ class ModelFamilyTest {
   }
 
   @Test
+  void v32LoraMergeLeavesTheIndexerAloneAndEqualsAnIndependentMerge() throws Exception {
+    Path mcore = run("hf2mcore", v32, "mcore", "--target-tensor-parallel-size 2 --mtp-num-layers 1");
+    Torch.requireTorch();
+    Torch.Result made = Torch.run(List.of(Torch.PYTHON,
+        Torch.repo().resolve("integration-tests/src/test/python/make_lora.py").toString(), "--mcore", mcore.toString(),
+        "--out", work.toString(), "--r", "4", "--alpha", "8", "--hidden", "64"));
+    assertEquals(0, made.exit, made.output);
+    Files.copy(v32.resolve("config.json"), work.resolve("combined/config.json"));
+    Files.copy(v32.resolve("config.json"), work.resolve("merged/config.json"));
+    String source = "--source-tensor-parallel-size 2 --mtp-num-layers 1";
+    Path expected = run("mcore2hf", work.resolve("merged"), "hf-expected", source);
+    Path merged = run("mcore2hf", work.resolve("combined"), "hf-merged", source + " --lora-r 4 --lora-alpha 8");
+    assertSameData(expected, merged);
+    TreeMap<String, byte[]> plain = Checkpoints.dataContents(run("mcore2hf", mcore, "hf-plain", source));
+    TreeMap<String, byte[]> withLora = Checkpoints.dataContents(merged);
+    long changed = plain.keySet().stream().filter(k -> k.endsWith(".safetensors")
+        && !java.util.Arrays.equals(plain.get(k), withLora.get(k))).count();
+    assertTrue(changed >= 4, "the merge changed " + changed + " files");
+  }
+
+  @Test
   void v32Fp8WithUe8m0ScalesEqualsItsBf16Copy() throws Exception {
     Path fp8 = Checkpoints.tinyModel(work.resolve("v32-fp8"), "--v32", "--fp8", "--fp8-block", "16");
     assertTrue(Files.readString(fp8.resolve("config.json")).contains("\"scale_fmt\" : \"ue8m0\""));
