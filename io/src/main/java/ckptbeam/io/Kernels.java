@@ -23,13 +23,19 @@ public final class Kernels {
    */
   public static void transpose(byte[] src, int srcRowBytes, int m, int n, int es, byte[] dst, int dstRowBytes,
       int dstOffset) {
+    transpose(src, 0, srcRowBytes, m, n, es, dst, dstRowBytes, dstOffset);
+  }
+
+  /** {@link #transpose(byte[], int, int, int, int, byte[], int, int)} of the block starting at {@code srcOffset}. */
+  public static void transpose(byte[] src, int srcOffset, int srcRowBytes, int m, int n, int es, byte[] dst,
+      int dstRowBytes, int dstOffset) {
     for (int jt = 0; jt < n; jt += TILE) {
       int jEnd = Math.min(n, jt + TILE);
       for (int qt = 0; qt < m; qt += TILE) {
         int qEnd = Math.min(m, qt + TILE);
         for (int j = jt; j < jEnd; j++) {
           int d = j * dstRowBytes + dstOffset + qt * es;
-          int s = qt * srcRowBytes + j * es;
+          int s = srcOffset + qt * srcRowBytes + j * es;
           if (es == 2) {
             for (int q = qt; q < qEnd; q++, d += 2, s += srcRowBytes) {
               SHORTS.set(dst, d, (short) SHORTS.get(src, s));
