@@ -9,6 +9,11 @@ public final class McoreTracker {
 
   private McoreTracker() {}
 
+  /** The folder of iteration {@code n}: {@code iter_0000001}. */
+  public static String iterationDir(long n) {
+    return String.format("iter_%07d", n);
+  }
+
   /** The iteration folder named by the tracker of {@code dir}: {@code iter_0000001}, or {@code release}. */
   public static String iterationDir(String dir) throws IOException {
     String path = CheckpointFiles.resolve(dir, FILE_NAME);
@@ -24,7 +29,7 @@ public final class McoreTracker {
       if (it < 0) {
         throw new NumberFormatException();
       }
-      return String.format("iter_%07d", it);
+      return iterationDir(it);
     } catch (NumberFormatException e) {
       throw new CheckpointFormatException(path, "InvalidTracker", "holds \"" + text
           + "\", neither an iteration number nor \"release\"");

@@ -22,6 +22,11 @@ public final class SafetensorsIndex {
   /** Indexes of real checkpoints are a few MB (DeepSeek-V3: about 8.5 MB). */
   public static final long MAX_INDEX_BYTES = 256L << 20;
 
+  /** The name of shard {@code i} (1-based) of {@code n}, as HF writes them: {@code model-00001-of-000062.safetensors}. */
+  public static String shardName(long i, long n) {
+    return String.format("model-%05d-of-%06d.safetensors", i, n);
+  }
+
   private static final ObjectMapper JSON = new ObjectMapper()
       .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 

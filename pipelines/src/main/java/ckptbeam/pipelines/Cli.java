@@ -14,6 +14,10 @@ import org.apache.beam.sdk.options.PipelineOptionsFactory;
 final class Cli {
   private Cli() {}
 
+  /** How Beam's options factory names an option it does not know. */
+  private static final java.util.regex.Pattern UNKNOWN_OPTION =
+      java.util.regex.Pattern.compile("missing a property named '([^']+)'");
+
   /** A local path made absolute against the working directory (workers run elsewhere); URLs unchanged. */
   static String absolute(String path) {
     if (!CheckpointFiles.isLocal(path)) {
@@ -37,9 +41,9 @@ final class Cli {
       o = PipelineOptionsFactory.fromArgs(beamArgs.toArray(new String[0])).withValidation().create();
     } catch (IllegalArgumentException e) {
       String msg = String.valueOf(e.getMessage());
-      int i = msg.indexOf("missing a property named '");
-      if (i >= 0) {
-        String name = msg.substring(i + 26, msg.indexOf('\'', i + 26));
+      java.util.regex.Matcher unknown = UNKNOWN_OPTION.matcher(msg);
+      if (unknown.find()) {
+        String name = unknown.group(1);
         String near = Args.nearest(name, known);
         throw new IllegalArgumentException("unknown flag --" + name
             + " (neither a ckptbeam flag nor a Beam pipeline option)" + (near == null ? ""

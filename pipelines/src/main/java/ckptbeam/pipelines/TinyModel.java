@@ -124,14 +124,14 @@ public final class TinyModel {
       if (e.name.endsWith("_scale_inv") && e.unit % 2 == 1) {
         shard = (shard + 1) % shards; // some scales sit in another shard than their weight, as in DeepSeek's release
       }
-      String file = String.format("model-%05d-of-%06d.safetensors", shard + 1, shards);
+      String file = SafetensorsIndex.shardName(shard + 1, shards);
       perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape,
           values(seed, valueName(cfg, e.name), e.dtype, e.shape.numel(), size.getOrDefault("v32", 0L) == 1L)));
       weightMap.put(e.name, file);
       total += e.shape.byteSize(e.dtype);
     }
     for (int i = 0; i < shards; i++) {
-      Path file = dir.resolve(String.format("model-%05d-of-%06d.safetensors", i + 1, shards));
+      Path file = dir.resolve(SafetensorsIndex.shardName(i + 1, shards));
       try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         SafetensorsWriter.write(ch, perShard.get(i), SafetensorsWriter.PT_METADATA);
       }

@@ -17,7 +17,7 @@ import java.util.Map;
 public final class Hf2McorePlan implements ConversionPlan {
   private static final long serialVersionUID = 1L;
   public static final int ITERATION = 1;
-  public static final String TRACKER = "latest_checkpointed_iteration.txt";
+  public static final String TRACKER = ckptbeam.io.McoreTracker.FILE_NAME;
 
   private final ModelConfig cfg;
   private final LayoutOptions opts;

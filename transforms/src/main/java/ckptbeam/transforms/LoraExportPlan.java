@@ -140,7 +140,7 @@ public final class LoraExportPlan extends HfShardsPlan {
     int total = c.hiddenLayers + o.mtpLayers;
     byLayer.forEach((layer, ts) -> {
       if (!ts.isEmpty()) {
-        files.put(String.format("model-%05d-of-%06d.safetensors", layer + 1, total), ts);
+        files.put(ckptbeam.io.SafetensorsIndex.shardName(layer + 1, total), ts);
       }
     });
   }

@@ -137,7 +137,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       byLayer.computeIfAbsent(layer, k -> new ArrayList<>()).add(assemble(name, hfShapes.get(name), e.getValue()));
     }
     files = new LinkedHashMap<>();
-    byLayer.forEach((layer, ts) -> files.put(String.format("model-%05d-of-%06d.safetensors", layer + 1, total), ts));
+    byLayer.forEach((layer, ts) -> files.put(ckptbeam.io.SafetensorsIndex.shardName(layer + 1, total), ts));
   }
 
   /** Records, for every slice of {@code m}, which HF region it holds and where inside {@code m}. */

@@ -38,7 +38,7 @@ public final class RankFile implements Serializable, Comparable<RankFile> {
   }
 
   public static String iterationDir(int iteration) {
-    return String.format("iter_%07d", iteration);
+    return ckptbeam.io.McoreTracker.iterationDir(iteration);
   }
 
   @Override
