@@ -77,26 +77,9 @@ public final class Mcore2HfPlan extends HfShardsPlan {
 
   // ---- inversion ----
 
-  /** One region of an HF tensor and where it is read from. */
-  private static final class Region {
-    final long row;
-    final long rows;
-    final long col;
-    final long cols;
-    final SourceSlice from;
-
-    Region(long row, long rows, long col, long cols, SourceSlice from) {
-      this.row = row;
-      this.rows = rows;
-      this.col = col;
-      this.cols = cols;
-      this.from = from;
-    }
-  }
-
   private void build() {
     hfShapes = new LinkedHashMap<>();
-    Map<String, Map<String, Region>> regions = new LinkedHashMap<>(); // HF name → "row,col" → region
+    Map<String, Map<String, HfRegion>> regions = new LinkedHashMap<>(); // HF name → "row,col" → region
     List<RankFile> ranks = new ArrayList<>(forward.rankFiles());
     ranks.sort(Comparator.comparingInt((RankFile f) -> f.ep).thenComparingInt(f -> f.tp).thenComparingInt(f -> f.pp));
     for (RankFile f : ranks) {
@@ -126,7 +109,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     int lastSaved = lastSavedLayer();
     int total = real + o.mtpLayers;
     TreeMap<Integer, List<AssembledTensor>> byLayer = new TreeMap<>();
-    for (Map.Entry<String, Map<String, Region>> e : regions.entrySet()) {
+    for (Map.Entry<String, Map<String, HfRegion>> e : regions.entrySet()) {
       String name = e.getKey();
       int layer = HfNames.layerOf(name);
       if (name.equals(HfNames.EMBED)) {
@@ -141,7 +124,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
   }
 
   /** Records, for every slice of {@code m}, which HF region it holds and where inside {@code m}. */
-  private static void invert(String source, AssembledTensor m, Map<String, Map<String, Region>> regions) {
+  private static void invert(String source, AssembledTensor m, Map<String, Map<String, HfRegion>> regions) {
     long width = m.bands().get(0).width();
     for (Band b : m.bands()) {
       if (b.width() != width) {
@@ -157,7 +140,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
             viewCols);
         regions.computeIfAbsent(s.source(), k -> new LinkedHashMap<>())
             .putIfAbsent(s.rowStart() + "," + s.colStart(),
-                new Region(s.rowStart(), s.rowCount(), s.colStart(), s.colCount(), back));
+                new HfRegion(s.rowStart(), s.rowCount(), s.colStart(), s.colCount(), back));
         colOff += s.outputWidth();
       }
       rowOff += b.height();
@@ -165,18 +148,18 @@ public final class Mcore2HfPlan extends HfShardsPlan {
   }
 
   /** Tiles an HF tensor from its regions: bands of equal row ranges, slices left to right. */
-  private static AssembledTensor assemble(String name, Shape shape, Map<String, Region> regions) {
-    TreeMap<Long, TreeMap<Long, Region>> rows = new TreeMap<>();
-    for (Region r : regions.values()) {
+  private static AssembledTensor assemble(String name, Shape shape, Map<String, HfRegion> regions) {
+    TreeMap<Long, TreeMap<Long, HfRegion>> rows = new TreeMap<>();
+    for (HfRegion r : regions.values()) {
       rows.computeIfAbsent(r.row, k -> new TreeMap<>()).put(r.col, r);
     }
     List<Band> bands = new ArrayList<>();
     long nextRow = 0;
-    for (Map.Entry<Long, TreeMap<Long, Region>> band : rows.entrySet()) {
+    for (Map.Entry<Long, TreeMap<Long, HfRegion>> band : rows.entrySet()) {
       List<SourceSlice> slices = new ArrayList<>();
       long nextCol = 0;
       long height = -1;
-      for (Region r : band.getValue().values()) {
+      for (HfRegion r : band.getValue().values()) {
         if (r.col != nextCol || band.getKey() != nextRow || (height >= 0 && r.rows != height)) {
           throw new IllegalStateException(name + ": the layout's slices do not tile the tensor");
         }

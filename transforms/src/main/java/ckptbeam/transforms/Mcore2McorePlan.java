@@ -98,37 +98,20 @@ public final class Mcore2McorePlan implements ConversionPlan {
     return hf;
   }
 
-  /** One region of an HF tensor: its rectangle and the slice of a source tensor it is read back from. */
-  private static final class Region {
-    final long row;
-    final long rows;
-    final long col;
-    final long cols;
-    final SourceSlice from;
-
-    Region(long row, long rows, long col, long cols, SourceSlice from) {
-      this.row = row;
-      this.rows = rows;
-      this.col = col;
-      this.cols = cols;
-      this.from = from;
-    }
-  }
-
   /** The regions of an HF tensor, band by band (rows), left to right. */
-  private List<List<Region>> regions(String name) {
+  private List<List<HfRegion>> regions(String name) {
     AssembledTensor h = hf().get(name);
     if (h == null) {
       throw new IllegalArgumentException("the target layout needs HF tensor \"" + name + "\", which the source "
           + "checkpoint's layout does not hold (check --mtp-num-layers and the layers of both layouts)");
     }
-    List<List<Region>> out = new ArrayList<>();
+    List<List<HfRegion>> out = new ArrayList<>();
     long row = 0;
     for (Band b : h.bands()) {
-      List<Region> band = new ArrayList<>();
+      List<HfRegion> band = new ArrayList<>();
       long col = 0;
       for (SourceSlice s : b.slices()) {
-        band.add(new Region(row, b.height(), col, s.outputWidth(), s));
+        band.add(new HfRegion(row, b.height(), col, s.outputWidth(), s));
         col += s.outputWidth();
       }
       out.add(band);
@@ -162,14 +145,14 @@ public final class Mcore2McorePlan implements ConversionPlan {
   }
 
   /** Output rows of slice {@code s} (0 … its height) at which it moves from one source region to the next. */
-  private static List<Long> cuts(SourceSlice s, List<List<Region>> regions) {
+  private static List<Long> cuts(SourceSlice s, List<List<HfRegion>> regions) {
     List<Long> out = new ArrayList<>();
     long r0 = s.rowStart();
     long r1 = r0 + s.rowCount();
     long c0 = s.colStart();
     long c1 = c0 + s.colCount();
-    for (List<Region> band : regions) {
-      Region first = band.get(0);
+    for (List<HfRegion> band : regions) {
+      HfRegion first = band.get(0);
       if (first.row + first.rows <= r0 || first.row >= r1) {
         continue;
       }
@@ -180,7 +163,7 @@ public final class Mcore2McorePlan implements ConversionPlan {
         }
       } else {
         // output rows are HF columns: cut at the column boundaries of every band the slice crosses
-        for (Region g : band) {
+        for (HfRegion g : band) {
           if (g.col > c0 && g.col < c1) {
             out.add(g.col - c0);
           }
@@ -194,7 +177,7 @@ public final class Mcore2McorePlan implements ConversionPlan {
    * The pieces of slice {@code s} for its output rows {@code [u, v)}, left to right: each the overlap of the slice
    * with one source region, as a slice of that region's source tensor.
    */
-  private static List<SourceSlice> pieces(SourceSlice s, List<List<Region>> regions, long u, long v) {
+  private static List<SourceSlice> pieces(SourceSlice s, List<List<HfRegion>> regions, long u, long v) {
     // the HF rectangle of output rows [u, v)
     long r0 = s.isTransposed() ? s.rowStart() : s.rowStart() + u;
     long r1 = s.isTransposed() ? s.rowStart() + s.rowCount() : s.rowStart() + v;
@@ -202,8 +185,8 @@ public final class Mcore2McorePlan implements ConversionPlan {
     long c1 = s.isTransposed() ? s.colStart() + v : s.colStart() + s.colCount();
     List<SourceSlice> out = new ArrayList<>();
     // left to right in the output: HF columns when not transposed (one band holds the rows), HF rows when transposed
-    for (List<Region> band : regions) {
-      for (Region g : band) {
+    for (List<HfRegion> band : regions) {
+      for (HfRegion g : band) {
         long a = Math.max(r0, g.row);
         long b = Math.min(r1, g.row + g.rows);
         long c = Math.max(c0, g.col);
@@ -217,7 +200,7 @@ public final class Mcore2McorePlan implements ConversionPlan {
   }
 
   /** HF rows {@code [a, b)}, columns {@code [c, d)} inside region {@code g}, as a slice of g's source tensor. */
-  private static SourceSlice piece(Region g, long a, long b, long c, long d, boolean transposed) {
+  private static SourceSlice piece(HfRegion g, long a, long b, long c, long d, boolean transposed) {
     SourceSlice f = g.from;
     if (!f.isTransposed()) {
       return new SourceSlice(f.source(), f.rowStart() + (a - g.row), b - a, f.colStart() + (c - g.col), d - c,

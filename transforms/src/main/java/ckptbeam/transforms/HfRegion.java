@@ -1,0 +1,24 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.SourceSlice;
+
+/**
+ * One rectangle of an HF tensor (rows {@code [row, row+rows)}, columns {@code [col, col+cols)}) and the slice of a
+ * rank-file tensor it is read back from: the unit in which the mcore → HF plan tiles an HF tensor, and in which
+ * mcore → mcore composes the two plans.
+ */
+final class HfRegion {
+  final long row;
+  final long rows;
+  final long col;
+  final long cols;
+  final SourceSlice from;
+
+  HfRegion(long row, long rows, long col, long cols, SourceSlice from) {
+    this.row = row;
+    this.rows = rows;
+    this.col = col;
+    this.cols = cols;
+    this.from = from;
+  }
+}
