@@ -24,10 +24,7 @@ public final class Mcore2Hf {
             + "--resume. Required.")
         .value("model-config").help("FILE", "The HF config.json with the model dimensions.")
         .defaultValue("the one hf2mcore copied into --load-dir");
-    return Conversion.common(LayoutFlags.define(a, "source")
-        .value("lora-load").help("DIR", "The LoRA weights are in this separate (LoRA-only) mcore checkpoint.")
-        .value("lora-r").help("R", "LoRA rank: merge W + (alpha/r) B A into the base as it is read.")
-        .value("lora-alpha").help("A", "LoRA alpha.")
+    return Conversion.common(loraFlags(LayoutFlags.define(a, "source"))
         .multi("lora-target-modules").help("M", "With --save-lora-to-hf: the mcore modules to export (linear_qkv, "
             + "linear_proj, linear_fc1, ...).")
         .flag("save-lora-to-hf").help("Export the LoRA factors alone, as a PEFT adapter, instead of merging.")
@@ -88,6 +85,13 @@ public final class Mcore2Hf {
   /** Checks the request against the input and builds the pipeline; nothing is written yet. */
   static Built build(Request r, PrintStream log) throws IOException {
     return Conversion.build(r.conversion, r.pipelineOptions, log);
+  }
+
+  /** The LoRA merge flags (mcore input: mcore2hf, mcore2mcore), read by {@link #lora}. */
+  static Args loraFlags(Args a) {
+    return a.value("lora-load").help("DIR", "The LoRA weights are in this separate (LoRA-only) mcore checkpoint.")
+        .value("lora-r").help("R", "LoRA rank: merge W + (alpha/r) B A into the base as it is read.")
+        .value("lora-alpha").help("A", "LoRA alpha.");
   }
 
   static ConversionRequest.Lora lora(Args a) {

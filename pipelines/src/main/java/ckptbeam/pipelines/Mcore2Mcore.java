@@ -22,10 +22,7 @@ final class Mcore2Mcore {
             + "--resume. Required.")
         .value("model-config").help("FILE", "The HF config.json with the model dimensions.")
         .defaultValue("the one in --load-dir");
-    return Conversion.common(LayoutFlags.defineBoth(a)
-        .value("lora-load").help("DIR", "The LoRA weights are in this separate (LoRA-only) mcore checkpoint.")
-        .value("lora-r").help("R", "LoRA rank: merge W + (alpha/r) B A into the base while resharding.")
-        .value("lora-alpha").help("A", "LoRA alpha.")
+    return Conversion.common(Mcore2Hf.loraFlags(LayoutFlags.defineBoth(a))
         .flag("dry-run").help("Print the plan (per target rank file: HF layers, tensors, bytes) and write nothing."));
   }
 
