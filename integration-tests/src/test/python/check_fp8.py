@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks an fp8-to-bf16 output against the FP8 input, independently (formats.md 3.3, 3.6): e4m3fn decoded with its
+"""Checks an fp8-to-bf16 output against the FP8 input, independently (docs/formats.md 3.3, 3.6): e4m3fn decoded with its
 formula, multiplied by the block scale in float32 (numpy), rounded to bf16 by torch (round to nearest even)."""
 import json
 import os

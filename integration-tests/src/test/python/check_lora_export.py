@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks a --save-lora-to-hf export (mapping.md 5.6, with the fixes of 8.9-8.10) of a pp=1 checkpoint: recomputes
+"""Checks a --save-lora-to-hf export (docs/mapping.md 5.6, with the fixes of 8.9-8.10) of a pp=1 checkpoint: recomputes
 every PEFT tensor from the rank files with torch and compares bits, and checks adapter_config.json."""
 import argparse
 import json
@@ -67,7 +67,7 @@ def main():
         if "linear_qkv" in a.modules:
             for m in ("q_a_proj", "kv_a_proj_with_mqa"):
                 want[hf + "self_attn.%s.lora_A.weight" % m] = A(0, 0, sa + "linear_qkv")
-            b = B(0, 0, sa + "linear_qkv")  # replicated over tp: one rank's copy (mapping.md 8.9)
+            b = B(0, 0, sa + "linear_qkv")  # replicated over tp: one rank's copy (docs/mapping.md 8.9)
             want[hf + "self_attn.q_a_proj.lora_B.weight"] = b[:rq]
             want[hf + "self_attn.kv_a_proj_with_mqa.lora_B.weight"] = b[rq:]
         if "linear_proj" in a.modules:

@@ -29,7 +29,7 @@ def load_hf(folder):
 
 
 def placement(cfg, a):
-    """(pp, v) -> list of (hf index, local slot); mapping.md section 4."""
+    """(pp, v) -> list of (hf index, local slot); docs/mapping.md section 4."""
     L = a.num_layers if a.num_layers is not None else cfg["num_hidden_layers"] + len(a.noop)
     noop = set(a.noop)
     R = L - len(noop)
@@ -211,7 +211,7 @@ class UsageTracking(dict):
 
 
 def dropped_by_spec(name, cfg, a, used_layers):
-    """Whether the spec lets HF -> mcore leave this input tensor out (mapping.md 2.1, 3.8, 4.1)."""
+    """Whether the spec lets HF -> mcore leave this input tensor out (docs/mapping.md 2.1, 3.8, 4.1)."""
     if not name.startswith("model.layers."):
         return False
     layer = int(name.split(".")[2])

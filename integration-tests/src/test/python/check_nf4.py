@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent check of --qlora-nf4 (mapping.md 7.1-7.6): recomputes, with numpy, the NF4 entries of every key the
+"""Independent check of --qlora-nf4 (docs/mapping.md 7.1-7.6): recomputes, with numpy, the NF4 entries of every key the
 spec quantises from the tensors check_mcore.py expects, and checks that every other key is left as it was."""
 import json
 import sys

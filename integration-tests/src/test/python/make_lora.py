@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Adds seeded LoRA factors to every linear module of an mcore checkpoint, in the two forms MindSpeed produces, and
-merges them independently (mapping.md 5.4-5.5) to give the expected result:
+merges them independently (docs/mapping.md 5.4-5.5) to give the expected result:
 
   OUT/combined   base as X.base_layer.weight plus X.lora_A/B.default.weight (grouped GEMM: weightN_lora_a/_b)
   OUT/lora-only  only the LoRA keys (training with --lora-ckpt-filter), its own tracker at iteration 5

@@ -152,7 +152,7 @@ class Hf2McoreEndToEndTest {
         "--num-layers-per-virtual-pipeline-stage", "2", "--noop-layers", "47,62,63", "--dry-run");
     assertEquals(0, r.exit, r.toString());
     assertTrue(r.out.contains("iter_0000001/mp_rank_01_007_003/model_optim_rng.pt"), r.out);
-    // mapping.md §4.7 example 5: pp 7 holds HF 46 alone in model2, and model3 only MTP, final norm, output layer
+    // docs/mapping.md §4.7 example 5: pp 7 holds HF 46 alone in model2, and model3 only MTP, final norm, output layer
     assertTrue(r.out.contains("model2: HF 46→0 ("), r.out);
     assertTrue(r.out.contains("model3: no decoder layer +MTP HF [61] +final norm, output layer"), r.out);
     assertTrue(r.out.contains("total: 64 rank file(s)"), r.out);

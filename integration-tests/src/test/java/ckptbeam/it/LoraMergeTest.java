@@ -16,7 +16,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * LoRA merge (mapping.md §5.5): make_lora.py adds seeded factors to every linear module of a real checkpoint and
+ * LoRA merge (docs/mapping.md §5.5): make_lora.py adds seeded factors to every linear module of a real checkpoint and
  * merges them independently in float arithmetic with torch; mcore2hf of the LoRA checkpoint, in both merge modes,
  * must equal mcore2hf of that independently merged checkpoint byte for byte.
  */

@@ -10,7 +10,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-/** --qlora-nf4 in both encodings, checked key by key by check_nf4.py (numpy, from mapping.md §7). */
+/** --qlora-nf4 in both encodings, checked key by key by check_nf4.py (numpy, from docs/mapping.md §7). */
 class Nf4Test {
   @TempDir Path work;
 

@@ -6,7 +6,7 @@ import java.util.Set;
 
 /**
  * A target tensor described by how to build it from source tensors: its row-major element buffer is the bands
- * stacked top to bottom. The shape may relabel that buffer (grouped-GEMM {@code weight1}, mapping.md §3.7.2).
+ * stacked top to bottom. The shape may relabel that buffer (grouped-GEMM {@code weight1}, docs/mapping.md §3.7.2).
  */
 public final class AssembledTensor {
   private final String key;

@@ -1,6 +1,6 @@
 package ckptbeam.io;
 
-/** bfloat16 ⇄ float32 exactly as c10 converts them (formats.md §3.5). */
+/** bfloat16 ⇄ float32 exactly as c10 converts them (docs/formats.md §3.5). */
 public final class BFloat16 {
   /** The quiet NaN c10's scalar constructor produces. */
   public static final short NAN = (short) 0x7FC0;

@@ -5,9 +5,9 @@ import java.util.Locale;
 /**
  * Element types a checkpoint tensor can have, with their names in safetensors headers and in torch pickles.
  *
- * <p>The enum order is the safetensors writer's sort order (formats.md §2.3): the reference serializer puts
+ * <p>The enum order is the safetensors writer's sort order (docs/formats.md §2.3): the reference serializer puts
  * tensors with a "larger" dtype first. Types with no legacy torch storage class (fp8) are rebuilt in torch with
- * {@code _rebuild_tensor_v3} over an {@code UntypedStorage} (formats.md §1.8.3.2).
+ * {@code _rebuild_tensor_v3} over an {@code UntypedStorage} (docs/formats.md §1.8.3.2).
  */
 public enum DType {
   BOOL(1, "BOOL", "bool", "BoolStorage"),

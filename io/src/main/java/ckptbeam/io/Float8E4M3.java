@@ -1,6 +1,6 @@
 package ckptbeam.io;
 
-/** float8 e4m3fn (formats.md §3.4): bias 7, no infinities, 0x7F / 0xFF are NaN; max 448. */
+/** float8 e4m3fn (docs/formats.md §3.4): bias 7, no infinities, 0x7F / 0xFF are NaN; max 448. */
 public final class Float8E4M3 {
   private static final float[] TABLE = new float[256];
 

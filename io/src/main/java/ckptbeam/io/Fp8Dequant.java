@@ -3,7 +3,7 @@ package ckptbeam.io;
 import java.util.Objects;
 
 /**
- * A DeepSeek FP8 weight read as bf16 (formats.md §3.3): {@code out[i][j] = bf16(f32(w[i][j]) · scale[i/B][j/B])},
+ * A DeepSeek FP8 weight read as bf16 (docs/formats.md §3.3): {@code out[i][j] = bf16(f32(w[i][j]) · scale[i/B][j/B])},
  * with the float32 block scales of {@code <name>_scale_inv}, which may sit in another shard.
  */
 public final class Fp8Dequant implements ComputedSource {

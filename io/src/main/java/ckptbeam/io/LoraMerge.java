@@ -3,7 +3,7 @@ package ckptbeam.io;
 import java.util.Objects;
 
 /**
- * A LoRA delta to add to a base tensor as it is read (mapping.md §5.5): the base's buffer is {@code batches} blocks
+ * A LoRA delta to add to a base tensor as it is read (docs/mapping.md §5.5): the base's buffer is {@code batches} blocks
  * of {@code rows × cols}, and block b gets {@code scale · (left_b · right_b)} where {@code left} holds
  * {@code batches × rows × rank} and {@code right} {@code batches × rank × cols} elements. A plain linear layer is one
  * batch with left = B [out, r] and right = A [r, in]; grouped-GEMM experts are one batch per local expert with

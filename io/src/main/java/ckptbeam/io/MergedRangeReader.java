@@ -5,7 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * Reads a base tensor's bytes with its LoRA delta merged in (mapping.md §5.5), for whatever byte range is asked:
+ * Reads a base tensor's bytes with its LoRA delta merged in (docs/mapping.md §5.5), for whatever byte range is asked:
  * {@code W' = round(W + round(scale · round(left·right)))}, each step rounded to the base dtype. The product is
  * summed exactly (in double: the products of bf16 or float32 factors of a small rank are exact there) and rounded
  * once to float32, so the result does not depend on an accumulation order. Memory: one batch of the right factor

@@ -4,7 +4,7 @@ import java.math.BigDecimal;
 import java.util.Locale;
 
 /**
- * NF4 quantisation, blocksize 64 (mapping.md §7.2–§7.6), in the two encodings that exist:
+ * NF4 quantisation, blocksize 64 (docs/mapping.md §7.2–§7.6), in the two encodings that exist:
  * <ul>
  *   <li>{@link Format#NPU}: bitsandbytes-npu-beta 0.45.3, what MindSpeed's QLoRA loads: absmax in the weight dtype,
  *       {@code a = x / absmax} (float32 division), the first code minimising {@code |a − c_j|}, nibble
@@ -118,7 +118,7 @@ public final class Nf4 {
     return n;
   }
 
-  /** The signed 8-bit dynamic map of mapping.md Appendix A (hard-coded: linspace rounding differs by platform). */
+  /** The signed 8-bit dynamic map of docs/mapping.md Appendix A (hard-coded: linspace rounding differs by platform). */
   public static float[] dynamicMap() {
     return DmapHolder.DMAP.clone();
   }

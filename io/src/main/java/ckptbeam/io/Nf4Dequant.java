@@ -6,7 +6,7 @@ import java.nio.ByteOrder;
 import java.util.Objects;
 
 /**
- * An NF4-quantised weight read back in its original dtype (mapping.md §7.7): Format N takes the low nibble first and
+ * An NF4-quantised weight read back in its original dtype (docs/mapping.md §7.7): Format N takes the low nibble first and
  * code {@code nibble XOR 8} times the block's absmax; Format C the high nibble first, with absmax either float32 or,
  * nested, {@code Dmap[q] · absmax2 + offset}. Lossy by nature: the values are the code points, not the weights.
  */

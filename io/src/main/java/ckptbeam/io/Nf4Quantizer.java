@@ -9,7 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Replaces one tensor by its NF4 entries (mapping.md §7.1, §7.6): the packed data under the key, then
+ * Replaces one tensor by its NF4 entries (docs/mapping.md §7.1, §7.6): the packed data under the key, then
  * {@code .absmax}, {@code .quant_map}, for the bitsandbytes format {@code .nested_absmax} and
  * {@code .nested_quant_map}, and {@code .quant_state.bitsandbytes__nf4}. Each entry's bytes are produced by streaming
  * the source tensor again through a block collector, so memory stays constant whatever the tensor's size (the nested

@@ -8,7 +8,7 @@ import java.util.TreeSet;
 
 /**
  * Proves, without executing anything, that a pickle stream stays inside what torch's weights-only unpickler (the
- * default of {@code torch.load} since 2.6) accepts: its opcodes (formats.md §1.8.1, column WO) and its globals
+ * default of {@code torch.load} since 2.6) accepts: its opcodes (docs/formats.md §1.8.1, column WO) and its globals
  * (§1.9). We cannot run torch 2.6 here, so this structural check stands in for it.
  */
 public final class PickleAudit {

@@ -12,7 +12,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A safe reader of torch {@code data.pkl} streams (protocols 0 to 5, formats.md §1.8 and §1.10). It never executes
+ * A safe reader of torch {@code data.pkl} streams (protocols 0 to 5, docs/formats.md §1.8 and §1.10). It never executes
  * or instantiates anything: globals are descriptors, a fixed set of known constructors (tensor rebuilds, dicts,
  * sets, bytes) is interpreted, other allowlisted globals become inert {@link PyObject} placeholders, and a global
  * outside the allowlist is an error. Values come out as plain Java objects: null, Boolean, Long, BigInteger, Double,

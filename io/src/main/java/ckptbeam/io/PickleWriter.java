@@ -8,7 +8,7 @@ import java.util.Map;
 
 /**
  * A pickle protocol 2 emitter that uses only the opcodes torch's weights-only unpickler accepts (the W column of
- * formats.md §1.8.1): no memo, no framing, no protocol-4 opcodes. Values are encoded as CPython's protocol-2
+ * docs/formats.md §1.8.1): no memo, no framing, no protocol-4 opcodes. Values are encoded as CPython's protocol-2
  * pickler encodes them (§1.8.2).
  */
 public final class PickleWriter {

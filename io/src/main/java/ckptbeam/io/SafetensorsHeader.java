@@ -19,7 +19,7 @@ import java.util.Map;
 
 /**
  * The parsed and validated header of one safetensors file. Validation applies every rule of the reference reader
- * (formats.md §2.4) plus the duplicate-name rule of the format's README; each failure is a
+ * (docs/formats.md §2.4) plus the duplicate-name rule of the format's README; each failure is a
  * {@link CheckpointFormatException} naming the file and the rule.
  */
 public final class SafetensorsHeader {

@@ -15,7 +15,7 @@ import java.util.TreeSet;
 
 /**
  * The sharded-checkpoint index {@code model.safetensors.index.json}: which shard file holds each tensor
- * (formats.md §2.6). Shard names are untrusted: one that could leave the checkpoint folder is refused.
+ * (docs/formats.md §2.6). Shard names are untrusted: one that could leave the checkpoint folder is refused.
  */
 public final class SafetensorsIndex {
   public static final String FILE_NAME = "model.safetensors.index.json";

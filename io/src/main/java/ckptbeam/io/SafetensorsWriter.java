@@ -17,7 +17,7 @@ import java.util.Set;
 
 /**
  * Streams one safetensors file: the header built from the planned tensor list, then each tensor's bytes in order
- * (formats.md §2.3). Tensors are ordered like the reference serializer (dtype descending, then name), so each starts
+ * (docs/formats.md §2.3). Tensors are ordered like the reference serializer (dtype descending, then name), so each starts
  * at a multiple of its element size.
  */
 public final class SafetensorsWriter {

@@ -22,7 +22,7 @@ public final class SourceSlice {
 
   /**
    * @param viewCols when positive, the source's buffer is viewed as a matrix of that many columns instead of its
-   *     stored shape's (grouped-GEMM {@code weight1} is stored as a relabelled buffer, mapping.md §3.7.2)
+   *     stored shape's (grouped-GEMM {@code weight1} is stored as a relabelled buffer, docs/mapping.md §3.7.2)
    */
   public SourceSlice(String source, long rowStart, long rowCount, long colStart, long colCount, boolean transposed,
       long viewCols) {

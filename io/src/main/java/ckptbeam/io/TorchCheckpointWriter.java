@@ -10,7 +10,7 @@ import java.util.Map;
 /**
  * Writes an object tree holding tensors as a {@code torch.save} file (zip container, pickle protocol 2) that
  * {@code torch.load} reads, with {@code weights_only=True} too: records {@code data.pkl}, {@code byteorder},
- * {@code data/0..N-1} and {@code version} (formats.md §1.6). Storage keys are assigned in first-use order while
+ * {@code data/0..N-1} and {@code version} (docs/formats.md §1.6). Storage keys are assigned in first-use order while
  * pickling; each tensor gets its own contiguous storage. Tensor bytes are streamed from their producers into the
  * zip; none is held whole.
  */
@@ -93,7 +93,7 @@ public final class TorchCheckpointWriter {
   }
 
   /**
-   * One tensor, as {@code Tensor.__reduce_ex__} pickles it (formats.md §1.8.3): {@code _rebuild_tensor_v2} over a
+   * One tensor, as {@code Tensor.__reduce_ex__} pickles it (docs/formats.md §1.8.3): {@code _rebuild_tensor_v2} over a
    * typed legacy storage, or {@code _rebuild_tensor_v3} over an {@code UntypedStorage} for dtypes without one.
    */
   static void pickleTensor(PickleWriter w, TensorSpec t, String key) {

@@ -14,7 +14,7 @@ import java.util.List;
  * Writes the zip container of {@code torch.save}: stored records, every record's data 64-byte aligned by an
  * {@code FB} padding extra, zip64 fields where a size or an offset needs them. Two layouts:
  * <ul>
- *   <li>{@link Layout#TORCH} (formats.md §1.3), what {@code torch.save} itself writes: sizes and CRC in a data
+ *   <li>{@link Layout#TORCH} (docs/formats.md §1.3), what {@code torch.save} itself writes: sizes and CRC in a data
  *       descriptor after each record, zip64 end records always. Strictly sequential, so the bytes can be hashed as they
  *       are written and streamed to any destination. Used for rank files.</li>
  *   <li>{@link Layout#HEADER_CRC} (§1.6, the golden file of Appendix A): sizes and CRC in the local header, patched

@@ -11,7 +11,7 @@ import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
 /**
- * The central directory of a zip file as torch writes it (formats.md §1.7): where each record's data starts and
+ * The central directory of a zip file as torch writes it (docs/formats.md §1.7): where each record's data starts and
  * how long it is, so that tensors can be read as byte ranges of the file, never loaded whole. Every offset and
  * size is checked against the file: these files are untrusted.
  */

@@ -39,7 +39,7 @@ class DTypeTest {
 
   @Test
   void enumOrderIsTheSafetensorsSortOrder() {
-    // formats.md §2.3: BOOL < U8 < I8 < F8_E5M2 < F8_E4M3 < I16 < F16 < BF16 < I32 < F32 < F64 < I64
+    // docs/formats.md §2.3: BOOL < U8 < I8 < F8_E5M2 < F8_E4M3 < I16 < F16 < BF16 < I32 < F32 < F64 < I64
     assertTrue(DType.F32.compareTo(DType.BF16) > 0);
     assertTrue(DType.I64.compareTo(DType.F64) > 0);
     assertTrue(DType.F8_E4M3.compareTo(DType.F8_E5M2) > 0);

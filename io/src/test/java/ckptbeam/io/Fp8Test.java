@@ -17,7 +17,7 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** FP8 e4m3fn decoding (formats.md §3.4) and DeepSeek's block dequantisation (§3.3). */
+/** FP8 e4m3fn decoding (docs/formats.md §3.4) and DeepSeek's block dequantisation (§3.3). */
 class Fp8Test {
   @TempDir Path dir;
 
@@ -49,7 +49,7 @@ class Fp8Test {
     assertEquals(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(Float8E4M3.toFloat((byte) 0x80)));
   }
 
-  /** The vectors of formats.md §3.3, through the streaming reader. */
+  /** The vectors of docs/formats.md §3.3, through the streaming reader. */
   @Test
   void dequantisationVectors() throws IOException {
     byte[] codes = {0x7E, 0x38, 0x3B, (byte) 0xC5};

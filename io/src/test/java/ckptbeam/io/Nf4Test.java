@@ -16,7 +16,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** NF4 against mapping.md §7.3–§7.6. */
+/** NF4 against docs/mapping.md §7.3–§7.6. */
 class Nf4Test {
   /** §7.4's test vector: 128 bf16 values, block 0 (i − 32)/32, block 1 (j − 20)/8. */
   static float[] vector() {

@@ -8,7 +8,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** Encodings of plain values, as CPython's protocol-2 pickler emits them (formats.md §1.8.2). */
+/** Encodings of plain values, as CPython's protocol-2 pickler emits them (docs/formats.md §1.8.2). */
 class PickleWriterTest {
   private static byte[] pickle(Object v) {
     return new PickleWriter().value(v).end();

@@ -21,7 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
 class SafetensorsTest {
   @TempDir Path dir;
 
-  /** formats.md §2.5: a = F32 [1, 2], b = BF16 [[1,2],[3,4]], metadata {"format":"pt"}; 168 bytes. */
+  /** docs/formats.md §2.5: a = F32 [1, 2], b = BF16 [[1,2],[3,4]], metadata {"format":"pt"}; 168 bytes. */
   static byte[] workedExample() {
     String json = "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
         + "\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[8,16]}}";
@@ -74,7 +74,7 @@ class SafetensorsTest {
     assertTrue(e.getMessage().contains("\"a\""), e.getMessage());
   }
 
-  // ---- one bad file per header rule (formats.md §2.4) ----
+  // ---- one bad file per header rule (docs/formats.md §2.4) ----
 
   private CheckpointFormatException bad(byte[] file) throws IOException {
     Path f = dir.resolve("bad.safetensors");

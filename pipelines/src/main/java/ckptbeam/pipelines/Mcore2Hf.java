@@ -8,7 +8,7 @@ import java.io.PrintStream;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
- * {@code ckptbeam mcore2hf}: Megatron-core rank files back to a HF safetensors checkpoint (mapping.md §5), one file
+ * {@code ckptbeam mcore2hf}: Megatron-core rank files back to a HF safetensors checkpoint (docs/mapping.md §5), one file
  * per HF layer, LoRA merged on the way when asked; or, with {@code --save-lora-to-hf}, the LoRA factors alone in PEFT
  * form (§5.6). Every rank file of the layout must exist and hold exactly the layout's tensors; the index is written
  * last.

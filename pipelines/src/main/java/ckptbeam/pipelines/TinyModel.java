@@ -28,7 +28,7 @@ import java.util.SplittableRandom;
 
 /**
  * {@code ckptbeam make-tiny-model}: a seeded synthetic HF checkpoint with the real DeepSeek-V3 tensor names, shapes
- * and dtypes (formats.md §4.2), tiny by default, any size with the size options. Values are streamed out as they
+ * and dtypes (docs/formats.md §4.2), tiny by default, any size with the size options. Values are streamed out as they
  * are generated, so multi-GB models need no memory.
  */
 public final class TinyModel {

@@ -144,7 +144,7 @@ final class Verify {
         + " tensors equal the HF input under this layout");
   }
 
-  /** The tensors HF → mcore leaves out by design (mapping.md §2.1, §3.8, §4.1). */
+  /** The tensors HF → mcore leaves out by design (docs/mapping.md §2.1, §3.8, §4.1). */
   private static boolean droppedBySpec(String name, ModelConfig cfg, Hf2McorePlan plan) {
     int layer = ckptbeam.transforms.HfNames.layerOf(name);
     if (name.endsWith("_scale_inv") || name.endsWith("shared_head.head.weight")) {

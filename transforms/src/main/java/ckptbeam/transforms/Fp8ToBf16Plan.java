@@ -16,7 +16,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * {@code fp8-to-bf16}: DeepSeek's FP8 release to bf16 on the CPU, file for file (formats.md §3.6): the same shard
+ * {@code fp8-to-bf16}: DeepSeek's FP8 release to bf16 on the CPU, file for file (docs/formats.md §3.6): the same shard
  * names, every tensor but the block scales of the weights they dequantise, FP8 weights as bf16, everything else as
  * stored; an index with {@code total_size}.
  */

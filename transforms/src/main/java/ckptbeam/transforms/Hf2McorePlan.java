@@ -11,7 +11,7 @@ import java.util.Map;
 
 /**
  * The HF → mcore plan: the rank files of a layout and, for each, the tensors it holds (in the reference's order,
- * mapping.md §3.9) with how each is assembled from HF tensors (§3). Pure and deterministic: every worker that
+ * docs/mapping.md §3.9) with how each is assembled from HF tensors (§3). Pure and deterministic: every worker that
  * needs a rank file's content recomputes it from the config and options, so only names and shapes travel.
  */
 public final class Hf2McorePlan implements ConversionPlan {

@@ -6,7 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Every tensor a bf16 HF DeepSeek-V3-architecture checkpoint holds for a given config (formats.md §4.2): names,
+ * Every tensor a bf16 HF DeepSeek-V3-architecture checkpoint holds for a given config (docs/formats.md §4.2): names,
  * shapes and dtypes, grouped by the layer they belong to.
  */
 public final class HfInventory {
@@ -31,7 +31,7 @@ public final class HfInventory {
   /**
    * The tensors in a natural order: embedding, layers 0.., norm and lm_head, then the MTP layers. For an FP8 config
    * (quantization_config), every 2-D projection of attention, dense MLP and experts is F8_E4M3 with a float32
-   * {@code <name>_scale_inv} of {@code [ceil(out/B), ceil(in/B)]} right after it (formats.md §3.2).
+   * {@code <name>_scale_inv} of {@code [ceil(out/B), ceil(in/B)]} right after it (docs/formats.md §3.2).
    */
   public static List<Entry> of(ModelConfig c) {
     List<Entry> plain = plain(c);

@@ -1,6 +1,6 @@
 package ckptbeam.transforms;
 
-/** HuggingFace DeepSeek-V3 tensor names (mapping.md §2.1). */
+/** HuggingFace DeepSeek-V3 tensor names (docs/mapping.md §2.1). */
 public final class HfNames {
   public static final String EMBED = "model.embed_tokens.weight";
   public static final String NORM = "model.norm.weight";

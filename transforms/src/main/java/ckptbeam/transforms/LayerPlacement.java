@@ -5,7 +5,7 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * Which HF decoder layer goes to which pipeline stage, virtual chunk and stage-local slot (mapping.md §4), and
+ * Which HF decoder layer goes to which pipeline stage, virtual chunk and stage-local slot (docs/mapping.md §4), and
  * where the embedding, the final norm with the output layer, and the MTP layers go.
  */
 public final class LayerPlacement {

@@ -41,7 +41,7 @@ public final class LayoutOptions implements Serializable {
   /** {@code --qlora-nf4}: the NF4 encoding to quantise the linear weights with, or null. */
   public ckptbeam.io.Nf4.Format nf4;
 
-  /** The keys {@code --qlora-nf4} quantises (mapping.md §7.1): linear weights, never embeddings, norms, router. */
+  /** The keys {@code --qlora-nf4} quantises (docs/mapping.md §7.1): linear weights, never embeddings, norms, router. */
   private static final java.util.List<String> NF4_SUFFIXES = java.util.List.of("output_layer.weight",
       "eh_proj.weight", "linear_qkv.weight", "linear_proj.weight", "linear_q_up_proj.weight",
       "linear_kv_up_proj.weight", "linear_qb.weight", "linear_kvb.weight", "linear_qk_nope.weight",
@@ -87,7 +87,7 @@ public final class LayoutOptions implements Serializable {
     }
     if (tpExtendEp && !groupedGemm) {
       fail("--moe-tp-extend-ep needs --moe-grouped-gemm (without it the reference writes experts that do not "
-          + "convert back, mapping.md §8.7)");
+          + "convert back, docs/mapping.md §8.7)");
     }
     if (mtpLayers < 0) {
       fail("--mtp-num-layers must not be negative, got " + mtpLayers);

@@ -13,7 +13,7 @@ import java.util.Set;
 import java.util.TreeMap;
 
 /**
- * {@code mcore2hf --save-lora-to-hf} (mapping.md §5.6): the LoRA factors of the trained modules, gathered over TP and
+ * {@code mcore2hf --save-lora-to-hf} (docs/mapping.md §5.6): the LoRA factors of the trained modules, gathered over TP and
  * written under PEFT names ({@code base_model.model.<HF module>.lora_A.weight}), one file per HF layer. Unlike the
  * reference, the replicated {@code linear_qkv} B factor is read from one rank (§8.9), and the q/kv up-projections,
  * shared experts and the MTP {@code eh_proj} are exported too.

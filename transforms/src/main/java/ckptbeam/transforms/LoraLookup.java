@@ -11,7 +11,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Finds the base tensor and the LoRA factors of a planned key in one model mapping (mapping.md §5.4): in a combined
+ * Finds the base tensor and the LoRA factors of a planned key in one model mapping (docs/mapping.md §5.4): in a combined
  * checkpoint the base is {@code X.base_layer.weight} and the factors {@code X.lora_A.default.weight} /
  * {@code X.lora_B.default.weight} (lower-case a/b too); grouped-GEMM experts have {@code weightN_lora_a/_b}.
  */

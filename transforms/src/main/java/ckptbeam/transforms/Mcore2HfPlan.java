@@ -12,7 +12,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The mcore → HF plan (mapping.md §5): the HF shard files and, for each HF tensor, how to assemble it from the rank
+ * The mcore → HF plan (docs/mapping.md §5): the HF shard files and, for each HF tensor, how to assemble it from the rank
  * files. It is derived from the forward plan of the same layout: every slice of an HF tensor that the forward plan
  * places into a rank-file tensor is read back from there, so the two directions cannot disagree. Replicated
  * regions are read from the first rank holding them (ep 0, tp 0 first), as the reference does.

@@ -4,7 +4,7 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * mcore state-dict key names, kept as data: one table per naming scheme of the training code (mapping.md §3, §9).
+ * mcore state-dict key names, kept as data: one table per naming scheme of the training code (docs/mapping.md §3, §3.10).
  * Templates use {@code {i}} for a stage-local layer index and {@code {m}} for an MTP index.
  */
 public final class McoreKeyNames {

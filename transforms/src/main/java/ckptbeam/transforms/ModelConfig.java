@@ -6,7 +6,7 @@ import java.io.IOException;
 import java.io.Serializable;
 
 /**
- * The model dimensions of a DeepSeek-V3-architecture checkpoint, read from its HF {@code config.json} (mapping.md
+ * The model dimensions of a DeepSeek-V3-architecture checkpoint, read from its HF {@code config.json} (docs/mapping.md
  * §1). The reference converter hard-codes them for the 671B model; we read them so that any size converts.
  */
 public final class ModelConfig implements Serializable {

@@ -17,7 +17,7 @@ import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Map;
 
-/** Recognises NF4 entries in a rank file (mapping.md §7.6) and turns them into a dequantising source (§7.7). */
+/** Recognises NF4 entries in a rank file (docs/mapping.md §7.6) and turns them into a dequantising source (§7.7). */
 final class Nf4Entries {
   static final String STATE = ".quant_state.bitsandbytes__nf4";
   private static final ObjectMapper JSON = new ObjectMapper();

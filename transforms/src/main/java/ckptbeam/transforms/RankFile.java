@@ -3,7 +3,7 @@ package ckptbeam.transforms;
 import java.io.Serializable;
 import java.util.Objects;
 
-/** One mcore rank file: {@code iter_0000001/mp_rank_TT[_PPP][_EEE]/model_optim_rng.pt} (mapping.md §2.2). */
+/** One mcore rank file: {@code iter_0000001/mp_rank_TT[_PPP][_EEE]/model_optim_rng.pt} (docs/mapping.md §2.2). */
 public final class RankFile implements Serializable, Comparable<RankFile> {
   private static final long serialVersionUID = 1L;
   public static final String FILE_NAME = "model_optim_rng.pt";

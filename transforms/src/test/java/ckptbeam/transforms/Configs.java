@@ -7,7 +7,7 @@ import java.nio.charset.StandardCharsets;
 final class Configs {
   private Configs() {}
 
-  /** The real DeepSeek-V3 config.json values (formats.md §4.1). */
+  /** The real DeepSeek-V3 config.json values (docs/formats.md §4.1). */
   static final String DEEPSEEK_V3 = "{\"vocab_size\":129280,\"hidden_size\":7168,\"intermediate_size\":18432,"
       + "\"moe_intermediate_size\":2048,\"num_hidden_layers\":61,\"first_k_dense_replace\":3,\"moe_layer_freq\":1,"
       + "\"n_routed_experts\":256,\"n_shared_experts\":1,\"num_attention_heads\":128,\"q_lora_rank\":1536,"

@@ -15,7 +15,7 @@ import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** The planner on the real DeepSeek-V3 dimensions (mapping.md §3). */
+/** The planner on the real DeepSeek-V3 dimensions (docs/mapping.md §3). */
 class Hf2McorePlanTest {
   private static Hf2McorePlan plan(LayoutOptions o) {
     ModelConfig cfg = Configs.deepseekV3();
@@ -82,7 +82,7 @@ class Hf2McorePlanTest {
     List<AssembledTensor> model = p.contents(f).get("model");
     AssembledTensor w1 = find(model, "decoder.layers.3.mlp.experts.weight1");
     AssembledTensor w2 = find(model, "decoder.layers.3.mlp.experts.weight2");
-    assertEquals(Shape.of(7168, 8 * 2048), w1.shape()); // mapping.md §3.7.2 example
+    assertEquals(Shape.of(7168, 8 * 2048), w1.shape()); // docs/mapping.md §3.7.2 example
     assertEquals(Shape.of(8 * 1024, 7168), w2.shape());
     Band first = w1.bands().get(0);
     SourceSlice gate = first.slices().get(0);

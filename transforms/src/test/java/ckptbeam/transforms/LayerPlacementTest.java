@@ -8,7 +8,7 @@ import java.util.List;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
-/** The worked examples of mapping.md §4.7, obtained there by running the reference's placement routines. */
+/** The worked examples of docs/mapping.md §4.7, obtained there by running the reference's placement routines. */
 class LayerPlacementTest {
   private static LayoutOptions opts(int numLayers, int pp, int... noop) {
     LayoutOptions o = new LayoutOptions();

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 
-/** The validation rules of mapping.md §4.8 and the checks the reference lacks; messages name the flags. */
+/** The validation rules of docs/mapping.md §4.8 and the checks the reference lacks; messages name the flags. */
 class LayoutOptionsTest {
   private static String refused(Consumer<LayoutOptions> set) {
     return refused(Configs.deepseekV3(), set);
