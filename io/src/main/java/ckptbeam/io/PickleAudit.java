@@ -8,7 +8,7 @@ import java.util.TreeSet;
 
 /**
  * Proves, without executing anything, that a pickle stream stays inside what torch's weights-only unpickler (the
- * default of {@code torch.load} since 2.6) accepts: its opcodes (docs/formats.md §1.8.1, column WO) and its globals
+ * default of {@code torch.load} since 2.6) accepts: its opcodes ({@link PickleOp#weightsOnly}, docs/formats.md §1.8.1) and its globals
  * (§1.9). We cannot run torch 2.6 here, so this structural check stands in for it.
  */
 public final class PickleAudit {
@@ -67,67 +67,33 @@ public final class PickleAudit {
     int i = 0;
     try {
       while (i < p.length) {
-        int op = p[i++] & 0xFF;
-        switch (op) {
-          case 0x80: // PROTO
-            r.protocol = p[i++] & 0xFF;
-            note(r, "PROTO");
-            if (r.protocol != 2) {
-              r.violations.add("protocol " + r.protocol + " (torch's weights-only loader expects 2)");
-            }
-            break;
-          case '.':
-            note(r, "STOP");
-            return finish(r, i, p.length);
-          case '(': note(r, "MARK"); break;
-          case ')': note(r, "EMPTY_TUPLE"); break;
-          case 't': note(r, "TUPLE"); break;
-          case 0x85: note(r, "TUPLE1"); break;
-          case 0x86: note(r, "TUPLE2"); break;
-          case 0x87: note(r, "TUPLE3"); break;
-          case '}': note(r, "EMPTY_DICT"); break;
-          case 's': note(r, "SETITEM"); break;
-          case 'u': note(r, "SETITEMS"); break;
-          case ']': note(r, "EMPTY_LIST"); break;
-          case 'a': note(r, "APPEND"); break;
-          case 'e': note(r, "APPENDS"); break;
-          case 'N': note(r, "NONE"); break;
-          case 0x88: note(r, "NEWTRUE"); break;
-          case 0x89: note(r, "NEWFALSE"); break;
-          case 'R': note(r, "REDUCE"); break;
-          case 'Q': note(r, "BINPERSID"); break;
-          case 0x8F: note(r, "EMPTY_SET"); break;
-          case 'K': note(r, "BININT1"); i += 1; break;
-          case 'M': note(r, "BININT2"); i += 2; break;
-          case 'J': note(r, "BININT"); i += 4; break;
-          case 'G': note(r, "BINFLOAT"); i += 8; break;
-          case 'q': note(r, "BINPUT"); i += 1; break;
-          case 'h': note(r, "BINGET"); i += 1; break;
-          case 'r': note(r, "LONG_BINPUT"); i += 4; break;
-          case 'j': note(r, "LONG_BINGET"); i += 4; break;
-          case 0x8A: note(r, "LONG1"); i += 1 + (p[i] & 0xFF); break;
-          case 'X': note(r, "BINUNICODE"); i += 4 + u32(p, i); break;
-          case 'U': note(r, "SHORT_BINSTRING"); i += 1 + (p[i] & 0xFF); break;
-          case 0x81: note(r, "NEWOBJ"); break;
-          case 'b': note(r, "BUILD"); break;
-          case 'c': {
-            int nl1 = indexOf(p, i, (byte) '\n');
-            int nl2 = indexOf(p, nl1 + 1, (byte) '\n');
-            String module = new String(p, i, nl1 - i, StandardCharsets.UTF_8);
-            String name = new String(p, nl1 + 1, nl2 - nl1 - 1, StandardCharsets.UTF_8);
-            i = nl2 + 1;
-            note(r, "GLOBAL");
-            r.globals.add(module + "." + name);
-            if (!allowedGlobal(module, name)) {
-              r.violations.add("global " + module + "." + name + " is not in the weights-only allowlist");
-            }
-            break;
-          }
-          default:
-            r.violations.add(String.format("opcode 0x%02x at byte %d is not accepted by the weights-only loader", op,
-                i - 1));
-            return r;
+        PickleOp op = PickleOp.of(p[i++]);
+        if (op == null || !op.weightsOnly) {
+          r.violations.add(String.format("opcode %s at byte %d is not accepted by the weights-only loader",
+              op == null ? String.format("0x%02x", p[i - 1] & 0xFF) : op, i - 1));
+          return r;
         }
+        r.opcodes.add(op.name());
+        if (op == PickleOp.STOP) {
+          return finish(r, i, p.length);
+        }
+        if (op == PickleOp.PROTO) {
+          r.protocol = p[i] & 0xFF;
+          if (r.protocol != 2) {
+            r.violations.add("protocol " + r.protocol + " (torch's weights-only loader expects 2)");
+          }
+        }
+        if (op == PickleOp.GLOBAL) {
+          int nl1 = indexOf(p, i, (byte) '\n');
+          int nl2 = indexOf(p, nl1 + 1, (byte) '\n');
+          String module = new String(p, i, nl1 - i, StandardCharsets.UTF_8);
+          String name = new String(p, nl1 + 1, nl2 - nl1 - 1, StandardCharsets.UTF_8);
+          r.globals.add(module + "." + name);
+          if (!allowedGlobal(module, name)) {
+            r.violations.add("global " + module + "." + name + " is not in the weights-only allowlist");
+          }
+        }
+        i = afterArgument(op.arg, p, i);
       }
       r.violations.add("no STOP opcode");
     } catch (ArrayIndexOutOfBoundsException | StringIndexOutOfBoundsException e) {
@@ -136,15 +102,28 @@ public final class PickleAudit {
     return r;
   }
 
+  /** Where the next opcode starts, given an argument of this form at {@code i}. */
+  private static int afterArgument(PickleOp.Arg arg, byte[] p, int i) {
+    switch (arg) {
+      case NONE: return i;
+      case U8: return i + 1;
+      case U16: return i + 2;
+      case U32: return i + 4;
+      case U64: return i + 8;
+      case BYTES_U8: return i + 1 + (p[i] & 0xFF);
+      case BYTES_U32: return i + 4 + u32(p, i);
+      case BYTES_U64: throw new ArrayIndexOutOfBoundsException("8-byte lengths are not weights-only");
+      case LINE: return indexOf(p, i, (byte) '\n') + 1;
+      case TWO_LINES: return indexOf(p, indexOf(p, i, (byte) '\n') + 1, (byte) '\n') + 1;
+      default: throw new IllegalStateException(arg.name());
+    }
+  }
+
   private static Report finish(Report r, int end, int length) {
     if (end != length) {
       r.violations.add((length - end) + " bytes after STOP");
     }
     return r;
-  }
-
-  private static void note(Report r, String name) {
-    r.opcodes.add(name);
   }
 
   private static int u32(byte[] p, int i) {

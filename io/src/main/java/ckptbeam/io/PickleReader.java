@@ -155,76 +155,79 @@ public final class PickleReader {
 
   private Object run() throws CheckpointFormatException {
     while (true) {
-      int op = p[i++] & 0xFF;
+      PickleOp op = PickleOp.of(p[i++]);
+      if (op == null) {
+        throw bad(String.format("opcode 0x%02x at byte %d is not supported", p[i - 1] & 0xFF, i - 1));
+      }
       switch (op) {
-        case 0x80: i++; break; // PROTO
-        case 0x95: i += 8; break; // FRAME
-        case '.': return pop();
-        case '(': marks.add(new ArrayList<>(stack)); stack.clear(); break;
-        case ')': push(new Object[0]); break;
-        case 't': push(popMark().toArray()); break;
-        case 0x85: { Object a = pop(); push(new Object[] {a}); break; }
-        case 0x86: { Object b = pop(); Object a = pop(); push(new Object[] {a, b}); break; }
-        case 0x87: { Object c = pop(); Object b = pop(); Object a = pop(); push(new Object[] {a, b, c}); break; }
-        case '}': push(new LinkedHashMap<Object, Object>()); break;
-        case 'd': push(dictOf(popMark())); break;
-        case 's': { Object v = pop(); Object k = pop(); mapOf(top()).put(key(k), v); break; }
-        case 'u': { List<Object> kv = popMark(); Map<Object, Object> m = mapOf(top()); putAll(m, kv); break; }
-        case ']': push(new ArrayList<>()); break;
-        case 'l': push(new ArrayList<>(popMark())); break;
-        case 'a': { Object v = pop(); listOf(top()).add(v); break; }
-        case 'e': { List<Object> items = popMark(); listOf(top()).addAll(items); break; }
-        case 0x8F: push(new LinkedHashSet<>()); break;
-        case 0x90: { List<Object> items = popMark(); setOf(top()).addAll(items); break; }
-        case 0x91: push(new LinkedHashSet<>(popMark())); break;
-        case 'N': push(null); break;
-        case 0x88: push(Boolean.TRUE); break;
-        case 0x89: push(Boolean.FALSE); break;
-        case 'K': push((long) (p[i++] & 0xFF)); break;
-        case 'M': push((long) (u8(i) | u8(i + 1) << 8)); i += 2; break;
-        case 'J': push((long) i32(i)); i += 4; break;
-        case 0x8A: { int n = u8(i++); push(longFrom(n)); break; }
-        case 0x8B: { int n = i32(i); i += 4; push(longFrom(n)); break; }
-        case 'I': push(parseIntLine(readLine())); break;
-        case 'L': push(new BigInteger(stripL(readLine()))); break;
-        case 'G': { long bits = 0; for (int k = 0; k < 8; k++) { bits = bits << 8 | u8(i + k); } i += 8;
+        case PROTO: i++; break;
+        case FRAME: i += 8; break;
+        case STOP: return pop();
+        case MARK: marks.add(new ArrayList<>(stack)); stack.clear(); break;
+        case EMPTY_TUPLE: push(new Object[0]); break;
+        case TUPLE: push(popMark().toArray()); break;
+        case TUPLE1: { Object a = pop(); push(new Object[] {a}); break; }
+        case TUPLE2: { Object b = pop(); Object a = pop(); push(new Object[] {a, b}); break; }
+        case TUPLE3: { Object c = pop(); Object b = pop(); Object a = pop(); push(new Object[] {a, b, c}); break; }
+        case EMPTY_DICT: push(new LinkedHashMap<Object, Object>()); break;
+        case DICT: push(dictOf(popMark())); break;
+        case SETITEM: { Object v = pop(); Object k = pop(); mapOf(top()).put(key(k), v); break; }
+        case SETITEMS: { List<Object> kv = popMark(); Map<Object, Object> m = mapOf(top()); putAll(m, kv); break; }
+        case EMPTY_LIST: push(new ArrayList<>()); break;
+        case LIST: push(new ArrayList<>(popMark())); break;
+        case APPEND: { Object v = pop(); listOf(top()).add(v); break; }
+        case APPENDS: { List<Object> items = popMark(); listOf(top()).addAll(items); break; }
+        case EMPTY_SET: push(new LinkedHashSet<>()); break;
+        case ADDITEMS: { List<Object> items = popMark(); setOf(top()).addAll(items); break; }
+        case FROZENSET: push(new LinkedHashSet<>(popMark())); break;
+        case NONE: push(null); break;
+        case NEWTRUE: push(Boolean.TRUE); break;
+        case NEWFALSE: push(Boolean.FALSE); break;
+        case BININT1: push((long) (p[i++] & 0xFF)); break;
+        case BININT2: push((long) (u8(i) | u8(i + 1) << 8)); i += 2; break;
+        case BININT: push((long) i32(i)); i += 4; break;
+        case LONG1: { int n = u8(i++); push(longFrom(n)); break; }
+        case LONG4: { int n = i32(i); i += 4; push(longFrom(n)); break; }
+        case INT: push(parseIntLine(readLine())); break;
+        case LONG: push(new BigInteger(stripL(readLine()))); break;
+        case BINFLOAT: { long bits = 0; for (int k = 0; k < 8; k++) { bits = bits << 8 | u8(i + k); } i += 8;
           push(Double.longBitsToDouble(bits)); break; }
-        case 'F': push(Double.parseDouble(readLine())); break;
-        case 'X': { int n = i32(i); i += 4; push(str(n)); break; }
-        case 0x8C: { int n = u8(i++); push(str(n)); break; }
-        case 0x8D: { long n = i64(i); i += 8; push(str(len(n))); break; }
-        case 'V': push(unescapeRawUnicode(readLine())); break;
-        case 'U': { int n = u8(i++); push(str(n)); break; } // py2 str, decoded as UTF-8 like torch.load
-        case 'T': { int n = i32(i); i += 4; push(str(n)); break; }
-        case 'S': push(unquote(readLine())); break;
-        case 'C': { int n = u8(i++); push(bytes(n)); break; }
-        case 'B': { int n = i32(i); i += 4; push(bytes(n)); break; }
-        case 0x8E: { long n = i64(i); i += 8; push(bytes(len(n))); break; }
-        case 0x96: { long n = i64(i); i += 8; push(bytes(len(n))); break; }
-        case 'c': { String module = readLine(); String name = readLine(); push(global(module, name)); break; }
-        case 'i': { String module = readLine(); String name = readLine(); List<Object> args = popMark();
+        case FLOAT: push(Double.parseDouble(readLine())); break;
+        case BINUNICODE: { int n = i32(i); i += 4; push(str(n)); break; }
+        case SHORT_BINUNICODE: { int n = u8(i++); push(str(n)); break; }
+        case BINUNICODE8: { long n = i64(i); i += 8; push(str(len(n))); break; }
+        case UNICODE: push(unescapeRawUnicode(readLine())); break;
+        case SHORT_BINSTRING: { int n = u8(i++); push(str(n)); break; } // py2 str, decoded as UTF-8 like torch.load
+        case BINSTRING: { int n = i32(i); i += 4; push(str(n)); break; }
+        case STRING: push(unquote(readLine())); break;
+        case SHORT_BINBYTES: { int n = u8(i++); push(bytes(n)); break; }
+        case BINBYTES: { int n = i32(i); i += 4; push(bytes(n)); break; }
+        case BINBYTES8: { long n = i64(i); i += 8; push(bytes(len(n))); break; }
+        case BYTEARRAY8: { long n = i64(i); i += 8; push(bytes(len(n))); break; }
+        case GLOBAL: { String module = readLine(); String name = readLine(); push(global(module, name)); break; }
+        case INST: { String module = readLine(); String name = readLine(); List<Object> args = popMark();
           push(call(global(module, name), args.toArray())); break; }
-        case 0x93: { String name = (String) pop(); String module = (String) pop(); push(global(module, name)); break; }
-        case 'R': { Object args = pop(); Object fn = pop(); push(call(fn, (Object[]) args)); break; }
-        case 0x81: { Object args = pop(); Object cls = pop(); push(newObj(cls, (Object[]) args)); break; }
-        case 0x92: { pop(); Object args = pop(); Object cls = pop(); push(newObj(cls, (Object[]) args)); break; }
-        case 'o': { List<Object> items = popMark(); Object cls = items.remove(0); push(newObj(cls, items.toArray()));
+        case STACK_GLOBAL: { String name = (String) pop(); String module = (String) pop(); push(global(module, name)); break; }
+        case REDUCE: { Object args = pop(); Object fn = pop(); push(call(fn, (Object[]) args)); break; }
+        case NEWOBJ: { Object args = pop(); Object cls = pop(); push(newObj(cls, (Object[]) args)); break; }
+        case NEWOBJ_EX: { pop(); Object args = pop(); Object cls = pop(); push(newObj(cls, (Object[]) args)); break; }
+        case OBJ: { List<Object> items = popMark(); Object cls = items.remove(0); push(newObj(cls, items.toArray()));
           break; }
-        case 'b': { Object state = pop(); build(top(), state); break; }
-        case 'Q': push(persistent(pop())); break;
-        case 'P': push(persistent(readLine())); break;
-        case 'q': memo(u8(i++)); break;
-        case 'r': memo(u32(i)); i += 4; break;
-        case 0x94: memo(memo.size()); break;
-        case 'p': memo(Long.parseLong(readLine().trim())); break;
-        case 'h': push(recall(u8(i++))); break;
-        case 'j': push(recall(u32(i))); i += 4; break;
-        case 'g': push(recall(Long.parseLong(readLine().trim()))); break;
-        case '0': pop(); break;
-        case '2': push(top()); break;
-        case '1': popMark(); break;
+        case BUILD: { Object state = pop(); build(top(), state); break; }
+        case BINPERSID: push(persistent(pop())); break;
+        case PERSID: push(persistent(readLine())); break;
+        case BINPUT: memo(u8(i++)); break;
+        case LONG_BINPUT: memo(u32(i)); i += 4; break;
+        case MEMOIZE: memo(memo.size()); break;
+        case PUT: memo(Long.parseLong(readLine().trim())); break;
+        case BINGET: push(recall(u8(i++))); break;
+        case LONG_BINGET: push(recall(u32(i))); i += 4; break;
+        case GET: push(recall(Long.parseLong(readLine().trim()))); break;
+        case POP: pop(); break;
+        case DUP: push(top()); break;
+        case POP_MARK: popMark(); break;
         default:
-          throw bad(String.format("opcode 0x%02x at byte %d is not supported", op, i - 1));
+          throw bad("opcode " + op + " at byte " + (i - 1) + " is not supported");
       }
     }
   }

@@ -1,5 +1,7 @@
 package ckptbeam.io;
 
+import static ckptbeam.io.PickleOp.*;
+
 import java.io.ByteArrayOutputStream;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
@@ -7,36 +9,11 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A pickle protocol 2 emitter that uses only the opcodes torch's weights-only unpickler accepts (the W column of
- * docs/formats.md §1.8.1): no memo, no framing, no protocol-4 opcodes. Values are encoded as CPython's protocol-2
+ * A pickle protocol 2 emitter that uses only the opcodes torch's weights-only unpickler accepts (those {@link PickleOp}
+ * marks written, docs/formats.md §1.8.1): no memo, no framing, no protocol-4 opcodes. Values are encoded as CPython's protocol-2
  * pickler encodes them (§1.8.2).
  */
 public final class PickleWriter {
-  static final int PROTO = 0x80;
-  static final int STOP = '.';
-  static final int MARK = '(';
-  static final int EMPTY_TUPLE = ')';
-  static final int TUPLE = 't';
-  static final int TUPLE1 = 0x85;
-  static final int TUPLE2 = 0x86;
-  static final int TUPLE3 = 0x87;
-  static final int EMPTY_DICT = '}';
-  static final int SETITEMS = 'u';
-  static final int EMPTY_LIST = ']';
-  static final int APPENDS = 'e';
-  static final int NONE = 'N';
-  static final int NEWTRUE = 0x88;
-  static final int NEWFALSE = 0x89;
-  static final int BININT1 = 'K';
-  static final int BININT2 = 'M';
-  static final int BININT = 'J';
-  static final int LONG1 = 0x8A;
-  static final int BINFLOAT = 'G';
-  static final int BINUNICODE = 'X';
-  static final int GLOBAL = 'c';
-  static final int REDUCE = 'R';
-  static final int BINPERSID = 'Q';
-
   /** A value that knows how to pickle itself (tensors, OrderedDicts). */
   public interface Picklable {
     void pickle(PickleWriter w);
@@ -61,7 +38,9 @@ public final class PickleWriter {
 
   /** Starts a stream: {@code PROTO 2}. */
   public PickleWriter begin() {
-    return op(PROTO).op(2);
+    op(PROTO);
+    out.write(2);
+    return this;
   }
 
   /** Ends the stream with {@code STOP} and returns its bytes. */
@@ -70,8 +49,11 @@ public final class PickleWriter {
     return out.toByteArray();
   }
 
-  public PickleWriter op(int b) {
-    out.write(b);
+  public PickleWriter op(PickleOp op) {
+    if (!op.written) {
+      throw new IllegalArgumentException(op + " is not an opcode the writer may emit (docs/formats.md §1.8.1)");
+    }
+    out.write(op.code);
     return this;
   }
 
@@ -172,9 +154,12 @@ public final class PickleWriter {
 
   public PickleWriter integer(long v) {
     if (v >= 0 && v <= 0xFF) {
-      op(BININT1).op((int) v);
+      op(BININT1);
+      out.write((int) v);
     } else if (v >= 0 && v <= 0xFFFF) {
-      op(BININT2).op((int) (v & 0xFF)).op((int) (v >>> 8));
+      op(BININT2);
+      out.write((int) (v & 0xFF));
+      out.write((int) (v >>> 8));
     } else if (v >= Integer.MIN_VALUE && v <= Integer.MAX_VALUE) {
       op(BININT);
       u32((int) v);
@@ -186,7 +171,8 @@ public final class PickleWriter {
 
   private void long1(BigInteger v) {
     byte[] be = v.toByteArray(); // minimal two's complement, big-endian
-    op(LONG1).op(be.length);
+    op(LONG1);
+    out.write(be.length);
     for (int i = be.length - 1; i >= 0; i--) {
       out.write(be[i]);
     }

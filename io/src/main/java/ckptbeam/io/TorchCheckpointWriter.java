@@ -99,9 +99,9 @@ public final class TorchCheckpointWriter {
   static void pickleTensor(PickleWriter w, TensorSpec t, String key) {
     boolean legacy = t.dtype().hasLegacyStorage();
     w.global("torch._utils", legacy ? "_rebuild_tensor_v2" : "_rebuild_tensor_v3");
-    w.op(PickleWriter.MARK);
+    w.op(PickleOp.MARK);
     // persistent id ('storage', class, key, 'cpu', numel of the whole storage)
-    w.op(PickleWriter.MARK);
+    w.op(PickleOp.MARK);
     w.string("storage");
     if (legacy) {
       w.global("torch", t.dtype().torchStorageClass());
@@ -111,17 +111,17 @@ public final class TorchCheckpointWriter {
     w.string(key);
     w.string("cpu");
     w.integer(legacy ? t.shape().numel() : t.byteSize());
-    w.op(PickleWriter.TUPLE);
-    w.op(PickleWriter.BINPERSID);
+    w.op(PickleOp.TUPLE);
+    w.op(PickleOp.BINPERSID);
     w.integer(0);
     w.longTuple(t.shape().dims());
     w.longTuple(t.shape().contiguousStrides());
-    w.op(PickleWriter.NEWFALSE);
-    w.global("collections", "OrderedDict").op(PickleWriter.EMPTY_TUPLE).op(PickleWriter.REDUCE);
+    w.op(PickleOp.NEWFALSE);
+    w.global("collections", "OrderedDict").op(PickleOp.EMPTY_TUPLE).op(PickleOp.REDUCE);
     if (!legacy) {
       w.global("torch", t.dtype().torchName());
     }
-    w.op(PickleWriter.TUPLE);
-    w.op(PickleWriter.REDUCE);
+    w.op(PickleOp.TUPLE);
+    w.op(PickleOp.REDUCE);
   }
 }
