@@ -1,7 +1,7 @@
 package ckptbeam.benchmarks;
 
-import ckptbeam.io.BFloat16;
-import ckptbeam.io.Kernels;
+import ckptbeam.io.tensor.BFloat16;
+import ckptbeam.io.tensor.Kernels;
 import java.nio.ByteBuffer;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;

@@ -1,21 +1,23 @@
 package ckptbeam.benchmarks;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.Band;
-import ckptbeam.io.DType;
-import ckptbeam.io.Fp8Dequant;
-import ckptbeam.io.Nf4;
-import ckptbeam.io.Nf4Quantizer;
-import ckptbeam.io.Shape;
-import ckptbeam.io.SourceSlice;
-import ckptbeam.io.TensorAssembler;
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.compute.Fp8Dequant;
+import ckptbeam.io.compute.Nf4;
+import ckptbeam.io.compute.Nf4Quantizer;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.BFloat16;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
+import ckptbeam.io.tensor.TensorAssembler;
+import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -74,7 +76,7 @@ public class QuantBenchmarks {
     SplittableRandom r = new SplittableRandom(5);
     ByteBuffer b = ByteBuffer.allocate(N * N * 2).order(ByteOrder.LITTLE_ENDIAN);
     for (int i = 0; i < N * N; i++) {
-      b.putShort(ckptbeam.io.BFloat16.fromFloat((float) r.nextGaussian() * 0.02f));
+      b.putShort(BFloat16.fromFloat((float) r.nextGaussian() * 0.02f));
     }
     bf16 = b.array();
     byte[] codes = new byte[N * N];
@@ -85,7 +87,7 @@ public class QuantBenchmarks {
     }
     fp8File = Files.createTempFile("fp8-bench", ".bin");
     Files.write(fp8File, codes);
-    Files.write(fp8File, scales.array(), java.nio.file.StandardOpenOption.APPEND);
+    Files.write(fp8File, scales.array(), StandardOpenOption.APPEND);
     TensorLocation w = new TensorLocation("w", fp8File.toString(), DType.F8_E4M3, Shape.of(N, N), 0);
     TensorLocation s = new TensorLocation("w_scale_inv", fp8File.toString(), DType.F32, Shape.of(8, 8), N * N);
     fp8 = new Fp8Dequant(w, s, 128, 128).asBf16();

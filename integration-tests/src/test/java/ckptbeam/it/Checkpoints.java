@@ -3,7 +3,7 @@ package ckptbeam.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ckptbeam.io.PickleAudit;
+import ckptbeam.io.torch.PickleAudit;
 import ckptbeam.pipelines.Main;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -19,6 +20,7 @@ import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipFile;
+import org.junit.jupiter.api.Assertions;
 
 /** Running the CLI in-process and looking at what it wrote. */
 final class Checkpoints {
@@ -55,7 +57,7 @@ final class Checkpoints {
    * 2 MTP), "full61" (DeepSeek-V3's 61 layers, 3 dense, 1 MTP, at tiny width).
    */
   static Map<String, Path> standardModels(Path dir) {
-    Map<String, Path> m = new java.util.LinkedHashMap<>();
+    Map<String, Path> m = new LinkedHashMap<>();
     m.put("tiny", tinyModel(dir.resolve("tiny")));
     m.put("deep", tinyModel(dir.resolve("deep"), "--layers", "6", "--first-k-dense", "3", "--mtp-layers", "2",
         "--shards", "4"));
@@ -101,7 +103,7 @@ final class Checkpoints {
     TreeMap<String, byte[]> b = withManifest ? contents(actual) : dataContents(actual);
     assertEquals(a.keySet(), b.keySet());
     for (Map.Entry<String, byte[]> e : a.entrySet()) {
-      org.junit.jupiter.api.Assertions.assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
+      Assertions.assertArrayEquals(e.getValue(), b.get(e.getKey()), e.getKey());
     }
   }
 

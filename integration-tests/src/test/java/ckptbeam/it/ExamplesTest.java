@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -33,7 +34,7 @@ class ExamplesTest {
 
   /** Runs an example script with the given environment; returns its exit code and output. */
   static Checkpoints.Run script(String path, Map<String, String> env, String... args) throws Exception {
-    List<String> cmd = new java.util.ArrayList<>(List.of("bash", Torch.repo().resolve(path).toString()));
+    List<String> cmd = new ArrayList<>(List.of("bash", Torch.repo().resolve(path).toString()));
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(false);
     pb.environment().putAll(env);
@@ -94,7 +95,7 @@ class ExamplesTest {
     Checkpoints.Run recorded = script("examples/runners/dataflow.sh", Map.of("CKPTBEAM", stub.toString(), "PROJECT",
         "example-project", "REGION", "europe-west4", "BUCKET", "example-bucket"));
     assertEquals(0, recorded.exit, recorded.toString());
-    List<String> argv = new java.util.ArrayList<>();
+    List<String> argv = new ArrayList<>();
     for (String a : Files.readAllLines(args)) {
       argv.add(a.replace("gs://example-bucket/DeepSeek-V3-bf16", hf.toString())
           .replace("gs://example-bucket/deepseek3-mcore", work.resolve("df-out").toString()));

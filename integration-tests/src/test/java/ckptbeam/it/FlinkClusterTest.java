@@ -15,6 +15,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -147,11 +148,11 @@ class FlinkClusterTest {
       }
       Checkpoints.assertSameFiles(directMcore, converted.resolve("ck-1"), false);
       Checkpoints.assertSameFiles(directMcore, converted.resolve("ck-2"), false);
-      java.time.Instant lastStart = java.time.Instant.parse(records.get(0).get("start").asText());
-      java.time.Instant firstEnd = java.time.Instant.parse(records.get(0).get("end").asText());
+      Instant lastStart = Instant.parse(records.get(0).get("start").asText());
+      Instant firstEnd = Instant.parse(records.get(0).get("end").asText());
       for (JsonNode rec : records) {
-        java.time.Instant start = java.time.Instant.parse(rec.get("start").asText());
-        java.time.Instant end = java.time.Instant.parse(rec.get("end").asText());
+        Instant start = Instant.parse(rec.get("start").asText());
+        Instant end = Instant.parse(rec.get("end").asText());
         lastStart = start.isAfter(lastStart) ? start : lastStart;
         firstEnd = end.isBefore(firstEnd) ? end : firstEnd;
       }

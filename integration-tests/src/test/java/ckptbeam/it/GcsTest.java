@@ -4,8 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.cloud.storage.BlobInfo;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -62,9 +65,9 @@ class GcsTest {
     String hfGs = gcs.upload(hf, BUCKET, "bad/hf");
     // one shard truncated in the bucket: the conversion fails before its marker
     String shard = "model-00002-of-000003.safetensors";
-    byte[] bytes = java.nio.file.Files.readAllBytes(hf.resolve(shard));
-    gcs.storage.create(com.google.cloud.storage.BlobInfo.newBuilder(BUCKET, "bad/hf/" + shard).build(),
-        java.util.Arrays.copyOf(bytes, bytes.length - 100));
+    byte[] bytes = Files.readAllBytes(hf.resolve(shard));
+    gcs.storage.create(BlobInfo.newBuilder(BUCKET, "bad/hf/" + shard).build(),
+        Arrays.copyOf(bytes, bytes.length - 100));
     List<String> args = new ArrayList<>(List.of("hf2mcore", "--load-dir", hfGs, "--save-dir",
         "gs://" + BUCKET + "/bad/mcore"));
     args.addAll(gcs.beamFlags());

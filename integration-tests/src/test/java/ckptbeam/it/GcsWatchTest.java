@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.api.client.util.Clock;
 import com.google.cloud.storage.Blob;
+import com.google.cloud.storage.Storage;
 import com.google.protobuf.ByteString;
 import com.google.pubsub.v1.PubsubMessage;
 import java.io.Serializable;
@@ -17,6 +18,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.stream.Stream;
 import org.apache.beam.sdk.Pipeline;
@@ -89,7 +91,7 @@ class GcsWatchTest {
     List<PubsubClient.IncomingMessage> events = new ArrayList<>();
     int id = 0;
     for (String checkpoint : List.of("complete", "partial")) {
-      for (Blob b : gcs.storage.list(BUCKET, com.google.cloud.storage.Storage.BlobListOption.prefix(
+      for (Blob b : gcs.storage.list(BUCKET, Storage.BlobListOption.prefix(
           "events/incoming/" + checkpoint + "/")).iterateAll()) {
         for (int copy = 0; copy < 2; copy++) { // at-least-once delivery: every event twice
           events.add(event(b.getName(), id++));
@@ -137,7 +139,7 @@ class GcsWatchTest {
 
   /** An OBJECT_FINALIZE notification: the object's JSON resource as payload, as Cloud Storage sends it. */
   private static PubsubClient.IncomingMessage event(String object, int id) throws Exception {
-    String payload = JSON.writeValueAsString(java.util.Map.of("kind", "storage#object", "bucket", BUCKET,
+    String payload = JSON.writeValueAsString(Map.of("kind", "storage#object", "bucket", BUCKET,
         "name", object));
     PubsubMessage m = PubsubMessage.newBuilder().setData(ByteString.copyFromUtf8(payload))
         .putAttributes("eventType", "OBJECT_FINALIZE").putAttributes("bucketId", BUCKET)

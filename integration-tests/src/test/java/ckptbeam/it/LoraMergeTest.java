@@ -8,12 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * LoRA merge (docs/mapping.md §5.5): make_lora.py adds seeded factors to every linear module of a real checkpoint and
@@ -71,7 +72,7 @@ class LoraMergeTest {
     for (Map.Entry<String, byte[]> e : expected.entrySet()) {
       assertArrayEquals(e.getValue(), combined.get(e.getKey()), "merge mode 1: " + e.getKey());
       assertArrayEquals(e.getValue(), separate.get(e.getKey()), "merge mode 2: " + e.getKey());
-      if (e.getKey().endsWith(".safetensors") && !java.util.Arrays.equals(e.getValue(), unmerged.get(e.getKey()))) {
+      if (e.getKey().endsWith(".safetensors") && !Arrays.equals(e.getValue(), unmerged.get(e.getKey()))) {
         changed++;
       }
     }

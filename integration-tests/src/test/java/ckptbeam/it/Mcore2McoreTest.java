@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -175,7 +176,7 @@ class Mcore2McoreTest {
     Path unmerged = run(cmd("hf2mcore", run(cmd("mcore2hf", mcore, work.resolve("plain-hf"), List.of(
         "--source-tensor-parallel-size", "2", "--moe-grouped-gemm", "--mtp-num-layers", "1"))),
         work.resolve("plain"), List.of("--target-expert-parallel-size", "2", "--mtp-num-layers", "1")));
-    assertFalse(java.util.Arrays.equals(Files.readAllBytes(unmerged.resolve("iter_0000001/mp_rank_00_000/"
+    assertFalse(Arrays.equals(Files.readAllBytes(unmerged.resolve("iter_0000001/mp_rank_00_000/"
         + "model_optim_rng.pt")), actual.get("iter_0000001/mp_rank_00_000/model_optim_rng.pt")), "the merge changed it");
   }
 }

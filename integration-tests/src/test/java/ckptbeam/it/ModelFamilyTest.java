@@ -5,9 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -86,7 +89,7 @@ class ModelFamilyTest {
     Path mcore = run("hf2mcore", v32, "mcore", "--target-tensor-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1");
     // k_norm stays float32 in every rank; the MTP layer has its indexer too
     Map<String, String> dtypes = new TreeMap<>();
-    for (var f : new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+    for (var f : new ObjectMapper().readTree(
         mcore.resolve("ckptbeam-manifest.json").toFile()).get("files")) {
       for (var t : f.path("tensors")) {
         dtypes.put(f.get("path").asText() + ":" + t.get("key").asText(), t.get("dtype").asText());
@@ -121,7 +124,7 @@ class ModelFamilyTest {
     TreeMap<String, byte[]> plain = Checkpoints.dataContents(run("mcore2hf", mcore, "hf-plain", source));
     TreeMap<String, byte[]> withLora = Checkpoints.dataContents(merged);
     long changed = plain.keySet().stream().filter(k -> k.endsWith(".safetensors")
-        && !java.util.Arrays.equals(plain.get(k), withLora.get(k))).count();
+        && !Arrays.equals(plain.get(k), withLora.get(k))).count();
     assertTrue(changed >= 4, "the merge changed " + changed + " files");
   }
 
@@ -208,7 +211,7 @@ class ModelFamilyTest {
         Files.copy(f, to.resolve(f.getFileName()));
       }
     }
-    Files.copy(config, to.resolve("config.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Files.copy(config, to.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING);
     return to;
   }
 

@@ -3,9 +3,21 @@ package ckptbeam.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.tensor.BFloat16;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.TensorLocation;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -55,10 +67,10 @@ class Nf4Test {
     Checkpoints.Run rev = Checkpoints.cli("mcore2hf", "--load-dir", mc.toString(), "--save-dir", back.toString(),
         "--moe-grouped-gemm", "--mtp-num-layers", "1");
     assertEquals(0, rev.exit, rev.toString());
-    java.util.Map<String, float[]> in = values(hf);
-    java.util.Map<String, float[]> out = values(back);
+    Map<String, float[]> in = values(hf);
+    Map<String, float[]> out = values(back);
     int lossy = 0;
-    for (java.util.Map.Entry<String, float[]> e : out.entrySet()) {
+    for (Map.Entry<String, float[]> e : out.entrySet()) {
       float[] a = in.get(e.getKey());
       float[] b = e.getValue();
       boolean quantised = e.getKey().contains("proj") || e.getKey().contains("lm_head")
@@ -74,7 +86,7 @@ class Nf4Test {
           assertEquals(Float.floatToIntBits(a[i]), Float.floatToIntBits(b[i]), e.getKey() + "[" + i + "]");
         }
       }
-      if (quantised && !java.util.Arrays.equals(a, b)) {
+      if (quantised && !Arrays.equals(a, b)) {
         lossy++;
       }
     }
@@ -82,18 +94,18 @@ class Nf4Test {
   }
 
   /** Every tensor of an HF folder, widened to float. */
-  private static java.util.Map<String, float[]> values(Path dir) throws Exception {
-    java.util.Map<String, float[]> out = new java.util.HashMap<>();
-    ckptbeam.io.SafetensorsIndex index = ckptbeam.io.SafetensorsIndex.read(dir.toString());
+  private static Map<String, float[]> values(Path dir) throws Exception {
+    Map<String, float[]> out = new HashMap<>();
+    SafetensorsIndex index = SafetensorsIndex.read(dir.toString());
     for (String shard : index.shards()) {
       String path = dir.resolve(shard).toString();
-      try (ckptbeam.io.RangeReader r = ckptbeam.io.CheckpointFiles.open(path)) {
-        for (ckptbeam.io.TensorLocation t : ckptbeam.io.SafetensorsHeader.read(path).tensors()) {
-          java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) t.byteSize()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      try (RangeReader r = CheckpointFiles.open(path)) {
+        for (TensorLocation t : SafetensorsHeader.read(path).tensors()) {
+          ByteBuffer b = ByteBuffer.allocate((int) t.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
           r.readFully(t.offset(), b);
           float[] v = new float[(int) t.shape().numel()];
           for (int i = 0; i < v.length; i++) {
-            v[i] = t.dtype() == ckptbeam.io.DType.BF16 ? ckptbeam.io.BFloat16.toFloat(b.getShort(2 * i)) : b.getFloat(4 * i);
+            v[i] = t.dtype() == DType.BF16 ? BFloat16.toFloat(b.getShort(2 * i)) : b.getFloat(4 * i);
           }
           out.put(t.name(), v);
         }

@@ -3,15 +3,16 @@ package ckptbeam.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.PickleReader;
-import ckptbeam.io.RangeReader;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
@@ -43,7 +44,7 @@ class TorchWrittenFilesTest {
         PickleReader.TorchTensor found = tensors.get(t.getKey());
         TensorLocation loc = reader.locate(t.getKey(), found);
         assertEquals(t.getValue().get("dtype").asText(), loc.dtype().torchName(), t.getKey());
-        assertEquals(t.getValue().get("shape").toString(), java.util.Arrays.toString(loc.shape().dims()).replace(" ", ""));
+        assertEquals(t.getValue().get("shape").toString(), Arrays.toString(loc.shape().dims()).replace(" ", ""));
         byte[] bytes = new byte[(int) loc.byteSize()];
         try (RangeReader in = CheckpointFiles.open(path)) {
           in.readFully(loc.offset(), ByteBuffer.wrap(bytes));

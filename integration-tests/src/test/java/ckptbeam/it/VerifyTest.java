@@ -3,9 +3,9 @@ package ckptbeam.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ckptbeam.io.PickleReader;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.RandomAccessFile;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

@@ -3,22 +3,27 @@ package ckptbeam.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.io.storage.Sha256;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.FileTime;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code watch} in streaming mode on the DirectRunner and on Flink [local]: checkpoints land in a watched folder at
@@ -62,13 +67,13 @@ class WatchTest {
     // the third is complete but its config is not JSON (prepared aside, then moved in at once)
     Path third = copy(hf, work.resolve(runner + "/third"), 0) != null ? work.resolve(runner + "/third") : null;
     Files.writeString(third.resolve("config.json"), "{ this is not json");
-    Files.move(third, incoming.resolve("third"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    Files.move(third, incoming.resolve("third"), StandardCopyOption.ATOMIC_MOVE);
     Checkpoints.Run r = watch.get(5, TimeUnit.MINUTES);
     assertEquals(0, r.exit, r.toString());
     assertTrue(r.out.contains("3 checkpoint(s) seen, 2 converted, 0 already converted, 1 failed"), r.out);
     // one listing per poll interval (1 s) over the run, not a busy loop (Flink resumed Watch at once)
     long polls = Long.parseLong(r.out.replaceAll("(?s).* (\\d+) poll\\(s\\).*", "$1"));
-    long seconds = java.time.Duration.between(started, Instant.now()).getSeconds();
+    long seconds = Duration.between(started, Instant.now()).getSeconds();
     assertTrue(polls >= 3 && polls <= seconds + 5, polls + " polls in " + seconds + " s");
 
     for (String name : List.of("first", "second")) {
@@ -78,7 +83,7 @@ class WatchTest {
       assertTrue(status.get("files").size() >= 2, status.toString());
       for (JsonNode f : status.get("files")) {
         Path file = converted.resolve(name).resolve(f.get("path").asText());
-        assertEquals(ckptbeam.io.Sha256.ofFile(file.toString()), f.get("sha256").asText(), file.toString());
+        assertEquals(Sha256.ofFile(file.toString()), f.get("sha256").asText(), file.toString());
         assertEquals(Files.size(file), f.get("size").asLong(), file.toString());
       }
       assertTrue(status.get("tensors").asLong() > 0 && status.get("bytes").asLong() > 0, status.toString());
@@ -99,7 +104,7 @@ class WatchTest {
     Checkpoints.assertSameFiles(expected, converted.resolve("first"), false);
   }
 
-  @org.junit.jupiter.api.Test
+  @Test
   void mcoreCheckpointsAreWatchedToo() throws Exception {
     Path incoming = Files.createDirectories(work.resolve("mcore-in"));
     Path converted = work.resolve("mcore-out");
@@ -128,7 +133,7 @@ class WatchTest {
     Checkpoints.assertSameFiles(work.resolve("mcore-expected"), converted.resolve("iter-1"), false);
   }
 
-  @org.junit.jupiter.api.Test
+  @Test
   void badWatchFlagsAreRefusedWithTheirName() {
     Checkpoints.Run r = Checkpoints.cli("watch", "--direction", "sideways", "--input-pattern", "x/*", "--save-root",
         "y");
@@ -180,7 +185,7 @@ class WatchTest {
         // half a shard first: a poll in between sees a file shorter than its header says
         byte[] bytes = Files.readAllBytes(shard);
         Path dest = to.resolve(shard.getFileName());
-        Files.write(dest, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        Files.write(dest, Arrays.copyOf(bytes, bytes.length / 2));
         Thread.sleep(pauseMs / 2);
         last = Instant.now();
         Files.write(dest, bytes);

@@ -1,14 +1,17 @@
 package ckptbeam.io;
 
+import ckptbeam.io.tensor.BFloat16;
+import ckptbeam.io.tensor.TensorBytes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
 
 /** Test helpers for tensors whose bytes are at hand. */
-final class Bytes {
+public final class Bytes {
   private Bytes() {}
 
-  static TensorBytes of(byte[] data) {
+  public static TensorBytes of(byte[] data) {
     return (WritableByteChannel sink) -> {
       ByteBuffer b = ByteBuffer.wrap(data);
       while (b.hasRemaining()) {
@@ -17,7 +20,7 @@ final class Bytes {
     };
   }
 
-  static byte[] bf16(float... values) {
+  public static byte[] bf16(float... values) {
     byte[] out = new byte[values.length * 2];
     for (int i = 0; i < values.length; i++) {
       short s = BFloat16.fromFloat(values[i]);
@@ -27,15 +30,15 @@ final class Bytes {
     return out;
   }
 
-  static byte[] f32(float... values) {
-    ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+  public static byte[] f32(float... values) {
+    ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
     for (float v : values) {
       b.putFloat(v);
     }
     return b.array();
   }
 
-  static byte[] concat(byte[]... parts) {
+  public static byte[] concat(byte[]... parts) {
     int n = 0;
     for (byte[] p : parts) {
       n += p.length;

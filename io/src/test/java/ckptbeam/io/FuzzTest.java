@@ -4,6 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.safetensors.SafetensorsTest;
+import ckptbeam.io.storage.ByteArrayRangeReader;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorSpec;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
+import ckptbeam.io.torch.TorchCheckpointWriter;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.FileChannel;

@@ -1,6 +1,6 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.storage.CheckpointFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;

@@ -1,13 +1,13 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.McoreTracker;
-import ckptbeam.io.RangeReader;
-import ckptbeam.io.SafetensorsHeader;
-import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.LayoutOptions;
-import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.Mcore2HfPlan;
+import ckptbeam.transforms.ModelConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -15,6 +15,8 @@ import java.io.Serializable;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
 
 /**
  * When a checkpoint folder that is still being written can be converted. HF: {@code config.json} and the index exist,
@@ -73,7 +75,7 @@ final class CheckpointReadiness implements Serializable {
   }
 
   /** The first of {@code files} that is missing or incomplete (a read error: it is changing), or null. */
-  private static String firstIncomplete(String folder, java.util.List<String> files, Completeness check)
+  private static String firstIncomplete(String folder, List<String> files, Completeness check)
       throws IOException {
     for (String file : files) {
       String path = CheckpointFiles.resolve(folder, file);
@@ -121,8 +123,8 @@ final class CheckpointReadiness implements Serializable {
         return size;
       }
       long end = 0;
-      for (Iterator<java.util.Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-        java.util.Map.Entry<String, JsonNode> e = it.next();
+      for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+        Map.Entry<String, JsonNode> e = it.next();
         JsonNode offsets = e.getValue().get("data_offsets");
         if (!e.getKey().equals("__metadata__") && offsets != null && offsets.size() == 2) {
           end = Math.max(end, offsets.get(1).asLong());

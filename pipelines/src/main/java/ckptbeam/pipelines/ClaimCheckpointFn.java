@@ -1,6 +1,6 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.storage.CheckpointFiles;
 import java.io.IOException;
 import org.apache.beam.sdk.coders.BooleanCoder;
 import org.apache.beam.sdk.metrics.Counter;

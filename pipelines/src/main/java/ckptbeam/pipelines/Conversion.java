@@ -9,6 +9,7 @@ import java.io.PrintStream;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -55,7 +56,7 @@ final class Conversion {
   /** The planner's checks, on the driver, before a job is submitted; prints the plan's notes. */
   static ConversionPlanner.Checked check(ConversionRequest r, PipelineOptions options, PrintStream log)
       throws IOException {
-    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(options);
+    FileSystems.setDefaultPipelineOptions(options);
     ConversionPlanner.Checked checked = ConversionPlanner.check(r);
     checked.notes.forEach(n -> log.println("note: " + n));
     return checked;

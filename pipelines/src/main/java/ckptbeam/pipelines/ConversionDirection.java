@@ -1,6 +1,6 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.SafetensorsIndex;
+import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.transforms.Hf2McorePlan;
 
 /** Which conversion {@code watch} gives each checkpoint (workers load this, never the driver-only command class). */

@@ -1,9 +1,9 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.DType;
-import ckptbeam.io.SafetensorsHeader;
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.HfShardsPlan;
 import ckptbeam.transforms.LayerPlacement;

@@ -1,6 +1,6 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.Nf4;
+import ckptbeam.io.compute.Nf4;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.Hf2McorePlan;

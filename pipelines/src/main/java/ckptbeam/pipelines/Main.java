@@ -1,5 +1,6 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.transforms.ConversionPlanner;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -99,7 +100,7 @@ public final class Main {
   }
 
   static String version() {
-    return "ckptbeam " + ckptbeam.transforms.ConversionPlanner.VERSION + " (Apache Beam "
+    return "ckptbeam " + ConversionPlanner.VERSION + " (Apache Beam "
         + ReleaseInfo.getReleaseInfo().getVersion() + ", Java " + System.getProperty("java.version") + ")";
   }
 

@@ -1,6 +1,6 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.storage.CheckpointFiles;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.beam.sdk.metrics.Counter;

@@ -1,7 +1,7 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.StagedOutput;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.StagedOutput;
 import ckptbeam.transforms.ProgressRecord;
 import java.io.IOException;
 import java.io.PrintStream;

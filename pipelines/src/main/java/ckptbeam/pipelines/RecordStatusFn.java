@@ -1,6 +1,6 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.beam.ConversionResult;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -12,6 +12,8 @@ import java.util.List;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Writes the status record of each converted checkpoint next to its output ({@code SAVE_ROOT/NAME.ckptbeam-status
@@ -22,7 +24,7 @@ final class RecordStatusFn extends DoFn<ConversionResult, String> {
   private static final long serialVersionUID = 1L;
   private static final ObjectMapper JSON = new ObjectMapper();
   static final String NAMESPACE = "ckptbeam.watch";
-  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(RecordStatusFn.class);
+  private static final Logger LOG = LoggerFactory.getLogger(RecordStatusFn.class);
 
   private final ConversionDirection direction;
   private final List<String> conversionArgs;

@@ -1,12 +1,13 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.BFloat16;
-import ckptbeam.io.DType;
-import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.io.SafetensorsWriter;
-import ckptbeam.io.TensorBytes;
-import ckptbeam.io.TensorSpec;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.safetensors.SafetensorsWriter;
+import ckptbeam.io.tensor.BFloat16;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.TensorBytes;
+import ckptbeam.io.tensor.TensorSpec;
 import ckptbeam.transforms.HfInventory;
+import ckptbeam.transforms.HfNames;
 import ckptbeam.transforms.ModelConfig;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -25,6 +26,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 
 /**
  * {@code ckptbeam make-tiny-model}: a seeded synthetic HF checkpoint with the real DeepSeek-V3 tensor names, shapes
@@ -100,7 +102,7 @@ public final class TinyModel {
   /** Writes config, shards and index to {@code dir}; returns the bytes of tensor data written. */
   public static long write(Path dir, Map<String, Long> size) throws IOException {
     Files.createDirectories(dir);
-    try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+    try (Stream<Path> s = Files.list(dir)) {
       if (s.findAny().isPresent()) {
         throw new IOException("--out " + dir + " is not empty");
       }
@@ -201,13 +203,13 @@ public final class TinyModel {
    * {@code shared_head.head} are copies of the main embedding and lm_head.
    */
   static String valueName(ModelConfig cfg, String name) {
-    int layer = ckptbeam.transforms.HfNames.layerOf(name);
+    int layer = HfNames.layerOf(name);
     if (layer >= cfg.hiddenLayers) {
       if (name.endsWith(".embed_tokens.weight")) {
-        return ckptbeam.transforms.HfNames.EMBED;
+        return HfNames.EMBED;
       }
       if (name.endsWith(".shared_head.head.weight")) {
-        return ckptbeam.transforms.HfNames.LM_HEAD;
+        return HfNames.LM_HEAD;
       }
     }
     return name;

@@ -1,22 +1,24 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.ComparingChannel;
-import ckptbeam.io.McoreTracker;
-import ckptbeam.io.PickleReader;
-import ckptbeam.io.RangeReader;
-import ckptbeam.io.SafetensorsHeader;
-import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.io.Sha256;
-import ckptbeam.io.TensorAssembler;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.ComparingChannel;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.storage.Sha256;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.TensorAssembler;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.McoreTracker;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
+import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.Hf2McorePlan;
+import ckptbeam.transforms.HfNames;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
-import ckptbeam.transforms.CheckpointCommit;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -118,7 +120,7 @@ final class Verify {
                 continue;
               }
               TensorLocation loc = reader.locate(t.key(), found);
-              ckptbeam.io.DType want = TensorAssembler.dtypeOf(t, hf);
+              DType want = TensorAssembler.dtypeOf(t, hf);
               if (loc.dtype() != want || !loc.shape().equals(t.shape())) {
                 problems.add(where + ": " + loc.dtype() + loc.shape() + ", the spec gives " + want + t.shape());
                 continue;
@@ -146,7 +148,7 @@ final class Verify {
 
   /** The tensors HF → mcore leaves out by design (docs/mapping.md §2.1, §3.8, §4.1). */
   private static boolean droppedBySpec(String name, ModelConfig cfg, Hf2McorePlan plan) {
-    int layer = ckptbeam.transforms.HfNames.layerOf(name);
+    int layer = HfNames.layerOf(name);
     if (name.endsWith("_scale_inv") || name.endsWith("shared_head.head.weight")) {
       return true;
     }

@@ -6,10 +6,14 @@ import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
+import org.apache.beam.runners.flink.FlinkPipelineOptions;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.io.gcp.pubsub.PubsubIO;
 import org.apache.beam.sdk.metrics.MetricNameFilter;
 import org.apache.beam.sdk.metrics.MetricQueryResults;
@@ -51,8 +55,8 @@ public final class WatchCommand {
   }
 
   /** Every flag watch knows: its own and those of the conversion. */
-  private static java.util.List<String> allNames(Args own, Args conversion) {
-    java.util.List<String> out = new java.util.ArrayList<>(own.names());
+  private static List<String> allNames(Args own, Args conversion) {
+    List<String> out = new ArrayList<>(own.names());
     out.addAll(conversion.names());
     return out;
   }
@@ -108,7 +112,7 @@ public final class WatchCommand {
     r.detach = a.has("detach");
     if (r.detach) {
       // a Flink client in attached mode blocks in run() for as long as an unbounded job runs
-      r.pipelineOptions.as(org.apache.beam.runners.flink.FlinkPipelineOptions.class).setAttachedMode(false);
+      r.pipelineOptions.as(FlinkPipelineOptions.class).setAttachedMode(false);
     }
     return r;
   }
@@ -139,7 +143,7 @@ public final class WatchCommand {
 
   /** The watch counters of a run: "N seen, N converted, N already converted, N failed, N bytes written, N polls". */
   public static String summary(PipelineResult result) {
-    java.util.Map<String, Long> counts = new java.util.TreeMap<>();
+    Map<String, Long> counts = new TreeMap<>();
     MetricQueryResults q = result.metrics().queryMetrics(MetricsFilter.builder()
         .addNameFilter(MetricNameFilter.inNamespace(RecordStatusFn.NAMESPACE)).build());
     for (MetricResult<Long> c : q.getCounters()) {
@@ -159,7 +163,7 @@ public final class WatchCommand {
    * client); null reads {@code --notifications} when given, else polls the pattern.
    */
   static Pipeline build(Request r, PTransform<PBegin, PCollection<String>> notificationSource) {
-    org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
+    FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
     Pipeline p = Pipeline.create(r.pipelineOptions);
     CheckpointReadiness readiness = new CheckpointReadiness(r.direction, r.conversionArgs);
     String marker = r.direction.outputMarker();

@@ -3,6 +3,7 @@ package ckptbeam.examples;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.pipelines.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Collectors;
@@ -32,7 +33,7 @@ class ReadmeExampleTest {
   @Test
   void theExampleConverts() throws Exception {
     Path hf = work.resolve("hf");
-    ckptbeam.pipelines.TestModels.tiny(hf);
+    TestModels.tiny(hf);
     String out = work.resolve("mcore").toString();
     Pipeline p = Pipeline.create(PipelineOptionsFactory.create());
     PCollection<String> report = OwnPipelineExample.build(p, hf.toString(), out);

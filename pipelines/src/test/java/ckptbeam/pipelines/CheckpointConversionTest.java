@@ -5,11 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ckptbeam.io.Sha256;
+import ckptbeam.io.storage.Sha256;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.ConversionResult;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
@@ -18,11 +20,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.metrics.MetricNameFilter;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
-import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.testing.PAssert;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.values.PCollection;
@@ -148,7 +150,7 @@ class CheckpointConversionTest {
     Path viaCommand = work.resolve("cli");
     assertEquals(0, Main.run(new String[] {"hf2mcore", "--load-dir", hf.toString(), "--save-dir",
         viaCommand.toString(), "--moe-grouped-gemm", "--target-tensor-parallel-size", "2",
-        "--target-expert-parallel-size", "4"}, new java.io.PrintStream(new java.io.ByteArrayOutputStream()),
+        "--target-expert-parallel-size", "4"}, new PrintStream(new ByteArrayOutputStream()),
         System.err));
     String viaTransform = work.resolve("api").toString();
     convert(Map.of(viaTransform, "CONVERTED"), ConversionRequest.hf2mcore(hf.toString(), viaTransform, layout(2, 4)));

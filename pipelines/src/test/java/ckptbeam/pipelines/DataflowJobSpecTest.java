@@ -2,6 +2,7 @@ package ckptbeam.pipelines;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.cloud.NoCredentials;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -36,7 +37,7 @@ class DataflowJobSpecTest {
     String[] args = concat(new String[] {"--load-dir", hf.toString(), "--save-dir", work.resolve("out").toString(),
         "--moe-grouped-gemm", "--target-expert-parallel-size", "2"}, dataflow(template));
     Hf2Mcore.Request r = Hf2Mcore.parse(args);
-    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
+    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(NoCredentials.getInstance());
     Pipeline p = Hf2Mcore.build(r, new PrintStream(new ByteArrayOutputStream())).pipeline;
     checkSpec(p, template, modelBytes, "ClaimOutput", "Plan", "FanOut", "WriteFiles", "Commit");
     assertTrue(!Files.exists(work.resolve("out/latest_checkpointed_iteration.txt")));
@@ -53,7 +54,7 @@ class DataflowJobSpecTest {
     String[] args = concat(new String[] {"--load-dir", mcore.toString(), "--save-dir", work.resolve("back").toString(),
         "--source-tensor-parallel-size", "2", "--source-pipeline-parallel-size", "2"}, dataflow(template));
     Mcore2Hf.Request r = Mcore2Hf.parse(args);
-    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
+    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(NoCredentials.getInstance());
     checkSpec(Mcore2Hf.build(r, quiet()).pipeline, template, modelBytes, "ClaimOutput", "Plan", "FanOut",
         "WriteFiles", "Commit");
     assertTrue(!Files.exists(work.resolve("back/model.safetensors.index.json")));
@@ -65,7 +66,7 @@ class DataflowJobSpecTest {
     String[] args = concat(new String[] {"--direction", "hf2mcore", "--input-pattern", "gs://fake-bucket/incoming/*/",
         "--save-root", "gs://fake-bucket/converted/", "--target-expert-parallel-size", "8"}, dataflow(template));
     WatchCommand.Request r = WatchCommand.parse(args);
-    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(com.google.cloud.NoCredentials.getInstance());
+    r.pipelineOptions.as(GcpOptions.class).setGcpCredential(NoCredentials.getInstance());
     WatchCommand.build(r, null).run();
     String spec = Files.readString(template);
     for (String step : List.of("PollReadyFolders", "ClaimOnce", "RequestOfFolder", "ClaimOutput", "Plan",

@@ -1,7 +1,7 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.PythonJson;
+import ckptbeam.io.safetensors.PythonJson;
+import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.beam.WrittenFile;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;

@@ -1,7 +1,7 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.Shape;
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.io.Serializable;

@@ -1,13 +1,14 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.McoreTracker;
-import ckptbeam.io.PythonJson;
-import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.io.Sha256;
-import ckptbeam.io.Shape;
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.safetensors.PythonJson;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.Sha256;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.McoreTracker;
+import ckptbeam.transforms.beam.WrittenFile;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -20,6 +21,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.stream.Stream;
@@ -348,12 +350,12 @@ public final class ConversionPlanner {
   }
 
   /** The note on tensors stored in shards that the index does not name. */
-  private static java.util.Optional<String> unindexedNote(Map<String, String> unindexed) {
+  private static Optional<String> unindexedNote(Map<String, String> unindexed) {
     if (unindexed.isEmpty()) {
-      return java.util.Optional.empty();
+      return Optional.empty();
     }
     Map.Entry<String, String> first = unindexed.entrySet().iterator().next();
-    return java.util.Optional.of(unindexed.size() + " tensor(s) stored in shards but absent from the index are not "
+    return Optional.of(unindexed.size() + " tensor(s) stored in shards but absent from the index are not "
         + "converted, e.g. " + first.getKey() + " in " + first.getValue());
   }
 
@@ -484,7 +486,7 @@ public final class ConversionPlanner {
     }
 
     @Override
-    public byte[] content(List<ckptbeam.transforms.beam.WrittenFile> written) {
+    public byte[] content(List<WrittenFile> written) {
       return plan.indexJson(written.stream().mapToLong(f -> f.tensorBytes).sum());
     }
   }

@@ -1,11 +1,12 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.Band;
-import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.io.Shape;
-import ckptbeam.io.SourceSlice;
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
+import ckptbeam.io.tensor.TensorLocation;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
@@ -52,7 +53,7 @@ public final class Fp8ToBf16Plan implements ConversionPlanner.IndexedPlan {
 
   @Override
   public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir,
-      org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
+      PipelineOptions storage) throws IOException {
     List<AssembledTensor> tensors = new ArrayList<>();
     for (String name : shards.get(target)) {
       TensorLocation loc = sources.get(name);

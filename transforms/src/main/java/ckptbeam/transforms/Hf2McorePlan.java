@@ -1,13 +1,18 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.Band;
-import ckptbeam.io.Shape;
-import ckptbeam.io.SourceSlice;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.McoreTracker;
+import ckptbeam.transforms.beam.WrittenFile;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
  * The HF → mcore plan: the rank files of a layout and, for each, the tensors it holds (in the reference's order,
@@ -17,7 +22,7 @@ import java.util.Map;
 public final class Hf2McorePlan implements ConversionPlan {
   private static final long serialVersionUID = 1L;
   public static final int ITERATION = 1;
-  public static final String TRACKER = ckptbeam.io.McoreTracker.FILE_NAME;
+  public static final String TRACKER = McoreTracker.FILE_NAME;
 
   private final ModelConfig cfg;
   private final LayoutOptions opts;
@@ -73,8 +78,8 @@ public final class Hf2McorePlan implements ConversionPlan {
   }
 
   @Override
-  public ckptbeam.transforms.beam.WrittenFile write(String target, Map<String, ckptbeam.io.TensorLocation> sources,
-      String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws java.io.IOException {
+  public WrittenFile write(String target, Map<String, TensorLocation> sources,
+      String saveDir, PipelineOptions storage) throws IOException {
     return RankFileWriter.write(this, rankFile(target), sources, saveDir, storage);
   }
 

@@ -1,7 +1,7 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.DType;
-import ckptbeam.io.Shape;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
 import java.util.ArrayList;
 import java.util.List;
 

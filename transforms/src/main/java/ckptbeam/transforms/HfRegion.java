@@ -1,6 +1,6 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.SourceSlice;
+import ckptbeam.io.tensor.SourceSlice;
 
 /**
  * One rectangle of an HF tensor (rows {@code [row, row+rows)}, columns {@code [col, col+cols)}) and the slice of a

@@ -1,25 +1,26 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.DType;
-import ckptbeam.io.SafetensorsWriter;
-import ckptbeam.io.StagedOutput;
-import ckptbeam.io.TensorAssembler;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TensorSpec;
+import ckptbeam.io.safetensors.SafetensorsWriter;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.StagedOutput;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.TensorAssembler;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.tensor.TensorSpec;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /** Writes one HF safetensors shard from tensor descriptions, staged until complete ({@link StagedOutput}). */
 final class HfShardWriter {
   private HfShardWriter() {}
 
   static WrittenFile write(String target, List<AssembledTensor> tensors, Map<String, TensorLocation> sources,
-      String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
+      String saveDir, PipelineOptions storage) throws IOException {
     String destination = CheckpointFiles.resolve(saveDir, target);
     long tensorBytes = 0;
     List<WrittenFile.Tensor> written = new ArrayList<>();

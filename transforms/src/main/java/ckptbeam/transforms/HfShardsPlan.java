@@ -1,15 +1,16 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.SafetensorsIndex;
-import ckptbeam.io.Shape;
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
  * A plan whose targets are HF safetensors shards, each a list of tensors assembled from rank-file tensors (mcore →
@@ -64,7 +65,7 @@ public abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
 
   @Override
   public WrittenFile write(String target, Map<String, TensorLocation> sources, String saveDir,
-      org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
+      PipelineOptions storage) throws IOException {
     return HfShardWriter.write(target, files().get(target), sources, saveDir, storage);
   }
 

@@ -1,5 +1,6 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.compute.Nf4;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -39,10 +40,10 @@ public final class LayoutOptions implements Serializable {
   public boolean dualpipe;
   public McoreKeyNames.Scheme keyNames = McoreKeyNames.Scheme.CURRENT;
   /** {@code --qlora-nf4}: the NF4 encoding to quantise the linear weights with, or null. */
-  public ckptbeam.io.Nf4.Format nf4;
+  public Nf4.Format nf4;
 
   /** The keys {@code --qlora-nf4} quantises (docs/mapping.md §7.1): linear weights, never embeddings, norms, router. */
-  private static final java.util.List<String> NF4_SUFFIXES = java.util.List.of("output_layer.weight",
+  private static final List<String> NF4_SUFFIXES = List.of("output_layer.weight",
       "eh_proj.weight", "linear_qkv.weight", "linear_proj.weight", "linear_q_up_proj.weight",
       "linear_kv_up_proj.weight", "linear_qb.weight", "linear_kvb.weight", "linear_qk_nope.weight",
       "linear_qk_rope.weight", "linear_kv_nope.weight", "linear_v.weight", "linear_fc1.weight", "linear_fc2.weight",

@@ -1,9 +1,12 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.Band;
-import ckptbeam.io.Shape;
-import ckptbeam.io.SourceSlice;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -64,9 +67,9 @@ public final class LoraExportPlan extends HfShardsPlan {
 
   /** The HF module names for adapter_config.json, in the order given. */
   /** {@code adapter_config.json} of the PEFT adapter, as PEFT writes it. */
-  public com.fasterxml.jackson.databind.node.ObjectNode adapterConfig(double alpha) {
-    com.fasterxml.jackson.databind.node.ObjectNode adapter =
-        new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+  public ObjectNode adapterConfig(double alpha) {
+    ObjectNode adapter =
+        new ObjectMapper().createObjectNode();
     adapter.putNull("auto_mapping");
     adapter.putNull("base_model_name_or_path");
     adapter.put("bias", "none");
@@ -140,7 +143,7 @@ public final class LoraExportPlan extends HfShardsPlan {
     int total = c.hiddenLayers + o.mtpLayers;
     byLayer.forEach((layer, ts) -> {
       if (!ts.isEmpty()) {
-        files.put(ckptbeam.io.SafetensorsIndex.shardName(layer + 1, total), ts);
+        files.put(SafetensorsIndex.shardName(layer + 1, total), ts);
       }
     });
   }

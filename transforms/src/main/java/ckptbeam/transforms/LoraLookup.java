@@ -1,10 +1,10 @@
 package ckptbeam.transforms;
 
 import ckptbeam.io.CheckpointFormatException;
-import ckptbeam.io.LoraMerge;
-import ckptbeam.io.PickleReader;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.io.compute.LoraMerge;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,9 +1,10 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.Band;
-import ckptbeam.io.Shape;
-import ckptbeam.io.SourceSlice;
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -120,7 +121,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       byLayer.computeIfAbsent(layer, k -> new ArrayList<>()).add(assemble(name, hfShapes.get(name), e.getValue()));
     }
     files = new LinkedHashMap<>();
-    byLayer.forEach((layer, ts) -> files.put(ckptbeam.io.SafetensorsIndex.shardName(layer + 1, total), ts));
+    byLayer.forEach((layer, ts) -> files.put(SafetensorsIndex.shardName(layer + 1, total), ts));
   }
 
   /** Records, for every slice of {@code m}, which HF region it holds and where inside {@code m}. */

@@ -1,5 +1,6 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.storage.CheckpointFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -42,10 +43,10 @@ public final class ModelConfig implements Serializable {
 
   /** Reads the model dimensions from an HF {@code config.json}. */
   public static ModelConfig read(String path) throws IOException {
-    if (!ckptbeam.io.CheckpointFiles.exists(path)) {
+    if (!CheckpointFiles.exists(path)) {
       throw new IOException(path + ": no such file (the model dimensions are read from it)");
     }
-    return parse(path, ckptbeam.io.CheckpointFiles.readSmallFile(path, 16L << 20));
+    return parse(path, CheckpointFiles.readSmallFile(path, 16L << 20));
   }
 
   private ModelConfig(Reader r) throws IOException {

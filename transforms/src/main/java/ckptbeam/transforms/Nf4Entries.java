@@ -1,15 +1,15 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.CheckpointFormatException;
-import ckptbeam.io.DType;
-import ckptbeam.io.Nf4;
-import ckptbeam.io.Nf4Dequant;
-import ckptbeam.io.PickleReader;
-import ckptbeam.io.RangeReader;
-import ckptbeam.io.Shape;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.io.compute.Nf4;
+import ckptbeam.io.compute.Nf4Dequant;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;

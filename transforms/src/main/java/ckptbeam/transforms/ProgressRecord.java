@@ -2,8 +2,8 @@ package ckptbeam.transforms;
 
 import ckptbeam.transforms.beam.WrittenFile;
 
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.Sha256;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.Sha256;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;

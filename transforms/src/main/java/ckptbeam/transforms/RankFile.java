@@ -1,5 +1,6 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.torch.McoreTracker;
 import java.io.Serializable;
 import java.util.Objects;
 
@@ -38,7 +39,7 @@ public final class RankFile implements Serializable, Comparable<RankFile> {
   }
 
   public static String iterationDir(int iteration) {
-    return ckptbeam.io.McoreTracker.iterationDir(iteration);
+    return McoreTracker.iterationDir(iteration);
   }
 
   @Override

@@ -1,21 +1,22 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.CheckpointFiles;
-import ckptbeam.io.DType;
-import ckptbeam.io.Nf4Quantizer;
-import ckptbeam.io.StagedOutput;
-import ckptbeam.io.TorchZipWriter;
-import ckptbeam.io.TensorAssembler;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TensorSpec;
-import ckptbeam.io.TorchCheckpointWriter;
+import ckptbeam.io.compute.Nf4Quantizer;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.StagedOutput;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.TensorAssembler;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.tensor.TensorSpec;
+import ckptbeam.io.torch.TorchCheckpointWriter;
+import ckptbeam.io.torch.TorchZipWriter;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
  * Writes one mcore rank file: evaluates the plan's tensor descriptions against the located sources and streams the
@@ -25,13 +26,13 @@ public final class RankFileWriter {
   private RankFileWriter() {}
 
   public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, TensorLocation> sources,
-      String saveDir, org.apache.beam.sdk.options.PipelineOptions storage) throws IOException {
+      String saveDir, PipelineOptions storage) throws IOException {
     return write(plan, file, plan.contents(file), sources, saveDir, storage);
   }
 
   /** Writes {@code file} of {@code plan}'s layout with {@code contents} (the plan's, or composed from it). */
   public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, List<AssembledTensor>> contents,
-      Map<String, TensorLocation> sources, String saveDir, org.apache.beam.sdk.options.PipelineOptions storage)
+      Map<String, TensorLocation> sources, String saveDir, PipelineOptions storage)
       throws IOException {
     String relative = file.relativePath(Hf2McorePlan.ITERATION);
     String destination = CheckpointFiles.resolve(saveDir, relative);

@@ -1,21 +1,25 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.CheckpointFiles;
 import ckptbeam.io.CheckpointFormatException;
-import ckptbeam.io.DType;
-import ckptbeam.io.Fp8Dequant;
-import ckptbeam.io.PickleReader;
-import ckptbeam.io.SafetensorsHeader;
-import ckptbeam.io.Shape;
-import ckptbeam.io.TensorLocation;
-import ckptbeam.io.TorchCheckpointReader;
+import ckptbeam.io.compute.Fp8Dequant;
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.IOException;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Finds where the bytes of every source tensor are, reading only headers: safetensors shard headers, rank-file
@@ -26,7 +30,7 @@ import java.util.TreeSet;
 public final class SourceLocator {
   /** The suffix of an FP8 weight's block scales: {@code X.weight_scale_inv}. */
   public static final String SCALE_SUFFIX = "_scale_inv";
-  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(SourceLocator.class);
+  private static final Logger LOG = LoggerFactory.getLogger(SourceLocator.class);
 
   private SourceLocator() {}
 
@@ -36,7 +40,7 @@ public final class SourceLocator {
    * on which copy wins, so neither is taken).
    */
   public static Map<String, TensorLocation> hfShards(List<ShardRef> shards) throws IOException {
-    return hfShards(shards, new java.util.TreeMap<>());
+    return hfShards(shards, new TreeMap<>());
   }
 
   /**
@@ -46,7 +50,7 @@ public final class SourceLocator {
   public static Map<String, TensorLocation> hfShards(List<ShardRef> shards, Map<String, String> unindexed)
       throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
-    Map<String, String> storedIn = new java.util.HashMap<>();
+    Map<String, String> storedIn = new HashMap<>();
     for (ShardRef shard : shards) {
       SafetensorsHeader header = SafetensorsHeader.read(shard.path);
       for (TensorLocation t : header.tensors()) {

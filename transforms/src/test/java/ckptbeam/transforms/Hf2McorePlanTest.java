@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ckptbeam.io.AssembledTensor;
-import ckptbeam.io.Band;
-import ckptbeam.io.Shape;
-import ckptbeam.io.SourceSlice;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;

@@ -3,10 +3,10 @@ package ckptbeam.transforms;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import ckptbeam.io.DType;
-import ckptbeam.io.SafetensorsWriter;
-import ckptbeam.io.Shape;
-import ckptbeam.io.TensorSpec;
+import ckptbeam.io.safetensors.SafetensorsWriter;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorSpec;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

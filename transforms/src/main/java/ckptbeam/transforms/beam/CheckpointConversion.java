@@ -1,15 +1,16 @@
 package ckptbeam.transforms.beam;
 
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.ConversionPlan;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.ProgressRecord;
-import ckptbeam.io.TensorLocation;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
 import org.apache.beam.sdk.coders.VarIntCoder;
@@ -31,6 +32,8 @@ import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionTuple;
 import org.apache.beam.sdk.values.TupleTag;
 import org.apache.beam.sdk.values.TupleTagList;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Converts checkpoints: {@link ConversionRequest}s in, one {@link ConversionResult} per distinct request out. The
@@ -68,7 +71,7 @@ public final class CheckpointConversion
   }
 
   /** The coder of requests (for {@code Create.of(request).withCoder(…)}). */
-  public static org.apache.beam.sdk.coders.Coder<ConversionRequest> requestCoder() {
+  public static Coder<ConversionRequest> requestCoder() {
     return DescriptionCoder.describing(ConversionRequest.class);
   }
 
@@ -144,7 +147,7 @@ public final class CheckpointConversion
    * ready, and emits one {@link TargetWork} per target file plus the plan for the commit step.
    */
   static final class PlanFn extends DoFn<ConversionRequest, TargetWork> {
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CheckpointConversion.class);
+    private static final Logger LOG = LoggerFactory.getLogger(CheckpointConversion.class);
 
     @ProcessElement
     public void process(@Element ConversionRequest r, MultiOutputReceiver out) {
@@ -174,7 +177,7 @@ public final class CheckpointConversion
 
   /** Writes one target file (or, resuming, keeps it when an earlier attempt finished it intact). */
   static final class WriteFn extends DoFn<TargetWork, KV<String, CommitEvent>> {
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CheckpointConversion.class);
+    private static final Logger LOG = LoggerFactory.getLogger(CheckpointConversion.class);
     private final Counter files = Metrics.counter(METRICS_NAMESPACE, "files_written");
     private final Counter bytes = Metrics.counter(METRICS_NAMESPACE, "bytes_written");
     private final Counter kept = Metrics.counter(METRICS_NAMESPACE, "files_kept");
@@ -226,7 +229,7 @@ public final class CheckpointConversion
    * there, commits (manifest, then marker) and emits the result. A failed file fails the conversion: no marker.
    */
   static final class CommitFn extends DoFn<KV<String, CommitEvent>, ConversionResult> {
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CheckpointConversion.class);
+    private static final Logger LOG = LoggerFactory.getLogger(CheckpointConversion.class);
     private final Counter converted = Metrics.counter(METRICS_NAMESPACE, "conversions_converted");
     private final Counter already = Metrics.counter(METRICS_NAMESPACE, "conversions_already_converted");
     private final Counter failed = Metrics.counter(METRICS_NAMESPACE, "conversions_failed");

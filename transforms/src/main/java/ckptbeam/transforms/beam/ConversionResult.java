@@ -1,6 +1,6 @@
 package ckptbeam.transforms.beam;
 
-import ckptbeam.io.CheckpointFiles;
+import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.ConversionRequest;
 import com.fasterxml.jackson.databind.JsonNode;

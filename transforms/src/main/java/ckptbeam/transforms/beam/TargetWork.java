@@ -1,6 +1,6 @@
 package ckptbeam.transforms.beam;
 
-import ckptbeam.io.TensorLocation;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.ConversionPlan;
 import java.io.Serializable;
 import java.util.LinkedHashMap;

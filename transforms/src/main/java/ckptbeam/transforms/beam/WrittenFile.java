@@ -1,6 +1,7 @@
 package ckptbeam.transforms.beam;
 
 import java.io.Serializable;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import org.apache.beam.sdk.coders.DefaultCoder;
@@ -30,12 +31,12 @@ public final class WrittenFile implements Serializable, Comparable<WrittenFile> 
     @Override
     public boolean equals(Object o) {
       return o instanceof Tensor && key.equals(((Tensor) o).key) && dtype.equals(((Tensor) o).dtype)
-          && java.util.Arrays.equals(shape, ((Tensor) o).shape) && sources.equals(((Tensor) o).sources);
+          && Arrays.equals(shape, ((Tensor) o).shape) && sources.equals(((Tensor) o).sources);
     }
 
     @Override
     public int hashCode() {
-      return Objects.hash(key, dtype, java.util.Arrays.hashCode(shape), sources);
+      return Objects.hash(key, dtype, Arrays.hashCode(shape), sources);
     }
   }
 

@@ -1,0 +1,86 @@
+package ckptbeam.io.compute;
+
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.tensor.BFloat16;
+import ckptbeam.io.tensor.Float8E4M3;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * Reads the virtual bf16 buffer of an {@link Fp8Dequant}: any byte range of it, computed from the FP8 bytes and the
+ * float32 block scales exactly as DeepSeek's kernel does (exact fp8 → f32, one f32 multiply, round to nearest even
+ * to bf16). Memory: one chunk of FP8 bytes and one row of scales.
+ */
+final class DequantRangeReader implements RangeReader {
+  private final Fp8Dequant d;
+  private final RangeReader weights;
+  private final RangeReader scales;
+  private final long cols;
+  private final int scaleCols;
+  private long scaleRow = -1;
+  private float[] rowScales;
+  private byte[] codes = new byte[0];
+
+  DequantRangeReader(Fp8Dequant d) throws IOException {
+    this.d = d;
+    this.weights = CheckpointFiles.open(d.weight.file());
+    this.scales = CheckpointFiles.open(d.scale.file());
+    this.cols = d.weight.shape().dim(1);
+    this.scaleCols = (int) d.scale.shape().dim(1);
+    this.rowScales = new float[scaleCols];
+  }
+
+  @Override
+  public long size() {
+    return d.weight.shape().numel() * 2;
+  }
+
+  @Override
+  public void readFully(long offset, ByteBuffer dst) throws IOException {
+    int length = dst.remaining();
+    if (offset % 2 != 0 || length % 2 != 0 || offset + length > size()) {
+      throw new IOException(d.weight.name() + ": dequantised read [" + offset + ", +" + length + ") is outside the "
+          + "tensor or not element aligned");
+    }
+    long first = offset / 2;
+    int n = length / 2;
+    if (codes.length < n) {
+      codes = new byte[n];
+    }
+    weights.readFully(d.weight.offset() + first, ByteBuffer.wrap(codes, 0, n));
+    ByteBuffer out = dst.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    int pos = dst.position();
+    for (int k = 0; k < n; ) {
+      long e = first + k;
+      long row = e / cols;
+      int col = (int) (e % cols);
+      loadScales(row / d.blockRows);
+      int run = (int) Math.min(n - k, cols - col);
+      for (int c = 0; c < run; c++, k++, pos += 2) {
+        float s = rowScales[(col + c) / d.blockCols];
+        out.putShort(pos, BFloat16.fromFloat(Float8E4M3.toFloat(codes[k]) * s));
+      }
+    }
+    dst.position(dst.limit());
+  }
+
+  private void loadScales(long blockRow) throws IOException {
+    if (blockRow == scaleRow) {
+      return;
+    }
+    ByteBuffer b = ByteBuffer.allocate(scaleCols * 4).order(ByteOrder.LITTLE_ENDIAN);
+    scales.readFully(d.scale.offset() + blockRow * scaleCols * 4, b);
+    for (int i = 0; i < scaleCols; i++) {
+      rowScales[i] = b.getFloat(i * 4);
+    }
+    scaleRow = blockRow;
+  }
+
+  @Override
+  public void close() throws IOException {
+    weights.close();
+    scales.close();
+  }
+}

@@ -1,0 +1,167 @@
+package ckptbeam.io.storage;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * Hands written bytes to a thread of its own that passes them on to the real channel, so that a writer reads and
+ * assembles the next piece while the previous one is hashed and written out: one output file's reads and writes
+ * overlap instead of alternating. Bytes are copied into one of two fixed direct buffers; a writer that gets ahead
+ * waits for a free one, so memory stays at two buffers. {@link #finish} writes what is left and reports any failure
+ * of the background writes; {@link #abandon} stops without finishing.
+ */
+final class BackgroundWriteChannel implements WritableByteChannel {
+  static final int BUFFER_BYTES = 8 << 20;
+  private static final ByteBuffer END = ByteBuffer.allocate(0);
+  /** Buffers of finished channels, reused: direct memory is released only by a GC, so allocating per file churns. */
+  private static final ConcurrentLinkedQueue<ByteBuffer> POOL =
+      new ConcurrentLinkedQueue<>();
+
+  private final WritableByteChannel out;
+  private final BlockingQueue<ByteBuffer> free = new ArrayBlockingQueue<>(2);
+  private final BlockingQueue<ByteBuffer> full = new ArrayBlockingQueue<>(3);
+  private final ByteBuffer[] buffers = new ByteBuffer[2];
+  private final Thread writer;
+  private volatile IOException failure;
+  private ByteBuffer current;
+  private boolean open = true;
+
+  BackgroundWriteChannel(WritableByteChannel out, String name) {
+    this.out = out;
+    for (int i = 0; i < buffers.length; i++) {
+      ByteBuffer b = POOL.poll();
+      buffers[i] = b != null ? b.clear() : ByteBuffer.allocateDirect(BUFFER_BYTES);
+      free.add(buffers[i]);
+    }
+    writer = new Thread(this::drain, "ckptbeam-write " + name);
+    writer.setDaemon(true);
+    writer.start();
+  }
+
+  @Override
+  public int write(ByteBuffer src) throws IOException {
+    checkFailure();
+    int n = src.remaining();
+    while (src.hasRemaining()) {
+      if (current == null) {
+        current = take(free);
+        checkFailure();
+      }
+      int chunk = Math.min(src.remaining(), current.remaining());
+      ByteBuffer part = src.duplicate();
+      part.limit(part.position() + chunk);
+      current.put(part);
+      src.position(src.position() + chunk);
+      if (!current.hasRemaining()) {
+        hand(current);
+        current = null;
+      }
+    }
+    return n;
+  }
+
+  /** Writes what is buffered, waits for the background writes to end, and rethrows their failure if any. */
+  void finish() throws IOException {
+    if (!open) {
+      return;
+    }
+    open = false;
+    if (current != null && current.position() > 0) {
+      hand(current);
+    }
+    current = null;
+    hand(END);
+    try {
+      writer.join();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while finishing a file");
+    }
+    release();
+    checkFailure();
+  }
+
+  /** Stops the background thread without writing what is buffered (the output is being thrown away). */
+  void abandon() {
+    open = false;
+    writer.interrupt();
+    try {
+      writer.join(10_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    if (!writer.isAlive()) {
+      release();
+    }
+  }
+
+  private void release() {
+    for (ByteBuffer b : buffers) {
+      POOL.add(b);
+    }
+  }
+
+  private void drain() {
+    try {
+      while (true) {
+        ByteBuffer b = full.take();
+        if (b == END) {
+          return;
+        }
+        b.flip();
+        try {
+          while (b.hasRemaining() && failure == null) {
+            out.write(b);
+          }
+        } catch (IOException e) {
+          failure = e;
+        }
+        b.clear();
+        free.put(b); // also after a failure, so that the producer never waits forever
+      }
+    } catch (InterruptedException e) {
+      // abandoned
+    }
+  }
+
+  private void hand(ByteBuffer b) throws IOException {
+    try {
+      full.put(b);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while writing");
+    }
+  }
+
+  private static ByteBuffer take(BlockingQueue<ByteBuffer> q) throws IOException {
+    try {
+      return q.take();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while writing");
+    }
+  }
+
+  private void checkFailure() throws IOException {
+    IOException e = failure;
+    if (e != null) {
+      throw new IOException(e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public boolean isOpen() {
+    return open;
+  }
+
+  /** Same as {@link #finish}: a channel closed normally has written everything. */
+  @Override
+  public void close() throws IOException {
+    finish();
+  }
+}

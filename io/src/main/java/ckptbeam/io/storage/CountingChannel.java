@@ -1,0 +1,64 @@
+package ckptbeam.io.storage;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.util.zip.CRC32;
+
+/**
+ * A write-only view of a channel that counts bytes, optionally keeps a CRC-32, and refuses to go past a declared
+ * length: a producer that writes more or fewer bytes than its tensor holds is caught at once.
+ */
+public final class CountingChannel implements WritableByteChannel {
+  private final WritableByteChannel out;
+  private final String what;
+  private final long limit;
+  private final CRC32 crc;
+  private long count;
+
+  public CountingChannel(WritableByteChannel out, String what, long limit, boolean withCrc) {
+    this.out = out;
+    this.what = what;
+    this.limit = limit;
+    this.crc = withCrc ? new CRC32() : null;
+  }
+
+  @Override
+  public int write(ByteBuffer src) throws IOException {
+    int n = src.remaining();
+    if (count + n > limit) {
+      throw new IOException(what + ": producer wrote more than the declared " + limit + " bytes");
+    }
+    if (crc != null) {
+      crc.update(src.duplicate());
+    }
+    int written = 0;
+    while (src.hasRemaining()) {
+      written += out.write(src);
+    }
+    count += written;
+    return written;
+  }
+
+  public long count() {
+    return count;
+  }
+
+  public long crc() {
+    return crc == null ? 0 : crc.getValue();
+  }
+
+  public void checkComplete() throws IOException {
+    if (count != limit) {
+      throw new IOException(what + ": producer wrote " + count + " bytes, expected " + limit);
+    }
+  }
+
+  @Override
+  public boolean isOpen() {
+    return out.isOpen();
+  }
+
+  @Override
+  public void close() {}
+}
