@@ -6,6 +6,11 @@ import ckptbeam.io.tensor.Shape;
 import ckptbeam.io.tensor.SourceSlice;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.McoreTracker;
+import ckptbeam.transforms.TensorMapping.HeadRows;
+import ckptbeam.transforms.TensorMapping.Part;
+import ckptbeam.transforms.TensorMapping.Row;
+import ckptbeam.transforms.TensorMapping.Source;
+import ckptbeam.transforms.TensorMapping.Split;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -122,7 +127,7 @@ public final class Hf2McorePlan implements ConversionPlan {
     return plan(f).sources;
   }
 
-  /** Builds the ordered tensor list of one chunk for one (tp, ep) rank. */
+  /** Builds the ordered tensor list of one chunk for one (tp, ep) rank by walking {@link TensorMapping}. */
   private final class ChunkBuilder {
     private final int t;
     private final int r;
@@ -136,13 +141,11 @@ public final class Hf2McorePlan implements ConversionPlan {
     }
 
     List<AssembledTensor> build(LayerPlacement.Chunk c) {
-      long h = cfg.hiddenSize;
-      long vocab = cfg.vocabSize;
       if (c.embedding) {
-        emit(keys.key("embedding"), rowsOfRank(HfNames.EMBED, vocab, h));
+        global(Part.EMBEDDING);
       }
       if (c.finalNorm && placement().finalFirst()) {
-        finalNormAndOutput();
+        global(Part.FINAL);
       }
       for (int m = 0; m < c.mtp.size(); m++) {
         mtpLayer(m, c.mtp.get(m));
@@ -151,88 +154,123 @@ public final class Hf2McorePlan implements ConversionPlan {
         transformerLayer(keys.layerPrefix(l.local), l.hfIndex);
       }
       if (c.finalNorm && !placement().finalFirst()) {
-        finalNormAndOutput();
+        global(Part.FINAL);
       }
       return out;
     }
 
-    private void finalNormAndOutput() {
-      emit(keys.key(opts.mtpLayers > 0 ? "final_norm_with_mtp" : "final_norm"), vector(HfNames.NORM, cfg.hiddenSize));
-      emit(keys.key("output"), rowsOfRank(HfNames.LM_HEAD, cfg.vocabSize, cfg.hiddenSize));
+    private void global(Part part) {
+      for (Row row : rows(part)) {
+        emit(row, keys.key(row.logical()), -1, -1);
+      }
     }
 
     private void mtpLayer(int m, int hf) {
-      long h = cfg.hiddenSize;
-      emit(keys.mtp("mtp_enorm", m), vector(HfNames.layer(hf, "enorm.weight"), h));
-      emit(keys.mtp("mtp_hnorm", m), vector(HfNames.layer(hf, "hnorm.weight"), h));
-      emit(keys.mtp("mtp_eh_proj", m), rowsOfRank(HfNames.layer(hf, "eh_proj.weight"), h, 2 * h));
+      for (Row row : rows(Part.MTP_INPUT)) {
+        emit(row, keys.mtp(row.logical(), m), hf, -1);
+      }
       // The stage's copy of the embedding (§3.8). In the current names every MTP layer would write the same key;
       // the reference's dict then keeps one copy, so with several MTP layers we write the first layer's.
-      boolean sharedKey = !keys.template("mtp_embedding").contains("{m}");
-      if (opts.pp > 1 && (m == 0 || !sharedKey)) {
-        emit(keys.mtp("mtp_embedding", m), rowsOfRank(HfNames.layer(hf, "embed_tokens.weight"), cfg.vocabSize, h));
+      for (Row row : rows(Part.MTP_EMBEDDING)) {
+        boolean sharedKey = !keys.template(row.logical()).contains("{m}");
+        if (opts.pp > 1 && (m == 0 || !sharedKey)) {
+          emit(row, keys.mtp(row.logical(), m), hf, -1);
+        }
       }
       transformerLayer(keys.mtp("mtp_layer", m), hf);
-      emit(keys.mtp("mtp_final_norm", m), vector(HfNames.layer(hf, "shared_head.norm.weight"), h));
+      for (Row row : rows(Part.MTP_OUTPUT)) {
+        emit(row, keys.mtp(row.logical(), m), hf, -1);
+      }
     }
 
     private void transformerLayer(String prefix, int hf) {
-      long h = cfg.hiddenSize;
-      emit(prefix + keys.key("input_norm"), vector(HfNames.layer(hf, "input_layernorm.weight"), h));
-      emit(prefix + keys.key("pre_mlp_norm"), vector(HfNames.layer(hf, "post_attention_layernorm.weight"), h));
-      attention(prefix, hf);
-      if (cfg.dsaIndexer()) {
-        indexer(prefix, hf);
-      }
+      layerPart(Part.ATTENTION, prefix, hf);
       if (hf < cfg.firstKDenseReplace) {
-        gatedMlp(prefix + keys.key("fc1"), prefix + keys.key("fc2"), HfNames.layer(hf, "mlp."), cfg.intermediateSize,
-            t, opts.tp);
-      } else {
-        moe(prefix, hf);
-      }
-    }
-
-    private void attention(String prefix, int hf) {
-      long h = cfg.hiddenSize;
-      long heads = cfg.attentionHeads;
-      String a = "self_attn.";
-      String qa = source(HfNames.layer(hf, a + "q_a_proj.weight"), cfg.qLoraRank, h);
-      String kva = source(HfNames.layer(hf, a + "kv_a_proj_with_mqa.weight"), cfg.kvLoraRank + cfg.qkRopeHeadDim, h);
-      emit(prefix + keys.key("qkv"), Shape.of(cfg.qkvRows(), h), List.of(
-          Band.of(SourceSlice.whole(qa, cfg.qLoraRank, h)),
-          Band.of(SourceSlice.whole(kva, cfg.kvLoraRank + cfg.qkRopeHeadDim, h))));
-      emit(prefix + keys.key("proj"), colsOfRank(HfNames.layer(hf, a + "o_proj.weight"), h, heads * cfg.vHeadDim));
-      emit(prefix + keys.key("q_norm"), vector(HfNames.layer(hf, a + "q_a_layernorm.weight"), cfg.qLoraRank));
-      emit(prefix + keys.key("kv_norm"), vector(HfNames.layer(hf, a + "kv_a_layernorm.weight"), cfg.kvLoraRank));
-      String qb = source(HfNames.layer(hf, a + "q_b_proj.weight"), heads * cfg.qHeadDim(), cfg.qLoraRank);
-      String kvb = source(HfNames.layer(hf, a + "kv_b_proj.weight"), heads * cfg.kvHeadDim(), cfg.kvLoraRank);
-      if (!opts.mlaMmSplit) {
-        emit(prefix + keys.key("q_up"), rowsOfRank(qb, heads * cfg.qHeadDim(), cfg.qLoraRank));
-        emit(prefix + keys.key("kv_up"), rowsOfRank(kvb, heads * cfg.kvHeadDim(), cfg.kvLoraRank));
+        layerPart(Part.DENSE_MLP, prefix, hf);
         return;
       }
-      // §3.4: per head, the nope/rope rows of q_b and the nope/v rows of kv_b, heads of this tp rank only
-      emit(prefix + keys.key("qk_nope"), perHead(qb, cfg.qHeadDim(), 0, cfg.qkNopeHeadDim, cfg.qLoraRank));
-      emit(prefix + keys.key("qk_rope"), perHead(qb, cfg.qHeadDim(), cfg.qkNopeHeadDim, cfg.qkRopeHeadDim,
-          cfg.qLoraRank));
-      emit(prefix + keys.key("kv_nope"), perHead(kvb, cfg.kvHeadDim(), 0, cfg.qkNopeHeadDim, cfg.kvLoraRank));
-      emit(prefix + keys.key("v"), perHead(kvb, cfg.kvHeadDim(), cfg.qkNopeHeadDim, cfg.vHeadDim, cfg.kvLoraRank));
+      layerPart(Part.MOE, prefix, hf);
+      if (opts.groupedGemm) {
+        layerPart(Part.GROUPED_EXPERTS, prefix, hf);
+        return;
+      }
+      long local = cfg.routedExperts / opts.ep;
+      for (int l = 0; l < local; l++) {
+        for (Row row : rows(Part.EXPERT)) {
+          emit(row, prefix + keys.expert(row.logical(), l), hf, r * local + l);
+        }
+      }
     }
 
-    /** DeepSeek-V3.2's DSA indexer: every tensor whole, in every (tp, ep) rank of the stage; dtypes kept. */
-    private void indexer(String prefix, int hf) {
-      long h = cfg.hiddenSize;
-      String i = "self_attn.indexer.";
-      emit(prefix + keys.key("indexer_wq_b"), whole(HfNames.layer(hf, i + "wq_b.weight"),
-          cfg.indexHeads * cfg.indexHeadDim, cfg.qLoraRank));
-      emit(prefix + keys.key("indexer_wk"), whole(HfNames.layer(hf, i + "wk.weight"), cfg.indexHeadDim, h));
-      emit(prefix + keys.key("indexer_k_norm"), vector(HfNames.layer(hf, i + "k_norm.weight"), cfg.indexHeadDim));
-      emit(prefix + keys.key("indexer_k_norm_bias"), vector(HfNames.layer(hf, i + "k_norm.bias"), cfg.indexHeadDim));
-      emit(prefix + keys.key("indexer_weights_proj"), whole(HfNames.layer(hf, i + "weights_proj.weight"),
-          cfg.indexHeads, h));
+    private void layerPart(Part part, String prefix, int hf) {
+      for (Row row : rows(part)) {
+        emit(row, prefix + keys.key(row.logical()), hf, -1);
+      }
     }
 
-    private Assembly perHead(String src, long headDim, long offset, long count, long cols) {
+    private List<Row> rows(Part part) {
+      return TensorMapping.rows(part, cfg, opts);
+    }
+
+    /** One tensor of a row: its HF sources in layer {@code hf} (and expert), split for this rank. */
+    private void emit(Row row, String key, int hf, long expert) {
+      if (row.split() == Split.GROUPED_W1 || row.split() == Split.GROUPED_W2) {
+        groupedExperts(row, key, hf); // its sources are per local expert
+        return;
+      }
+      List<String> names = new ArrayList<>();
+      for (Source s : row.sources()) {
+        names.add(source(hfName(s, hf, expert), s.shape(cfg)));
+      }
+      String name = names.get(0);
+      long[] dims = row.source().shape(cfg);
+      long rows = dims[0];
+      long cols = dims.length > 1 ? dims[1] : 1;
+      switch (row.split()) {
+        case REPLICATED:
+          emit(key, Shape.of(dims), List.of(Band.of(SourceSlice.whole(name, rows, cols))));
+          break;
+        case ROWS: {
+          long part = rows / opts.tp;
+          emit(key, Shape.of(part, cols), List.of(Band.of(SourceSlice.rows(name, t * part, part, cols))));
+          break;
+        }
+        case COLUMNS: {
+          long part = cols / opts.tp;
+          emit(key, Shape.of(rows, part), List.of(Band.of(SourceSlice.cols(name, rows, t * part, part))));
+          break;
+        }
+        case STACKED: {
+          List<Band> bands = new ArrayList<>();
+          long total = 0;
+          for (int i = 0; i < names.size(); i++) {
+            long[] d = row.sources().get(i).shape(cfg);
+            bands.add(Band.of(SourceSlice.whole(names.get(i), d[0], d[1])));
+            total += d[0];
+          }
+          emit(key, Shape.of(total, cols), bands);
+          break;
+        }
+        case GATED: {
+          // fc1 = [gate rows of part t ; up rows of part t] (§3.5)
+          long w = rows / opts.tp;
+          emit(key, Shape.of(2 * w, cols), List.of(Band.of(SourceSlice.rows(names.get(0), t * w, w, cols)),
+              Band.of(SourceSlice.rows(names.get(1), t * w, w, cols))));
+          break;
+        }
+        case HEADS:
+          emit(key, perHead(name, row.heads(), cols));
+          break;
+        default:
+          throw new IllegalStateException(row.split().name());
+      }
+    }
+
+    /** §3.4: per head of this tp rank, {@code count} rows from {@code offset} within the head. */
+    private Assembly perHead(String src, HeadRows h, long cols) {
+      long headDim = h.headDim().applyAsLong(cfg);
+      long offset = h.offset().applyAsLong(cfg);
+      long count = h.count().applyAsLong(cfg);
       long headsPerRank = cfg.attentionHeads / opts.tp;
       List<Band> bands = new ArrayList<>();
       for (long n = t * headsPerRank; n < (t + 1) * headsPerRank; n++) {
@@ -241,91 +279,42 @@ public final class Hf2McorePlan implements ConversionPlan {
       return new Assembly(Shape.of(headsPerRank * count, cols), bands);
     }
 
-    /** fc1 = [gate rows of part c ; up rows of part c], fc2 = columns of part c of down (§3.5). */
-    private void gatedMlp(String fc1Key, String fc2Key, String hfPrefix, long width, int c, int parts) {
-      long h = cfg.hiddenSize;
-      long w = width / parts;
-      String gate = source(hfPrefix + "gate_proj.weight", width, h);
-      String up = source(hfPrefix + "up_proj.weight", width, h);
-      String down = source(hfPrefix + "down_proj.weight", h, width);
-      emit(fc1Key, Shape.of(2 * w, h), List.of(
-          Band.of(SourceSlice.rows(gate, c * w, w, h)), Band.of(SourceSlice.rows(up, c * w, w, h))));
-      emit(fc2Key, Shape.of(h, w), List.of(Band.of(SourceSlice.cols(down, h, c * w, w))));
-    }
-
-    private void moe(String prefix, int hf) {
-      long h = cfg.hiddenSize;
-      long experts = cfg.routedExperts;
-      emit(prefix + keys.key("router"), whole(HfNames.layer(hf, "mlp.gate.weight"), experts, h));
-      emit(prefix + keys.key("router_bias"), vector(HfNames.layer(hf, "mlp.gate.e_score_correction_bias"), experts));
-      if (cfg.sharedExperts > 0) {
-        gatedMlp(prefix + keys.key("shared_fc1"), prefix + keys.key("shared_fc2"),
-            HfNames.layer(hf, "mlp.shared_experts."), cfg.sharedIntermediateSize(), t, opts.tp);
-      }
-      if (opts.groupedGemm) {
-        groupedExperts(prefix, hf);
-      } else {
-        long local = experts / opts.ep;
-        for (int l = 0; l < local; l++) {
-          long g = r * local + l;
-          gatedMlp(prefix + keys.expert("expert_fc1", l), prefix + keys.expert("expert_fc2", l),
-              HfNames.expert(hf, g, ""), cfg.moeIntermediateSize, t, opts.tp);
-        }
-      }
-    }
-
-    /** §3.7.2: weight1 holds W1[l, h, j] (transposed [gate_c ; up_c]) relabelled [H, E_l·2F_t]; weight2 [E_l·F_t, H]. */
-    private void groupedExperts(String prefix, int hf) {
+    /**
+     * §3.7.2: weight1 holds W1[l, h, j] (transposed [gate_c ; up_c]) relabelled [H, E_l·2F_t]; weight2 [E_l·F_t, H]
+     * stacks the transposed column slices of down.
+     */
+    private void groupedExperts(Row row, String key, int hf) {
       long h = cfg.hiddenSize;
       long f = cfg.moeIntermediateSize;
-      int expertTp = opts.expertTp();
-      long ft = f / expertTp;
+      long ft = f / opts.expertTp();
       long local = cfg.routedExperts / ((long) opts.ep * (opts.tpExtendEp ? opts.tp : 1));
       long firstExpert = opts.tpExtendEp ? ((long) r * opts.tp + t) * local : r * local;
       int c = opts.tpExtendEp ? 0 : t;
-      List<Band> w1 = new ArrayList<>();
-      List<Band> w2 = new ArrayList<>();
+      boolean w1 = row.split() == Split.GROUPED_W1;
+      List<Band> bands = new ArrayList<>();
       for (long l = 0; l < local; l++) {
-        long g = firstExpert + l;
-        String gate = source(HfNames.expert(hf, g, "gate_proj.weight"), f, h);
-        String up = source(HfNames.expert(hf, g, "up_proj.weight"), f, h);
-        String down = source(HfNames.expert(hf, g, "down_proj.weight"), h, f);
-        w1.add(Band.of(SourceSlice.rows(gate, c * ft, ft, h).transposed(), SourceSlice.rows(up, c * ft, ft, h).transposed()));
-        w2.add(Band.of(SourceSlice.cols(down, h, c * ft, ft).transposed()));
+        List<SourceSlice> slices = new ArrayList<>();
+        for (Source s : row.sources()) {
+          String name = source(hfName(s, hf, firstExpert + l), s.shape(cfg));
+          slices.add((w1 ? SourceSlice.rows(name, c * ft, ft, h) : SourceSlice.cols(name, h, c * ft, ft)).transposed());
+        }
+        bands.add(new Band(slices));
       }
-      emit(prefix + keys.key("weight1"), Shape.of(h, local * 2 * ft), w1);
-      emit(prefix + keys.key("weight2"), Shape.of(local * ft, h), w2);
+      emit(key, w1 ? Shape.of(h, local * 2 * ft) : Shape.of(local * ft, h), bands);
     }
 
     // ---- small builders ----
 
-    private String source(String name, long rows, long cols) {
-      sources.put(name, cols == 1 ? Shape.of(rows) : Shape.of(rows, cols));
+    private String hfName(Source s, int hf, long expert) {
+      if (hf < 0) {
+        return s.name();
+      }
+      return HfNames.layer(hf, expert < 0 ? s.name() : s.name().replace("{e}", Long.toString(expert)));
+    }
+
+    private String source(String name, long[] dims) {
+      sources.put(name, Shape.of(dims));
       return name;
-    }
-
-    private Assembly vector(String name, long n) {
-      source(name, n, 1);
-      return new Assembly(Shape.of(n), List.of(Band.of(SourceSlice.whole(name, n, 1))));
-    }
-
-    private Assembly whole(String name, long rows, long cols) {
-      source(name, rows, cols);
-      return new Assembly(Shape.of(rows, cols), List.of(Band.of(SourceSlice.whole(name, rows, cols))));
-    }
-
-    /** Rows of this tp rank: split dim 0 into tp parts. */
-    private Assembly rowsOfRank(String name, long rows, long cols) {
-      source(name, rows, cols);
-      long part = rows / opts.tp;
-      return new Assembly(Shape.of(part, cols), List.of(Band.of(SourceSlice.rows(name, t * part, part, cols))));
-    }
-
-    /** Columns of this tp rank: split dim 1 into tp parts. */
-    private Assembly colsOfRank(String name, long rows, long cols) {
-      source(name, rows, cols);
-      long part = cols / opts.tp;
-      return new Assembly(Shape.of(rows, part), List.of(Band.of(SourceSlice.cols(name, rows, t * part, part))));
     }
 
     private void emit(String key, Assembly a) {

@@ -2,8 +2,13 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.Shape;
+import ckptbeam.transforms.TensorMapping.Part;
+import ckptbeam.transforms.TensorMapping.Row;
+import ckptbeam.transforms.TensorMapping.Source;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Every tensor a bf16 HF DeepSeek-V3-architecture checkpoint holds for a given config (docs/formats.md §4.2): names,
@@ -75,52 +80,34 @@ public final class HfInventory {
     return out;
   }
 
+  /** A layer's tensors: every HF tensor the mapping's rows read for a layer of its kind, each once. */
   private static void layer(ModelConfig c, int l, List<Entry> out) {
-    long h = c.hiddenSize;
-    long heads = c.attentionHeads;
     boolean mtp = l >= c.hiddenLayers;
+    List<Part> parts = new ArrayList<>();
     if (mtp) {
-      add(out, l, "embed_tokens.weight", DType.BF16, c.vocabSize, h);
-      add(out, l, "enorm.weight", DType.BF16, h);
-      add(out, l, "hnorm.weight", DType.BF16, h);
-      add(out, l, "eh_proj.weight", DType.BF16, h, 2 * h);
-      add(out, l, "shared_head.norm.weight", DType.BF16, h);
-      add(out, l, "shared_head.head.weight", DType.BF16, c.vocabSize, h);
+      parts.addAll(List.of(Part.MTP_EMBEDDING, Part.MTP_INPUT, Part.MTP_OUTPUT));
     }
-    add(out, l, "input_layernorm.weight", DType.BF16, h);
-    add(out, l, "post_attention_layernorm.weight", DType.BF16, h);
-    add(out, l, "self_attn.q_a_proj.weight", DType.BF16, c.qLoraRank, h);
-    add(out, l, "self_attn.q_a_layernorm.weight", DType.BF16, c.qLoraRank);
-    add(out, l, "self_attn.q_b_proj.weight", DType.BF16, heads * c.qHeadDim(), c.qLoraRank);
-    add(out, l, "self_attn.kv_a_proj_with_mqa.weight", DType.BF16, c.kvLoraRank + c.qkRopeHeadDim, h);
-    add(out, l, "self_attn.kv_a_layernorm.weight", DType.BF16, c.kvLoraRank);
-    add(out, l, "self_attn.kv_b_proj.weight", DType.BF16, heads * c.kvHeadDim(), c.kvLoraRank);
-    add(out, l, "self_attn.o_proj.weight", DType.BF16, h, heads * c.vHeadDim);
-    if (c.dsaIndexer()) {
-      add(out, l, "self_attn.indexer.wq_b.weight", DType.BF16, c.indexHeads * c.indexHeadDim, c.qLoraRank);
-      add(out, l, "self_attn.indexer.wk.weight", DType.BF16, c.indexHeadDim, h);
-      add(out, l, "self_attn.indexer.k_norm.weight", DType.F32, c.indexHeadDim);
-      add(out, l, "self_attn.indexer.k_norm.bias", DType.F32, c.indexHeadDim);
-      add(out, l, "self_attn.indexer.weights_proj.weight", DType.BF16, c.indexHeads, h);
-    }
-    if (l < c.firstKDenseReplace) {
-      add(out, l, "mlp.gate_proj.weight", DType.BF16, c.intermediateSize, h);
-      add(out, l, "mlp.up_proj.weight", DType.BF16, c.intermediateSize, h);
-      add(out, l, "mlp.down_proj.weight", DType.BF16, h, c.intermediateSize);
-      return;
-    }
-    add(out, l, "mlp.gate.weight", DType.BF16, c.routedExperts, h);
-    add(out, l, "mlp.gate.e_score_correction_bias", DType.F32, c.routedExperts);
-    if (c.sharedExperts > 0) {
-      add(out, l, "mlp.shared_experts.gate_proj.weight", DType.BF16, c.sharedIntermediateSize(), h);
-      add(out, l, "mlp.shared_experts.up_proj.weight", DType.BF16, c.sharedIntermediateSize(), h);
-      add(out, l, "mlp.shared_experts.down_proj.weight", DType.BF16, h, c.sharedIntermediateSize());
-    }
-    for (long e = 0; e < c.routedExperts; e++) {
-      String p = "mlp.experts." + e + ".";
-      add(out, l, p + "gate_proj.weight", DType.BF16, c.moeIntermediateSize, h);
-      add(out, l, p + "up_proj.weight", DType.BF16, c.moeIntermediateSize, h);
-      add(out, l, p + "down_proj.weight", DType.BF16, h, c.moeIntermediateSize);
+    parts.add(Part.ATTENTION);
+    parts.addAll(l < c.firstKDenseReplace ? List.of(Part.DENSE_MLP) : List.of(Part.MOE, Part.EXPERT));
+    Set<String> seen = new LinkedHashSet<>();
+    for (Part part : parts) {
+      for (Row row : TensorMapping.ROWS) {
+        if (row.part() != part || !row.when().holdsForConfig(c)) {
+          continue;
+        }
+        for (Source s : row.sources()) {
+          long experts = part == Part.EXPERT ? c.routedExperts : 1;
+          for (long e = 0; e < experts; e++) {
+            String name = s.name().replace("{e}", Long.toString(e));
+            if (seen.add(name)) {
+              add(out, l, name, s.dtype(), s.shape(c));
+            }
+          }
+        }
+      }
+      if (part == Part.MTP_OUTPUT) {
+        TensorMapping.MTP_UNCONVERTED.forEach(s -> add(out, l, s.name(), s.dtype(), s.shape(c)));
+      }
     }
   }
 

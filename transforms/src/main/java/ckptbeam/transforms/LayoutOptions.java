@@ -42,12 +42,11 @@ public final class LayoutOptions implements Serializable {
   /** {@code --qlora-nf4}: the NF4 encoding to quantise the linear weights with, or null. */
   public Nf4.Format nf4;
 
-  /** The keys {@code --qlora-nf4} quantises (docs/mapping.md §7.1): linear weights, never embeddings, norms, router. */
-  private static final List<String> NF4_SUFFIXES = List.of("output_layer.weight",
-      "eh_proj.weight", "linear_qkv.weight", "linear_proj.weight", "linear_q_up_proj.weight",
-      "linear_kv_up_proj.weight", "linear_qb.weight", "linear_kvb.weight", "linear_qk_nope.weight",
-      "linear_qk_rope.weight", "linear_kv_nope.weight", "linear_v.weight", "linear_fc1.weight", "linear_fc2.weight",
-      "experts.weight1", "experts.weight2");
+  /**
+   * The key endings {@code --qlora-nf4} quantises (docs/mapping.md §7.1): the {@link TensorMapping} rows marked NF4,
+   * in every naming scheme; never embeddings, norms, router or indexer.
+   */
+  private static final List<String> NF4_SUFFIXES = McoreKeyNames.keyEndings(TensorMapping.nf4Rows());
 
   /** Whether {@code --qlora-nf4} quantises this mcore key. */
   public boolean quantises(String key) {

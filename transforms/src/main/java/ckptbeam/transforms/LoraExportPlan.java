@@ -5,6 +5,9 @@ import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.Band;
 import ckptbeam.io.tensor.Shape;
 import ckptbeam.io.tensor.SourceSlice;
+import ckptbeam.transforms.TensorMapping.Part;
+import ckptbeam.transforms.TensorMapping.Row;
+import ckptbeam.transforms.TensorMapping.Source;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
@@ -52,20 +55,27 @@ public final class LoraExportPlan extends HfShardsPlan {
     this.modules = new LinkedHashSet<>(modules);
   }
 
-  /** mcore module → the HF modules its LoRA becomes (the names adapter_config.json lists, §8.10). */
+  /**
+   * mcore module → the HF modules its LoRA becomes (the names adapter_config.json lists, §8.10): every
+   * {@link TensorMapping} row marked for LoRA, layer parts first, then the MTP layer's own.
+   */
   static final Map<String, List<String>> HF_MODULES = new LinkedHashMap<>();
 
+  /** The parts whose LoRA modules are exported, in the order a layer's tensors are written. */
+  private static final List<Part> LORA_PARTS =
+      List.of(Part.ATTENTION, Part.DENSE_MLP, Part.MOE, Part.EXPERT, Part.MTP_INPUT);
+
   static {
-    HF_MODULES.put("linear_qkv", List.of("q_a_proj", "kv_a_proj_with_mqa"));
-    HF_MODULES.put("linear_proj", List.of("o_proj"));
-    HF_MODULES.put("linear_q_up_proj", List.of("q_b_proj"));
-    HF_MODULES.put("linear_kv_up_proj", List.of("kv_b_proj"));
-    HF_MODULES.put("linear_fc1", List.of("gate_proj", "up_proj"));
-    HF_MODULES.put("linear_fc2", List.of("down_proj"));
-    HF_MODULES.put("eh_proj", List.of("eh_proj"));
+    for (Part part : LORA_PARTS) {
+      for (Row row : TensorMapping.ROWS) {
+        if (row.part() == part && row.lora()) {
+          List<String> hf = HF_MODULES.computeIfAbsent(row.loraModule(), k -> new ArrayList<>());
+          row.sources().stream().map(Source::module).filter(m -> !hf.contains(m)).forEach(hf::add);
+        }
+      }
+    }
   }
 
-  /** The HF module names for adapter_config.json, in the order given. */
   /** {@code adapter_config.json} of the PEFT adapter, as PEFT writes it. */
   public ObjectNode adapterConfig(double alpha) {
     ObjectNode adapter =
@@ -133,10 +143,8 @@ public final class LoraExportPlan extends HfShardsPlan {
         int hf = chunk.mtp.get(m);
         List<AssembledTensor> out = byLayer.computeIfAbsent(hf, k -> new ArrayList<>());
         layer(out, chunk.pp, chunkKey, keys.mtp("mtp_layer", m), hf, keys);
-        if (modules.contains("eh_proj")) {
-          String x = keys.mtp("mtp_eh_proj", m);
-          columnParallel(out, chunk.pp, 0, chunkKey, x.substring(0, x.length() - 7), c.hiddenSize, 2 * c.hiddenSize,
-              HfNames.layer(hf, "eh_proj"));
+        for (Row row : loraRows(Part.MTP_INPUT)) {
+          export(out, row, chunk.pp, 0, chunkKey, keys.mtp(row.logical(), m), hf, -1);
         }
       }
     }
@@ -150,77 +158,107 @@ public final class LoraExportPlan extends HfShardsPlan {
 
   private void layer(List<AssembledTensor> out, int pp, String chunk, String prefix, int hf, McoreKeyNames keys) {
     ModelConfig c = forward.config();
-    long h = c.hiddenSize;
-    String attn = HfNames.layer(hf, "self_attn.");
-    if (modules.contains("linear_qkv")) {
-      String x = module(prefix, keys.key("qkv"));
-      String a = src(pp, 0, 0, chunk, x + ".lora_A.default.weight", rank, h);
-      String b = src(pp, 0, 0, chunk, x + ".lora_B.default.weight", c.qkvRows(), rank);
-      for (String hfm : new String[] {"q_a_proj", "kv_a_proj_with_mqa"}) {
-        emit(out, attn + hfm + ".lora_A.weight", Shape.of(rank, h), List.of(Band.of(SourceSlice.whole(a, rank, h))));
-      }
-      emit(out, attn + "q_a_proj.lora_B.weight", Shape.of(c.qLoraRank, rank),
-          List.of(Band.of(SourceSlice.rows(b, 0, c.qLoraRank, rank))));
-      long kv = c.kvLoraRank + c.qkRopeHeadDim;
-      emit(out, attn + "kv_a_proj_with_mqa.lora_B.weight", Shape.of(kv, rank),
-          List.of(Band.of(SourceSlice.rows(b, c.qLoraRank, kv, rank))));
-    }
-    if (modules.contains("linear_proj")) {
-      rowParallel(out, pp, 0, chunk, module(prefix, keys.key("proj")), h, c.attentionHeads * c.vHeadDim,
-          attn + "o_proj");
-    }
-    if (modules.contains("linear_q_up_proj")) {
-      columnParallel(out, pp, 0, chunk, module(prefix, keys.key("q_up")), c.attentionHeads * c.qHeadDim(),
-          c.qLoraRank, attn + "q_b_proj");
-    }
-    if (modules.contains("linear_kv_up_proj")) {
-      columnParallel(out, pp, 0, chunk, module(prefix, keys.key("kv_up")), c.attentionHeads * c.kvHeadDim(),
-          c.kvLoraRank, attn + "kv_b_proj");
+    for (Row row : loraRows(Part.ATTENTION)) {
+      export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
     }
     if (hf < c.firstKDenseReplace) {
-      gated(out, pp, 0, chunk, prefix + "mlp.", HfNames.layer(hf, "mlp."), c.intermediateSize);
+      for (Row row : loraRows(Part.DENSE_MLP)) {
+        export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
+      }
       return;
     }
-    if (c.sharedExperts > 0) {
-      gated(out, pp, 0, chunk, prefix + "mlp.shared_experts.", HfNames.layer(hf, "mlp.shared_experts."),
-          c.sharedIntermediateSize());
+    for (Row row : loraRows(Part.MOE)) {
+      export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
     }
-    LayoutOptions o = forward.options();
-    long local = c.routedExperts / o.ep;
-    for (int r = 0; r < o.ep; r++) {
+    long local = c.routedExperts / forward.options().ep;
+    for (int r = 0; r < forward.options().ep; r++) {
       for (int l = 0; l < local; l++) {
-        gated(out, pp, r, chunk, prefix + "mlp.experts.local_experts." + l + ".",
-            HfNames.expert(hf, r * local + l, ""), c.moeIntermediateSize);
+        for (Row row : loraRows(Part.EXPERT)) {
+          export(out, row, pp, r, chunk, prefix + keys.expert(row.logical(), l), hf, r * local + l);
+        }
       }
     }
   }
 
-  /** fc1 (column-parallel, gate and up interleaved per rank) and fc2 (row-parallel) of one gated MLP. */
-  private void gated(List<AssembledTensor> out, int pp, int ep, String chunk, String mcorePrefix, String hfPrefix,
-      long width) {
+  /** The rows of a part whose LoRA factors this export writes. */
+  private List<Row> loraRows(Part part) {
+    List<Row> out = new ArrayList<>();
+    for (Row row : TensorMapping.rows(part, forward.config(), forward.options())) {
+      if (row.lora() && modules.contains(row.loraModule())) {
+        out.add(row);
+      }
+    }
+    return out;
+  }
+
+  /** The factors of one module ({@code key} is its weight's mcore key), gathered the way its base is split. */
+  private void export(List<AssembledTensor> out, Row row, int pp, int ep, String chunk, String key, int hf,
+      long expert) {
     ModelConfig c = forward.config();
+    String x = key.substring(0, key.length() - ".weight".length());
+    List<String> hfModules = new ArrayList<>();
+    List<long[]> dims = new ArrayList<>();
+    for (Source s : row.sources()) {
+      String name = HfNames.layer(hf, expert < 0 ? s.name() : s.name().replace("{e}", Long.toString(expert)));
+      hfModules.add(name.substring(0, name.length() - ".weight".length()));
+      dims.add(s.shape(c));
+    }
+    long[] d = dims.get(0);
+    switch (row.split()) {
+      case STACKED:
+        stacked(out, pp, ep, chunk, x, dims, hfModules);
+        break;
+      case ROWS:
+        columnParallel(out, pp, ep, chunk, x, d[0], d[1], hfModules.get(0));
+        break;
+      case COLUMNS:
+        rowParallel(out, pp, ep, chunk, x, d[0], d[1], hfModules.get(0));
+        break;
+      case GATED:
+        gated(out, pp, ep, chunk, x, d[0], d[1], hfModules);
+        break;
+      default:
+        throw new IllegalStateException("no HF LoRA form for a " + row.split() + " tensor: " + key);
+    }
+  }
+
+  /** A replicated stack of whole sources ({@code linear_qkv}): one A for every HF module, B's rows split by source. */
+  private void stacked(List<AssembledTensor> out, int pp, int ep, String chunk, String x, List<long[]> dims,
+      List<String> hfModules) {
+    long in = dims.get(0)[1];
+    long total = dims.stream().mapToLong(d -> d[0]).sum();
+    String a = src(pp, 0, ep, chunk, x + ".lora_A.default.weight", rank, in);
+    for (String hfm : hfModules) {
+      emit(out, hfm + ".lora_A.weight", Shape.of(rank, in), List.of(Band.of(SourceSlice.whole(a, rank, in))));
+    }
+    String b = src(pp, 0, ep, chunk, x + ".lora_B.default.weight", total, rank);
+    long offset = 0;
+    for (int i = 0; i < hfModules.size(); i++) {
+      long rows = dims.get(i)[0];
+      emit(out, hfModules.get(i) + ".lora_B.weight", Shape.of(rows, rank),
+          List.of(Band.of(SourceSlice.rows(b, offset, rows, rank))));
+      offset += rows;
+    }
+  }
+
+  /** fc1 (column-parallel, gate and up interleaved per rank): A replicated, B's halves per rank to gate and up. */
+  private void gated(List<AssembledTensor> out, int pp, int ep, String chunk, String x, long width, long in,
+      List<String> hfModules) {
     int tp = forward.options().tp;
-    long h = c.hiddenSize;
     long w = width / tp;
-    if (modules.contains("linear_fc1")) {
-      String x = mcorePrefix + "linear_fc1";
-      String a = src(pp, 0, ep, chunk, x + ".lora_A.default.weight", rank, h);
-      for (String hfm : new String[] {"gate_proj", "up_proj"}) {
-        emit(out, hfPrefix + hfm + ".lora_A.weight", Shape.of(rank, h), List.of(Band.of(SourceSlice.whole(a, rank, h))));
-      }
-      List<Band> gate = new ArrayList<>();
-      List<Band> up = new ArrayList<>();
-      for (int t = 0; t < tp; t++) {
-        String b = src(pp, t, ep, chunk, x + ".lora_B.default.weight", 2 * w, rank);
-        gate.add(Band.of(SourceSlice.rows(b, 0, w, rank)));
-        up.add(Band.of(SourceSlice.rows(b, w, w, rank)));
-      }
-      emit(out, hfPrefix + "gate_proj.lora_B.weight", Shape.of(width, rank), gate);
-      emit(out, hfPrefix + "up_proj.lora_B.weight", Shape.of(width, rank), up);
+    String a = src(pp, 0, ep, chunk, x + ".lora_A.default.weight", rank, in);
+    for (String hfm : hfModules) {
+      emit(out, hfm + ".lora_A.weight", Shape.of(rank, in), List.of(Band.of(SourceSlice.whole(a, rank, in))));
     }
-    if (modules.contains("linear_fc2")) {
-      rowParallel(out, pp, ep, chunk, mcorePrefix + "linear_fc2", h, width, hfPrefix + "down_proj");
+    List<Band> gate = new ArrayList<>();
+    List<Band> up = new ArrayList<>();
+    for (int t = 0; t < tp; t++) {
+      String b = src(pp, t, ep, chunk, x + ".lora_B.default.weight", 2 * w, rank);
+      gate.add(Band.of(SourceSlice.rows(b, 0, w, rank)));
+      up.add(Band.of(SourceSlice.rows(b, w, w, rank)));
     }
+    emit(out, hfModules.get(0) + ".lora_B.weight", Shape.of(width, rank), gate);
+    emit(out, hfModules.get(1) + ".lora_B.weight", Shape.of(width, rank), up);
   }
 
   /** W [out/tp, in] per rank: A [r, in] replicated (rank 0), B [out/tp, r] stacked over tp. */
@@ -255,10 +293,6 @@ public final class LoraExportPlan extends HfShardsPlan {
     String name = Mcore2HfPlan.sourceName(new RankFile(tp, pp, ep, o.pp, o.ep), chunk, key);
     shapes.put(name, Shape.of(rows, cols));
     return name;
-  }
-
-  private static String module(String prefix, String weightKey) {
-    return prefix + weightKey.substring(0, weightKey.length() - ".weight".length());
   }
 
   private static void emit(List<AssembledTensor> out, String hfName, Shape shape, List<Band> bands) {

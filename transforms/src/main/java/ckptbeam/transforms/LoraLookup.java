@@ -28,7 +28,7 @@ final class LoraLookup {
   }
 
   private static boolean grouped(String key) {
-    return key.endsWith("experts.weight1") || key.endsWith("experts.weight2");
+    return TensorMapping.isGroupedExperts(key);
   }
 
   private static String module(String key) {
