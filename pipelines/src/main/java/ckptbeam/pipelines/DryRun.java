@@ -42,7 +42,7 @@ final class DryRun {
           bytes += t.shape().byteSize(d == null ? DType.BF16 : d);
           tensors++;
         }
-        LayerPlacement.Chunk c = lp.chunk(f.pp, v++);
+        LayerPlacement.Chunk c = lp.chunk(f.ppRank, v++);
         List<String> layers = new ArrayList<>();
         c.layers.forEach(l -> layers.add("HF " + l.hfIndex + "→" + l.local));
         String extras = (c.embedding ? " +embedding" : "") + (c.mtp.isEmpty() ? "" : " +MTP HF " + c.mtp)

@@ -110,8 +110,8 @@ public final class Hf2McorePlan implements ConversionPlan {
     RankPlan out = new RankPlan();
     LayerPlacement lp = placement();
     for (int v = 0; v < lp.virtualChunks(); v++) {
-      ChunkBuilder b = new ChunkBuilder(f.tp, f.ep);
-      out.contents.put(opts.hasVirtualChunks() ? "model" + v : "model", b.build(lp.chunk(f.pp, v)));
+      ChunkBuilder b = new ChunkBuilder(f.tpRank, f.epRank);
+      out.contents.put(opts.hasVirtualChunks() ? "model" + v : "model", b.build(lp.chunk(f.ppRank, v)));
       out.sources.putAll(b.sources);
     }
     return out;

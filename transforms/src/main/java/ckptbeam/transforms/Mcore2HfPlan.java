@@ -82,7 +82,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     hfShapes = new LinkedHashMap<>();
     Map<String, Map<String, HfRegion>> regions = new LinkedHashMap<>(); // HF name → "row,col" → region
     List<RankFile> ranks = new ArrayList<>(forward.rankFiles());
-    ranks.sort(Comparator.comparingInt((RankFile f) -> f.ep).thenComparingInt(f -> f.tp).thenComparingInt(f -> f.pp));
+    ranks.sort(Comparator.comparingInt((RankFile f) -> f.epRank).thenComparingInt(f -> f.tpRank).thenComparingInt(f -> f.ppRank));
     for (RankFile f : ranks) {
       Hf2McorePlan.RankPlan rank = forward.plan(f);
       hfShapes.putAll(rank.sources);

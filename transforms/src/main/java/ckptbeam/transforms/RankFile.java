@@ -9,21 +9,23 @@ public final class RankFile implements Serializable, Comparable<RankFile> {
   private static final long serialVersionUID = 1L;
   public static final String FILE_NAME = "model_optim_rng.pt";
 
-  public final int tp;
-  public final int pp;
-  public final int ep;
+  /** This file's tensor-, pipeline- and expert-parallel ranks (the layout's sizes are {@link LayoutOptions}'). */
+  public final int tpRank;
+  public final int ppRank;
+  public final int epRank;
   private final String dir;
 
-  public RankFile(int tp, int pp, int ep, int ppSize, int epSize) {
-    this.tp = tp;
-    this.pp = pp;
-    this.ep = ep;
-    StringBuilder b = new StringBuilder(String.format("mp_rank_%02d", tp));
+  /** The pp part of the name is written only when ppSize > 1, the ep part only when epSize > 1. */
+  public RankFile(int tpRank, int ppRank, int epRank, int ppSize, int epSize) {
+    this.tpRank = tpRank;
+    this.ppRank = ppRank;
+    this.epRank = epRank;
+    StringBuilder b = new StringBuilder(String.format("mp_rank_%02d", tpRank));
     if (ppSize > 1) {
-      b.append(String.format("_%03d", pp));
+      b.append(String.format("_%03d", ppRank));
     }
     if (epSize > 1) {
-      b.append(String.format("_%03d", ep));
+      b.append(String.format("_%03d", epRank));
     }
     this.dir = b.toString();
   }

@@ -1,18 +1,14 @@
 package ckptbeam.transforms;
 
 import ckptbeam.io.compute.Nf4Quantizer;
-import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.StagedOutput;
 import ckptbeam.io.tensor.AssembledTensor;
-import ckptbeam.io.tensor.DType;
-import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.tensor.TensorSpec;
 import ckptbeam.io.torch.TorchCheckpointWriter;
 import ckptbeam.io.torch.TorchZipWriter;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,12 +30,7 @@ public final class RankFileWriter {
   public static WrittenFile write(Hf2McorePlan plan, RankFile file, Map<String, List<AssembledTensor>> contents,
       Map<String, TensorLocation> sources, String saveDir, PipelineOptions storage)
       throws IOException {
-    String relative = file.relativePath(Hf2McorePlan.ITERATION);
-    String destination = CheckpointFiles.resolve(saveDir, relative);
-    List<WrittenFile.Tensor> written = new ArrayList<>();
-    long tensorBytes = 0;
-    StagedOutput.Result result;
-    try (TensorAssembler assembler = new TensorAssembler()) {
+    try (TargetFileWriter out = new TargetFileWriter(file.relativePath(Hf2McorePlan.ITERATION), sources)) {
       Map<String, Object> root = new LinkedHashMap<>();
       if (!plan.options().hasVirtualChunks()) {
         root.put("model", null); // keeps the reference's key order: model, checkpoint_version, iteration
@@ -49,26 +40,23 @@ public final class RankFileWriter {
       for (Map.Entry<String, List<AssembledTensor>> chunk : contents.entrySet()) {
         Map<String, Object> model = new LinkedHashMap<>();
         for (AssembledTensor t : chunk.getValue()) {
-          DType dtype = TensorAssembler.dtypeOf(t, sources);
-          TensorSpec spec = new TensorSpec(t.key(), dtype, t.shape(), sink -> assembler.write(t, sources, sink));
+          TensorSpec spec = out.spec(t);
           // --qlora-nf4: the weight becomes its packed data plus the quant-state entries (§7.1, §7.6)
           List<TensorSpec> entries = plan.options().quantises(t.key())
-              ? new Nf4Quantizer(plan.options().nf4, dtype, t.shape(), spec.bytes()).entries(t.key()) : List.of(spec);
+              ? new Nf4Quantizer(plan.options().nf4, spec.dtype(), t.shape(), spec.bytes()).entries(t.key())
+              : List.of(spec);
           for (TensorSpec e : entries) {
             if (model.put(e.name(), new TorchCheckpointWriter.Tensor(e)) != null) {
-              throw new IllegalStateException(relative + ": the plan has key " + e.name() + " twice");
+              throw new IllegalStateException(out.relative() + ": the plan has key " + e.name() + " twice");
             }
-            written.add(new WrittenFile.Tensor(chunk.getKey() + "/" + e.name(), e.dtype().safetensorsName(),
-                e.shape().dims(), new ArrayList<>(t.sources())));
-            tensorBytes += e.byteSize();
+            out.record(chunk.getKey() + "/" + e.name(), e, t);
           }
         }
         root.put(chunk.getKey(), model);
       }
       // torch's own zip layout is written strictly in order: the file's SHA-256 comes with the writing
-      result = StagedOutput.write(destination, storage,
-          out -> TorchCheckpointWriter.write(out, "model_optim_rng", root, TorchZipWriter.Layout.TORCH));
+      return out.write(saveDir, storage,
+          zip -> TorchCheckpointWriter.write(zip, "model_optim_rng", root, TorchZipWriter.Layout.TORCH));
     }
-    return new WrittenFile(relative, result.bytes, tensorBytes, result.sha256, written, false);
   }
 }

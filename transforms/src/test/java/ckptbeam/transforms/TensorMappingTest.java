@@ -42,7 +42,7 @@ class TensorMappingTest {
       // o_proj is [H, nH·d_v] = [7168, 16384]; rank t keeps the 4096 columns that multiply its 32 heads' values
       assertEquals(Shape.of(7168, 4096), t.shape());
       SourceSlice s = t.bands().get(0).slices().get(0);
-      assertEquals(List.of("model.layers.0.self_attn.o_proj.weight", 0L, 7168L, f.tp * 4096L, 4096L),
+      assertEquals(List.of("model.layers.0.self_attn.o_proj.weight", 0L, 7168L, f.tpRank * 4096L, 4096L),
           List.of(s.source(), s.rowStart(), s.rowCount(), s.colStart(), s.colCount()));
     }
   }
