@@ -14,7 +14,6 @@ import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
 import ckptbeam.io.torch.TorchCheckpointWriter;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,6 +22,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.zip.ZipFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -108,8 +108,8 @@ class FuzzTest {
     assertTrue(parsed < ITERATIONS, "mutations must break some files");
   }
 
-  @Test
-  void torchZipAndPickle() throws IOException {
+  /** A small rank file exactly as production writes it (torch's zip layout, our protocol-2 pickle). */
+  private byte[] writtenCheckpoint() throws IOException {
     Map<String, Object> model = new LinkedHashMap<>();
     model.put("a.weight", new TorchCheckpointWriter.Tensor(
         new TensorSpec("a", DType.BF16, Shape.of(2, 3), Bytes.of(Bytes.bf16(1, 2, 3, 4, 5, 6)))));
@@ -123,8 +123,12 @@ class FuzzTest {
     try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
       TorchCheckpointWriter.write(ch, "archive", root);
     }
-    byte[] seed = Files.readAllBytes(f);
-    fuzz("torch zip", seed, 7, in -> {
+    return Files.readAllBytes(f);
+  }
+
+  @Test
+  void torchZipAndPickle() throws IOException {
+    int parsed = fuzz("torch zip", writtenCheckpoint(), 7, in -> {
       TorchCheckpointReader r = TorchCheckpointReader.read("fuzz.pt", new ByteArrayRangeReader("fuzz", in));
       if (r.root() instanceof Map && ((Map<?, ?>) r.root()).get("model") instanceof Map) {
         for (Map.Entry<String, PickleReader.TorchTensor> e : r.tensors("model").entrySet()) {
@@ -132,15 +136,19 @@ class FuzzTest {
         }
       }
     });
+    // flips inside tensor data or padding leave a readable file; the rest must be refused with a message
+    assertTrue(parsed > 0 && parsed < ITERATIONS, parsed + " of " + ITERATIONS + " mutants parsed");
   }
 
   @Test
   void picklesAlone() throws IOException {
-    byte[] golden;
-    try (InputStream in = getClass().getResourceAsStream("/golden-appendix-a.pt")) {
-      golden = in.readAllBytes();
+    writtenCheckpoint();
+    byte[] pkl;
+    try (ZipFile zip = new ZipFile(dir.resolve("seed.pt").toFile())) {
+      pkl = zip.getInputStream(zip.getEntry("archive/data.pkl")).readAllBytes();
     }
-    byte[] pkl = Arrays.copyOfRange(golden, 0x40, 0x40 + 0xa8); // data.pkl of Appendix A
-    fuzz("pickle", pkl, 11, in -> PickleReader.read("fuzz.pkl", in));
+    int parsed = fuzz("pickle", pkl, 11, in -> PickleReader.read("fuzz.pkl", in));
+    // a flipped bit inside a key or a value still makes a valid pickle
+    assertTrue(parsed > 0 && parsed < ITERATIONS, parsed + " of " + ITERATIONS + " mutants parsed");
   }
 }

@@ -6,7 +6,6 @@ import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.tensor.TensorSpec;
 import ckptbeam.io.torch.TorchCheckpointWriter;
-import ckptbeam.io.torch.TorchZipWriter;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.LinkedHashMap;
@@ -56,7 +55,7 @@ public final class RankFileWriter {
       }
       // torch's own zip layout is written strictly in order: the file's SHA-256 comes with the writing
       return out.write(saveDir, storage,
-          zip -> TorchCheckpointWriter.write(zip, "model_optim_rng", root, TorchZipWriter.Layout.TORCH));
+          zip -> TorchCheckpointWriter.write(zip, "model_optim_rng", root));
     }
   }
 }

@@ -3,7 +3,7 @@ package ckptbeam.io.torch;
 import ckptbeam.io.storage.CountingChannel;
 import ckptbeam.io.tensor.TensorSpec;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -36,23 +36,17 @@ public final class TorchCheckpointWriter {
 
   /**
    * Writes {@code root} (a Map, an {@link OrderedMap}, or any value {@link PickleWriter#value} accepts, with
-   * {@link Tensor} leaves).
+   * {@link Tensor} leaves) to {@code out}, strictly in order, in torch's own zip layout.
    *
    * @return the bytes written
    */
-  public static long write(FileChannel out, String archivePrefix, Object root) throws IOException {
-    return write(out, archivePrefix, root, TorchZipWriter.Layout.HEADER_CRC);
-  }
-
-  /** Writes {@code root} in the given zip layout; {@link TorchZipWriter.Layout#TORCH} streams to any channel. */
-  public static long write(WritableByteChannel out, String archivePrefix, Object root,
-      TorchZipWriter.Layout layout) throws IOException {
+  public static long write(WritableByteChannel out, String archivePrefix, Object root) throws IOException {
     List<Tensor> storages = new ArrayList<>();
     PickleWriter pickle = new PickleWriter().begin();
     pickle.value(withTensorsPicklable(root, storages));
     byte[] pkl = pickle.end();
 
-    TorchZipWriter zip = new TorchZipWriter(out, archivePrefix, layout);
+    TorchZipWriter zip = new TorchZipWriter(out, archivePrefix);
     zip.writeRecord("data.pkl", pkl);
     zip.writeRecord("byteorder", "little".getBytes(StandardCharsets.US_ASCII));
     for (int key = 0; key < storages.size(); key++) {
