@@ -244,7 +244,8 @@ class BadInputTest {
     String json = Files.readString(index);
     String omitted = "model.layers.4.eh_proj.weight";
     Files.writeString(index, json.replaceFirst("\\s*\"" + omitted.replace(".", "\\.") + "\": \"[^\"]+\",", ""));
-    assertFalse(Files.readString(index).contains(omitted));
+    String written = Files.readString(index);
+    assertFalse(written.contains(omitted), written);
     Checkpoints.Run r = convert(hf);
     assertEquals(0, r.exit, r.toString());
     assertTrue(r.out.contains("note: 1 tensor(s) stored in shards but absent from the index are not converted, e.g. "

@@ -131,7 +131,8 @@ class ModelFamilyTest {
   @Test
   void v32Fp8WithUe8m0ScalesEqualsItsBf16Copy() throws Exception {
     Path fp8 = Checkpoints.tinyModel(work.resolve("v32-fp8"), "--v32", "--fp8", "--fp8-block", "16");
-    assertTrue(Files.readString(fp8.resolve("config.json")).contains("\"scale_fmt\" : \"ue8m0\""));
+    String config = Files.readString(fp8.resolve("config.json"));
+    assertTrue(config.contains("\"scale_fmt\" : \"ue8m0\""), config);
     String index = Files.readString(fp8.resolve("model.safetensors.index.json"));
     assertTrue(index.contains("self_attn.indexer.wq_b.weight_scale_inv"), "the indexer's wq_b is FP8 in the release");
     assertFalse(index.contains("indexer.weights_proj.weight_scale_inv"), "weights_proj stays bf16");

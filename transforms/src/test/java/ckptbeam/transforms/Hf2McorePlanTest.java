@@ -132,7 +132,7 @@ class Hf2McorePlanTest {
     assertEquals(Shape.of(64 * 128, 512), v.shape());
     Set<String> keys = new HashSet<>();
     model.forEach(t -> keys.add(t.key()));
-    assertFalse(keys.contains("decoder.layers.0.self_attention.linear_q_up_proj.weight"));
+    assertFalse(keys.contains("decoder.layers.0.self_attention.linear_q_up_proj.weight"), keys::toString);
   }
 
   @Test
@@ -161,11 +161,11 @@ class Hf2McorePlanTest {
     List<AssembledTensor> model = plan(o).contents(new RankFile(0, 0, 0, 1, 1)).get("model");
     Set<String> keys = new HashSet<>();
     model.forEach(t -> keys.add(t.key()));
-    assertTrue(keys.contains("decoder.layers.0.self_attention.linear_qb.weight"));
-    assertTrue(keys.contains("decoder.layers.0.self_attention.linear_kvb.weight"));
-    assertTrue(keys.contains("decoder.layers.0.self_attention.k_layernorm.weight"));
-    assertTrue(keys.contains("mtp_layers.0.transformer_layer.mlp.router.weight"));
-    assertTrue(keys.contains("mtp_layers.0.final_layernorm.weight"));
+    assertTrue(keys.contains("decoder.layers.0.self_attention.linear_qb.weight"), keys::toString);
+    assertTrue(keys.contains("decoder.layers.0.self_attention.linear_kvb.weight"), keys::toString);
+    assertTrue(keys.contains("decoder.layers.0.self_attention.k_layernorm.weight"), keys::toString);
+    assertTrue(keys.contains("mtp_layers.0.transformer_layer.mlp.router.weight"), keys::toString);
+    assertTrue(keys.contains("mtp_layers.0.final_layernorm.weight"), keys::toString);
   }
 
   @Test

@@ -19,6 +19,12 @@ class LayoutOptionsTest {
     return assertThrows(IllegalArgumentException.class, () -> o.resolve(cfg)).getMessage();
   }
 
+  /** The change is refused with a message that says {@code part}; the failure shows the whole message. */
+  private static void assertRefused(Consumer<LayoutOptions> change, String part) {
+    String message = refused(change);
+    assertTrue(message.contains(part), message);
+  }
+
   @Test
   void defaultsComeFromTheConfig() {
     LayoutOptions o = new LayoutOptions();
@@ -35,13 +41,13 @@ class LayoutOptionsTest {
       o.dualpipe = true;
       o.layersPerVirtualStage = 2;
     }).contains("dualpipev is not compatible with --num-layers-per-virtual-pipeline-stage"));
-    assertTrue(refused(o -> o.firstKDense = 4).contains("--first-k-dense-replace 4"));
+    assertRefused(o -> o.firstKDense = 4, "--first-k-dense-replace 4");
     assertTrue(refused(o -> {
       o.dualpipe = true;
       o.tp = 2;
       o.pp = 61;
     }).contains("needs --moe-tp-extend-ep"));
-    assertTrue(refused(o -> o.pp = 2).contains("--num-layers 61 is not divisible by --target-pipeline-parallel-size 2"));
+    assertRefused(o -> o.pp = 2, "--num-layers 61 is not divisible by --target-pipeline-parallel-size 2");
     assertTrue(refused(o -> {
       o.pp = 2;
       o.numLayerList = new int[] {30, 31};
@@ -61,7 +67,7 @@ class LayoutOptionsTest {
       o.numLayerList = new int[] {31, 31};
       o.noopLayers.add(61);
     }).contains("--num-layer-list cannot be combined with --noop-layers"));
-    assertTrue(refused(o -> o.tpExtendEp = true).contains("--moe-tp-extend-ep needs --moe-grouped-gemm"));
+    assertRefused(o -> o.tpExtendEp = true, "--moe-tp-extend-ep needs --moe-grouped-gemm");
   }
 
   @Test
@@ -71,17 +77,17 @@ class LayoutOptionsTest {
       o.pp = 2;
       o.layersPerVirtualStage = 4;
     }).contains("does not divide the 6 layers per pipeline stage"));
-    assertTrue(refused(o -> o.tp = 3).contains("num_attention_heads = 128 is not divisible by "
-        + "--target-tensor-parallel-size = 3"));
-    assertTrue(refused(o -> o.ep = 3).contains("n_routed_experts = 256 is not divisible by "
-        + "--target-expert-parallel-size = 3"));
+    assertRefused(o -> o.tp = 3, "num_attention_heads = 128 is not divisible by "
+        + "--target-tensor-parallel-size = 3");
+    assertRefused(o -> o.ep = 3, "n_routed_experts = 256 is not divisible by "
+        + "--target-expert-parallel-size = 3");
     assertTrue(refused(o -> {
       o.numLayers = 64;
       o.noopLayers.add(64);
     }).contains("--noop-layers 64 is outside the layer slots 0..63"));
-    assertTrue(refused(o -> o.numLayers = 62).contains("needs 62 HF decoder layers"));
-    assertTrue(refused(o -> o.mtpLayers = 2).contains("--mtp-num-layers 2 is more than the checkpoint's "
-        + "num_nextn_predict_layers 1"));
+    assertRefused(o -> o.numLayers = 62, "needs 62 HF decoder layers");
+    assertRefused(o -> o.mtpLayers = 2, "--mtp-num-layers 2 is more than the checkpoint's "
+        + "num_nextn_predict_layers 1");
     assertTrue(refused(o -> {
       o.groupedGemm = true;
       o.tpExtendEp = true;

@@ -15,6 +15,12 @@ class ModelConfigTest {
         () -> ModelConfig.parse("/x/config.json", json.getBytes(StandardCharsets.UTF_8))).getMessage();
   }
 
+  /** The config is refused with a message that says {@code part}; the failure shows the whole message. */
+  private static void assertError(String json, String part) {
+    String message = error(json);
+    assertTrue(message.contains(part), message);
+  }
+
   @Test
   void readsTheDeepSeekV3Config() {
     ModelConfig c = Configs.deepseekV3();
@@ -39,16 +45,12 @@ class ModelConfigTest {
 
   @Test
   void badValuesAreNamed() {
-    assertTrue(error(Configs.DEEPSEEK_V3.replace("\"hidden_size\":7168", "\"hidden_size\":\"big\""))
-        .contains("field \"hidden_size\" is \"big\""));
-    assertTrue(error(Configs.DEEPSEEK_V3.replace("\"hidden_size\":7168", "\"hidden_size\":0"))
-        .contains("field \"hidden_size\" is 0"));
-    assertTrue(error(Configs.DEEPSEEK_V3.replace("\"q_lora_rank\":1536", "\"q_lora_rank\":null"))
-        .contains("MLA without q-LoRA is not supported"));
-    assertTrue(error(Configs.DEEPSEEK_V3.replace("\"moe_layer_freq\":1", "\"moe_layer_freq\":2"))
-        .contains("moe_layer_freq"));
+    assertError(Configs.DEEPSEEK_V3.replace("\"hidden_size\":7168", "\"hidden_size\":\"big\""), "field \"hidden_size\" is \"big\"");
+    assertError(Configs.DEEPSEEK_V3.replace("\"hidden_size\":7168", "\"hidden_size\":0"), "field \"hidden_size\" is 0");
+    assertError(Configs.DEEPSEEK_V3.replace("\"q_lora_rank\":1536", "\"q_lora_rank\":null"), "MLA without q-LoRA is not supported");
+    assertError(Configs.DEEPSEEK_V3.replace("\"moe_layer_freq\":1", "\"moe_layer_freq\":2"), "moe_layer_freq");
     assertTrue(error("{\"hidden_size\":").startsWith("/x/config.json: not valid JSON"));
-    assertTrue(error("[]").contains("not a JSON object"));
+    assertError("[]", "not a JSON object");
   }
 
   @Test

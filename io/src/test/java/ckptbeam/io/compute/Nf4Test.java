@@ -156,8 +156,10 @@ class Nf4Test {
     assertEquals("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"bfloat16\", \"shape\": [2112, 7168]}",
         Nf4.stateJson("bfloat16", new long[] {2112, 7168}, null));
     assertEquals(82, Nf4.stateJson("bfloat16", new long[] {2112, 7168}, null).length());
-    assertTrue(Nf4.stateJson("float16", new long[] {4}, null).contains("\"dtype\": \"float16\""));
-    assertTrue(Nf4.stateJson("float32", new long[] {4}, null).contains("\"dtype\": \"float32\""));
+    for (String dtype : new String[] {"float16", "float32"}) {
+      String state = Nf4.stateJson(dtype, new long[] {4}, null);
+      assertTrue(state.contains("\"dtype\": \"" + dtype + "\""), state);
+    }
     assertEquals("3.1875", Nf4.pythonRepr(3.1875));
     assertEquals("0.0123", Nf4.pythonRepr(0.0123));
     assertEquals("1e-05", Nf4.pythonRepr(1e-05));

@@ -185,7 +185,7 @@ public class SafetensorsTest {
   void shapeTimesDtypeMustEqualByteLength() throws IOException {
     CheckpointFormatException e = bad(file("{\"w\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,6]}}", 6));
     assertEquals("TensorInvalidInfo", e.rule());
-    assertTrue(e.getMessage().contains("\"w\""));
+    assertTrue(e.getMessage().contains("\"w\""), e.getMessage());
   }
 
   @Test

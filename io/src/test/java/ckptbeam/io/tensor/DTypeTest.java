@@ -35,7 +35,7 @@ class DTypeTest {
     }
     assertNull(DType.fromTorchStorageClass("UInt8Storage"));
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DType.fromSafetensors("F4"));
-    assertTrue(e.getMessage().contains("F4"));
+    assertTrue(e.getMessage().contains("F4"), e.getMessage());
   }
 
   @Test

@@ -30,8 +30,8 @@ class PickleAuditTest {
     PickleAudit.Report r = PickleAudit.audit(goldenPickle());
     assertTrue(r.ok(), r.toString());
     assertEquals(2, r.protocol);
-    assertTrue(r.globals.contains("torch._utils._rebuild_tensor_v2"));
-    assertTrue(r.globals.contains("torch.BFloat16Storage"));
+    assertTrue(r.globals.contains("torch._utils._rebuild_tensor_v2"), r.globals::toString);
+    assertTrue(r.globals.contains("torch.BFloat16Storage"), r.globals::toString);
   }
 
   @Test
@@ -43,7 +43,7 @@ class PickleAuditTest {
     w.value(root);
     PickleAudit.Report r = PickleAudit.audit(w.end());
     assertTrue(r.ok(), r.toString());
-    assertTrue(r.opcodes.contains("BINFLOAT"));
+    assertTrue(r.opcodes.contains("BINFLOAT"), r.opcodes::toString);
   }
 
   private static byte[] bytes(String s) {

@@ -109,9 +109,9 @@ class TorchCheckpointWriterTest {
     try (ZipFile zip = new ZipFile(f.toFile())) {
       String pkl = new String(zip.getInputStream(zip.getEntry("archive/data.pkl")).readAllBytes(),
           StandardCharsets.ISO_8859_1);
-      assertTrue(pkl.contains("torch._utils\n_rebuild_tensor_v3\n"));
-      assertTrue(pkl.contains("torch.storage\nUntypedStorage\n"));
-      assertTrue(pkl.contains("torch\nfloat8_e4m3fn\n"));
+      assertTrue(pkl.contains("torch._utils\n_rebuild_tensor_v3\n"), pkl);
+      assertTrue(pkl.contains("torch.storage\nUntypedStorage\n"), pkl);
+      assertTrue(pkl.contains("torch\nfloat8_e4m3fn\n"), pkl);
     }
   }
 
