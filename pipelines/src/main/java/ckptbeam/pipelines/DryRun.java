@@ -23,7 +23,7 @@ final class DryRun {
   static void print(Hf2McorePlan plan, List<ShardRef> shards, String saveDir, PrintStream log) throws IOException {
     Map<String, DType> dtypes = new HashMap<>();
     for (ShardRef s : shards) {
-      for (TensorLocation t : SafetensorsHeader.read(s.path).tensors()) {
+      for (TensorLocation t : SafetensorsHeader.read(s.path()).tensors()) {
         dtypes.put(t.name(), t.dtype() == DType.F8_E4M3 ? DType.BF16 : t.dtype()); // FP8 is dequantised
       }
     }
@@ -44,7 +44,7 @@ final class DryRun {
         }
         LayerPlacement.Chunk c = lp.chunk(f.ppRank, v++);
         List<String> layers = new ArrayList<>();
-        c.layers.forEach(l -> layers.add("HF " + l.hfIndex + "→" + l.local));
+        c.layers.forEach(l -> layers.add("HF " + l.hfIndex() + "→" + l.local()));
         String extras = (c.embedding ? " +embedding" : "") + (c.mtp.isEmpty() ? "" : " +MTP HF " + c.mtp)
             + (c.finalNorm ? " +final norm, output layer" : "");
         chunks.add(chunk.getKey() + ": " + (layers.isEmpty() ? "no decoder layer" : String.join(", ", layers)) + extras

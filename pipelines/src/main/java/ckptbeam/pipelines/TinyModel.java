@@ -122,15 +122,15 @@ public final class TinyModel {
     Map<String, String> weightMap = new LinkedHashMap<>();
     long total = 0;
     for (HfInventory.Entry e : inventory) {
-      int shard = (int) ((long) (e.unit + 1) * shards / units);
-      if (e.name.endsWith("_scale_inv") && e.unit % 2 == 1) {
+      int shard = (int) ((long) (e.unit() + 1) * shards / units);
+      if (e.name().endsWith("_scale_inv") && e.unit() % 2 == 1) {
         shard = (shard + 1) % shards; // some scales sit in another shard than their weight, as in DeepSeek's release
       }
       String file = SafetensorsIndex.shardName(shard + 1, shards);
-      perShard.get(shard).add(new TensorSpec(e.name, e.dtype, e.shape,
-          values(seed, valueName(cfg, e.name), e.dtype, e.shape.numel(), size.getOrDefault("v32", 0L) == 1L)));
-      weightMap.put(e.name, file);
-      total += e.shape.byteSize(e.dtype);
+      perShard.get(shard).add(new TensorSpec(e.name(), e.dtype(), e.shape(),
+          values(seed, valueName(cfg, e.name()), e.dtype(), e.shape().numel(), size.getOrDefault("v32", 0L) == 1L)));
+      weightMap.put(e.name(), file);
+      total += e.shape().byteSize(e.dtype());
     }
     for (int i = 0; i < shards; i++) {
       Path file = dir.resolve(SafetensorsIndex.shardName(i + 1, shards));

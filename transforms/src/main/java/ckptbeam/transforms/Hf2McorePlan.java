@@ -151,7 +151,7 @@ public final class Hf2McorePlan implements ConversionPlan {
         mtpLayer(m, c.mtp.get(m));
       }
       for (LayerPlacement.Placed l : c.layers) {
-        transformerLayer(keys.layerPrefix(l.local), l.hfIndex);
+        transformerLayer(keys.layerPrefix(l.local()), l.hfIndex());
       }
       if (c.finalNorm && !placement().finalFirst()) {
         global(Part.FINAL);

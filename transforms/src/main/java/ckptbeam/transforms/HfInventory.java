@@ -16,20 +16,11 @@ import java.util.Set;
  */
 public final class HfInventory {
   /** One tensor of the inventory. */
-  public static final class Entry {
-    public final String name;
-    public final Shape shape;
-    public final DType dtype;
-    /** -1 for the embedding, {@code num_hidden_layers + M} for norm and lm_head, else the HF layer index. */
-    public final int unit;
-
-    Entry(String name, Shape shape, DType dtype, int unit) {
-      this.name = name;
-      this.shape = shape;
-      this.dtype = dtype;
-      this.unit = unit;
-    }
-  }
+  /**
+   * One tensor of the inventory; {@code unit} is -1 for the embedding, {@code num_hidden_layers - 1} for norm and
+   * lm_head, else the HF layer index.
+   */
+  public record Entry(String name, Shape shape, DType dtype, int unit) {}
 
   private HfInventory() {}
 

@@ -7,18 +7,4 @@ import ckptbeam.io.tensor.SourceSlice;
  * rank-file tensor it is read back from: the unit in which the mcore → HF plan tiles an HF tensor, and in which
  * mcore → mcore composes the two plans.
  */
-final class HfRegion {
-  final long row;
-  final long rows;
-  final long col;
-  final long cols;
-  final SourceSlice from;
-
-  HfRegion(long row, long rows, long col, long cols, SourceSlice from) {
-    this.row = row;
-    this.rows = rows;
-    this.col = col;
-    this.cols = cols;
-    this.from = from;
-  }
-}
+record HfRegion(long row, long rows, long col, long cols, SourceSlice from) {}

@@ -10,15 +10,7 @@ import java.util.List;
  */
 public final class LayerPlacement {
   /** One HF layer placed at a stage-local slot ({@code decoder.layers.{local}}). */
-  public static final class Placed {
-    public final int hfIndex;
-    public final int local;
-
-    Placed(int hfIndex, int local) {
-      this.hfIndex = hfIndex;
-      this.local = local;
-    }
-
+  public record Placed(int hfIndex, int local) {
     @Override
     public String toString() {
       return hfIndex + "->" + local;

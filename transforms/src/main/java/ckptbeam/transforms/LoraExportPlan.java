@@ -136,8 +136,8 @@ public final class LoraExportPlan extends HfShardsPlan {
     for (LayerPlacement.Chunk chunk : lp.chunks()) {
       String chunkKey = o.hasVirtualChunks() ? "model" + chunk.v : "model";
       for (LayerPlacement.Placed l : chunk.layers) {
-        layer(byLayer.computeIfAbsent(l.hfIndex, k -> new ArrayList<>()), chunk.pp, chunkKey,
-            keys.layerPrefix(l.local), l.hfIndex, keys);
+        layer(byLayer.computeIfAbsent(l.hfIndex(), k -> new ArrayList<>()), chunk.pp, chunkKey,
+            keys.layerPrefix(l.local()), l.hfIndex(), keys);
       }
       for (int m = 0; m < chunk.mtp.size(); m++) {
         int hf = chunk.mtp.get(m);

@@ -152,7 +152,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
   private static AssembledTensor assemble(String name, Shape shape, Map<String, HfRegion> regions) {
     TreeMap<Long, TreeMap<Long, HfRegion>> rows = new TreeMap<>();
     for (HfRegion r : regions.values()) {
-      rows.computeIfAbsent(r.row, k -> new TreeMap<>()).put(r.col, r);
+      rows.computeIfAbsent(r.row(), k -> new TreeMap<>()).put(r.col(), r);
     }
     List<Band> bands = new ArrayList<>();
     long nextRow = 0;
@@ -161,12 +161,12 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       long nextCol = 0;
       long height = -1;
       for (HfRegion r : band.getValue().values()) {
-        if (r.col != nextCol || band.getKey() != nextRow || (height >= 0 && r.rows != height)) {
+        if (r.col() != nextCol || band.getKey() != nextRow || (height >= 0 && r.rows() != height)) {
           throw new IllegalStateException(name + ": the layout's slices do not tile the tensor");
         }
-        height = r.rows;
-        nextCol += r.cols;
-        slices.add(r.from);
+        height = r.rows();
+        nextCol += r.cols();
+        slices.add(r.from());
       }
       if (nextCol != shape.cols()) {
         throw new IllegalStateException(name + ": columns " + nextCol + ".." + shape.cols() + " are in no rank file");
@@ -190,7 +190,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       for (int v = 1; v >= 0; v--) {
         List<LayerPlacement.Placed> l = lp.chunk(0, v).layers;
         if (!l.isEmpty()) {
-          return l.get(l.size() - 1).hfIndex;
+          return l.get(l.size() - 1).hfIndex();
         }
       }
     }
@@ -198,7 +198,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       for (int v = lp.virtualChunks() - 1; v >= 0; v--) {
         List<LayerPlacement.Placed> l = lp.chunk(p, v).layers;
         if (!l.isEmpty()) {
-          return l.get(l.size() - 1).hfIndex;
+          return l.get(l.size() - 1).hfIndex();
         }
       }
     }

@@ -153,19 +153,19 @@ public final class Mcore2McorePlan implements ConversionPlan {
     long c1 = c0 + s.colCount();
     for (List<HfRegion> band : regions) {
       HfRegion first = band.get(0);
-      if (first.row + first.rows <= r0 || first.row >= r1) {
+      if (first.row() + first.rows() <= r0 || first.row() >= r1) {
         continue;
       }
       if (!s.isTransposed()) {
         // output rows are HF rows: cut at the HF row bands
-        if (first.row > r0) {
-          out.add(first.row - r0);
+        if (first.row() > r0) {
+          out.add(first.row() - r0);
         }
       } else {
         // output rows are HF columns: cut at the column boundaries of every band the slice crosses
         for (HfRegion g : band) {
-          if (g.col > c0 && g.col < c1) {
-            out.add(g.col - c0);
+          if (g.col() > c0 && g.col() < c1) {
+            out.add(g.col() - c0);
           }
         }
       }
@@ -187,10 +187,10 @@ public final class Mcore2McorePlan implements ConversionPlan {
     // left to right in the output: HF columns when not transposed (one band holds the rows), HF rows when transposed
     for (List<HfRegion> band : regions) {
       for (HfRegion g : band) {
-        long a = Math.max(r0, g.row);
-        long b = Math.min(r1, g.row + g.rows);
-        long c = Math.max(c0, g.col);
-        long d = Math.min(c1, g.col + g.cols);
+        long a = Math.max(r0, g.row());
+        long b = Math.min(r1, g.row() + g.rows());
+        long c = Math.max(c0, g.col());
+        long d = Math.min(c1, g.col() + g.cols());
         if (a < b && c < d) {
           out.add(piece(g, a, b, c, d, s.isTransposed()));
         }
@@ -201,13 +201,13 @@ public final class Mcore2McorePlan implements ConversionPlan {
 
   /** HF rows {@code [a, b)}, columns {@code [c, d)} inside region {@code g}, as a slice of g's source tensor. */
   private static SourceSlice piece(HfRegion g, long a, long b, long c, long d, boolean transposed) {
-    SourceSlice f = g.from;
+    SourceSlice f = g.from();
     if (!f.isTransposed()) {
-      return new SourceSlice(f.source(), f.rowStart() + (a - g.row), b - a, f.colStart() + (c - g.col), d - c,
+      return new SourceSlice(f.source(), f.rowStart() + (a - g.row()), b - a, f.colStart() + (c - g.col()), d - c,
           transposed, viewCols(f));
     }
     // the region is the transpose of a window of the source: HF (i, j) is source (j, i)
-    return new SourceSlice(f.source(), f.rowStart() + (c - g.col), d - c, f.colStart() + (a - g.row), b - a,
+    return new SourceSlice(f.source(), f.rowStart() + (c - g.col()), d - c, f.colStart() + (a - g.row()), b - a,
         !transposed, viewCols(f));
   }
 

@@ -52,20 +52,20 @@ public final class SourceLocator {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
     Map<String, String> storedIn = new HashMap<>();
     for (ShardRef shard : shards) {
-      SafetensorsHeader header = SafetensorsHeader.read(shard.path);
+      SafetensorsHeader header = SafetensorsHeader.read(shard.path());
       for (TensorLocation t : header.tensors()) {
-        String other = storedIn.putIfAbsent(t.name(), shard.path);
+        String other = storedIn.putIfAbsent(t.name(), shard.path());
         if (other != null) {
           throw new IOException("tensor \"" + t.name() + "\" is stored in two shards, " + other + " and "
-              + shard.path + "; refusing to choose one copy (loaders disagree on which wins)");
+              + shard.path() + "; refusing to choose one copy (loaders disagree on which wins)");
         }
-        unindexed.put(t.name(), shard.path);
+        unindexed.put(t.name(), shard.path());
       }
-      shard.tensors.forEach(unindexed::remove);
-      for (String name : shard.tensors) {
+      shard.tensors().forEach(unindexed::remove);
+      for (String name : shard.tensors()) {
         TensorLocation loc = header.tensor(name);
         if (loc == null) {
-          throw new IOException(shard.path + ": the index places tensor \"" + name + "\" in this shard, but the "
+          throw new IOException(shard.path() + ": the index places tensor \"" + name + "\" in this shard, but the "
               + "shard does not hold it");
         }
         out.put(name, loc);

@@ -138,9 +138,9 @@ class LayerPlacementTest {
     o.numLayerList = new int[] {16, 15, 15, 15};
     LayerPlacement lp = place(Configs.deepseekV3(), o);
     assertEquals(16, lp.chunk(0, 0).layers.size());
-    assertEquals(16, lp.chunk(1, 0).layers.get(0).hfIndex);
-    assertEquals(0, lp.chunk(1, 0).layers.get(0).local);
-    assertEquals(60, lp.chunk(3, 0).layers.get(14).hfIndex);
+    assertEquals(16, lp.chunk(1, 0).layers.get(0).hfIndex());
+    assertEquals(0, lp.chunk(1, 0).layers.get(0).local());
+    assertEquals(60, lp.chunk(3, 0).layers.get(14).hfIndex());
   }
 
   @Test
@@ -161,8 +161,8 @@ class LayerPlacementTest {
       for (LayerPlacement.Chunk c : lp.chunks()) {
         TreeSet<Integer> locals = new TreeSet<>();
         for (LayerPlacement.Placed l : c.layers) {
-          assertTrue(seen.add(l.hfIndex), "HF layer " + l.hfIndex + " placed twice");
-          assertTrue(locals.add(l.local), "local slot " + l.local + " used twice");
+          assertTrue(seen.add(l.hfIndex()), "HF layer " + l.hfIndex() + " placed twice");
+          assertTrue(locals.add(l.local()), "local slot " + l.local() + " used twice");
         }
       }
       assertEquals(24, seen.size());

@@ -56,7 +56,7 @@ class TensorMappingTest {
       o.groupedGemm = grouped;
       Hf2McorePlan plan = new Hf2McorePlan(cfg, o.resolve(cfg));
       TreeSet<String> unread = new TreeSet<>();
-      HfInventory.of(cfg).forEach(e -> unread.add(e.name));
+      HfInventory.of(cfg).forEach(e -> unread.add(e.name()));
       unread.removeAll(plan.sourcesOf(plan.rankFiles().get(0)).keySet());
       TensorMapping.MTP_UNCONVERTED.forEach(s -> unread.remove(HfNames.layer(cfg.hiddenLayers, s.name())));
       // at pp 1 the MTP layer shares the first stage's embedding (docs/mapping.md §3.8)
@@ -73,8 +73,8 @@ class TensorMappingTest {
     Map<String, Shape> read = plan.sourcesOf(plan.rankFiles().get(0));
     List<String> wrong = new ArrayList<>();
     for (HfInventory.Entry e : HfInventory.of(cfg)) {
-      if (read.containsKey(e.name) && !read.get(e.name).equals(e.shape)) {
-        wrong.add(e.name + " " + e.shape + " vs " + read.get(e.name));
+      if (read.containsKey(e.name()) && !read.get(e.name()).equals(e.shape())) {
+        wrong.add(e.name() + " " + e.shape() + " vs " + read.get(e.name()));
       }
     }
     assertEquals(List.of(), wrong);
