@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.beam.runners.direct.DirectOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -156,6 +157,15 @@ class CommandLineTest {
     assertEquals(0, run.exit, run.err);
     assertFalse(run.out.contains("\r") || run.out.contains("\u001b"), run.out);
     assertTrue(run.out.contains("wrote "), run.out);
+  }
+
+  @Test
+  void theDirectRunnersPerElementEnforcementIsOffUnlessTheUserAsksForIt() {
+    DirectOptions byDefault = Cli.pipelineOptions(List.of(), "t", List.of()).as(DirectOptions.class);
+    assertEquals(List.of(false, false), List.of(byDefault.isEnforceImmutability(), byDefault.isEnforceEncodability()));
+    DirectOptions asked = Cli.pipelineOptions(List.of("--enforceImmutability=true", "--enforceEncodability=true"), "t",
+        List.of()).as(DirectOptions.class);
+    assertEquals(List.of(true, true), List.of(asked.isEnforceImmutability(), asked.isEnforceEncodability()));
   }
 
   private static Path repo() {

@@ -4,7 +4,6 @@ import ckptbeam.io.storage.CountingChannel;
 import ckptbeam.io.tensor.TensorSpec;
 import java.io.IOException;
 import java.nio.channels.WritableByteChannel;
-import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
