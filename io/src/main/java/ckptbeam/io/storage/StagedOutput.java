@@ -7,6 +7,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
@@ -48,9 +50,9 @@ public final class StagedOutput {
     String sha256;
     try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
         StandardOpenOption.TRUNCATE_EXISTING)) {
-      // hashing and writing run on a thread of their own while the body reads and assembles the next bytes
-      DigestingChannel digest = new DigestingChannel(out);
-      BackgroundWriteChannel background = new BackgroundWriteChannel(digest, destination);
+      // writing and hashing run on threads of their own while the body reads and assembles the next bytes
+      MessageDigest digest = Sha256.digest();
+      BackgroundWriteChannel background = new BackgroundWriteChannel(out, digest, destination);
       try {
         body.write(background);
         background.finish();
@@ -58,7 +60,7 @@ public final class StagedOutput {
         background.abandon();
         throw e;
       }
-      sha256 = digest.sha256();
+      sha256 = HexFormat.of().formatHex(digest.digest());
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(staged);
       throw e;

@@ -1,6 +1,7 @@
 package ckptbeam.io.storage;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,6 +11,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.WritableByteChannel;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -35,6 +38,24 @@ class BackgroundWriteChannelTest {
     ch.finish();
     assertArrayEquals(data, sink.toByteArray());
     assertFalse(ch.isOpen());
+  }
+
+  @Test
+  void theDigestHashedAlongsideTheWritesIsTheSha256OfTheBytesInOrder() throws Exception {
+    Random rnd = new Random(5);
+    byte[] data = new byte[2 * BackgroundWriteChannel.BUFFER_BYTES + 777];
+    rnd.nextBytes(data);
+    ByteArrayOutputStream sink = new ByteArrayOutputStream();
+    MessageDigest digest = Sha256.digest();
+    BackgroundWriteChannel ch = new BackgroundWriteChannel(Channels.newChannel(sink), digest, "hashed");
+    for (int at = 0; at < data.length; at += 100_003) {
+      ch.write(ByteBuffer.wrap(data, at, Math.min(100_003, data.length - at)));
+    }
+    ch.finish();
+    assertArrayEquals(data, sink.toByteArray());
+    assertEquals(Sha256.of(data), HexFormat.of().formatHex(digest.digest()));
+    assertTrue(Thread.getAllStackTraces().keySet().stream().noneMatch(t -> t.getName().equals("ckptbeam-hash hashed")),
+        "the hashing thread ends with the file");
   }
 
   @Test
