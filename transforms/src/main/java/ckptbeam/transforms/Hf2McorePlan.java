@@ -14,6 +14,7 @@ import ckptbeam.transforms.TensorMapping.Split;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,6 +33,7 @@ public final class Hf2McorePlan implements ConversionPlan {
   private final ModelConfig cfg;
   private final LayoutOptions opts;
   private transient LayerPlacement placement;
+  private transient Map<Part, List<Row>> rowsByPart;
 
   /** @param opts options already {@link LayoutOptions#resolve resolved} against {@code cfg} */
   public Hf2McorePlan(ModelConfig cfg, LayoutOptions opts) {
@@ -52,6 +54,18 @@ public final class Hf2McorePlan implements ConversionPlan {
       placement = LayerPlacement.compute(cfg, opts);
     }
     return placement;
+  }
+
+  /** The mapping rows of a part that apply to this config and layout, in order (computed once per plan). */
+  List<Row> rows(Part part) {
+    if (rowsByPart == null) {
+      Map<Part, List<Row>> byPart = new EnumMap<>(Part.class);
+      for (Part p : Part.values()) {
+        byPart.put(p, TensorMapping.rows(p, cfg, opts));
+      }
+      rowsByPart = byPart;
+    }
+    return rowsByPart.get(part);
   }
 
   /** Every rank file of the layout, sorted by directory name. */
@@ -208,10 +222,6 @@ public final class Hf2McorePlan implements ConversionPlan {
       }
     }
 
-    private List<Row> rows(Part part) {
-      return TensorMapping.rows(part, cfg, opts);
-    }
-
     /** One tensor of a row: its HF sources in layer {@code hf} (and expert), split for this rank. */
     private void emit(Row row, String key, int hf, long expert) {
       if (row.split() == Split.GROUPED_W1 || row.split() == Split.GROUPED_W2) {
@@ -220,7 +230,7 @@ public final class Hf2McorePlan implements ConversionPlan {
       }
       List<String> names = new ArrayList<>();
       for (Source s : row.sources()) {
-        names.add(source(hfName(s, hf, expert), s.shape(cfg)));
+        names.add(source(s.hfName(hf, expert), s.shape(cfg)));
       }
       String name = names.get(0);
       long[] dims = row.source().shape(cfg);
@@ -295,7 +305,7 @@ public final class Hf2McorePlan implements ConversionPlan {
       for (long l = 0; l < local; l++) {
         List<SourceSlice> slices = new ArrayList<>();
         for (Source s : row.sources()) {
-          String name = source(hfName(s, hf, firstExpert + l), s.shape(cfg));
+          String name = source(s.hfName(hf, firstExpert + l), s.shape(cfg));
           slices.add((w1 ? SourceSlice.rows(name, c * ft, ft, h) : SourceSlice.cols(name, h, c * ft, ft)).transposed());
         }
         bands.add(new Band(slices));
@@ -304,13 +314,6 @@ public final class Hf2McorePlan implements ConversionPlan {
     }
 
     // ---- small builders ----
-
-    private String hfName(Source s, int hf, long expert) {
-      if (hf < 0) {
-        return s.name();
-      }
-      return HfNames.layer(hf, expert < 0 ? s.name() : s.name().replace("{e}", Long.toString(expert)));
-    }
 
     private String source(String name, long[] dims) {
       sources.put(name, Shape.of(dims));

@@ -15,7 +15,6 @@ import java.util.Set;
  * shapes and dtypes, grouped by the layer they belong to.
  */
 public final class HfInventory {
-  /** One tensor of the inventory. */
   /**
    * One tensor of the inventory; {@code unit} is -1 for the embedding, {@code num_hidden_layers - 1} for norm and
    * lm_head, else the HF layer index.
@@ -25,7 +24,7 @@ public final class HfInventory {
   private HfInventory() {}
 
   /**
-   * The tensors in a natural order: embedding, layers 0.., norm and lm_head, then the MTP layers. For an FP8 config
+   * The tensors in a natural order: embedding, layers 0.. (the MTP layers last), final norm and lm_head. For an FP8 config
    * (quantization_config), every 2-D projection of attention, dense MLP and experts is F8_E4M3 with a float32
    * {@code <name>_scale_inv} of {@code [ceil(out/B), ceil(in/B)]} right after it (docs/formats.md §3.2).
    */
@@ -60,27 +59,32 @@ public final class HfInventory {
 
   private static List<Entry> plain(ModelConfig c) {
     List<Entry> out = new ArrayList<>();
-    long h = c.hiddenSize;
-    out.add(new Entry(HfNames.EMBED, Shape.of(c.vocabSize, h), DType.BF16, -1));
+    Set<String> seen = new LinkedHashSet<>();
+    global(out, seen, c, Part.EMBEDDING, -1);
     for (int l = 0; l < c.hiddenLayers + c.nextnPredictLayers; l++) {
-      layer(c, l, out);
+      layer(out, seen, c, l);
     }
-    int tail = c.hiddenLayers - 1;
-    out.add(new Entry(HfNames.NORM, Shape.of(h), DType.BF16, tail));
-    out.add(new Entry(HfNames.LM_HEAD, Shape.of(c.vocabSize, h), DType.BF16, tail));
+    global(out, seen, c, Part.FINAL, c.hiddenLayers - 1);
     return out;
   }
 
+  /** The tensors of a global part (embedding; final norm and lm_head), counted with {@code unit}. */
+  private static void global(List<Entry> out, Set<String> seen, ModelConfig c, Part part, int unit) {
+    for (Row row : TensorMapping.ROWS) {
+      if (row.part() == part) {
+        row.sources().forEach(s -> add(out, seen, c, s.name(), s, unit));
+      }
+    }
+  }
+
   /** A layer's tensors: every HF tensor the mapping's rows read for a layer of its kind, each once. */
-  private static void layer(ModelConfig c, int l, List<Entry> out) {
-    boolean mtp = l >= c.hiddenLayers;
+  private static void layer(List<Entry> out, Set<String> seen, ModelConfig c, int l) {
     List<Part> parts = new ArrayList<>();
-    if (mtp) {
+    if (l >= c.hiddenLayers) {
       parts.addAll(List.of(Part.MTP_EMBEDDING, Part.MTP_INPUT, Part.MTP_OUTPUT));
     }
     parts.add(Part.ATTENTION);
     parts.addAll(l < c.firstKDenseReplace ? List.of(Part.DENSE_MLP) : List.of(Part.MOE, Part.EXPERT));
-    Set<String> seen = new LinkedHashSet<>();
     for (Part part : parts) {
       for (Row row : TensorMapping.ROWS) {
         if (row.part() != part || !row.when().holdsForConfig(c)) {
@@ -89,20 +93,20 @@ public final class HfInventory {
         for (Source s : row.sources()) {
           long experts = part == Part.EXPERT ? c.routedExperts : 1;
           for (long e = 0; e < experts; e++) {
-            String name = s.name().replace("{e}", Long.toString(e));
-            if (seen.add(name)) {
-              add(out, l, name, s.dtype(), s.shape(c));
-            }
+            add(out, seen, c, s.hfName(l, part == Part.EXPERT ? e : -1), s, l);
           }
         }
       }
       if (part == Part.MTP_OUTPUT) {
-        TensorMapping.MTP_UNCONVERTED.forEach(s -> add(out, l, s.name(), s.dtype(), s.shape(c)));
+        TensorMapping.MTP_UNCONVERTED.forEach(s -> add(out, seen, c, s.hfName(l, -1), s, l));
       }
     }
   }
 
-  private static void add(List<Entry> out, int layer, String suffix, DType dtype, long... dims) {
-    out.add(new Entry(HfNames.layer(layer, suffix), Shape.of(dims), dtype, layer));
+  /** One tensor, once (a source several rows read, like q_b_proj, is listed at its first). */
+  private static void add(List<Entry> out, Set<String> seen, ModelConfig c, String name, Source s, int unit) {
+    if (seen.add(name)) {
+      out.add(new Entry(name, Shape.of(s.shape(c)), s.dtype(), unit));
+    }
   }
 }

@@ -158,18 +158,12 @@ public final class LoraExportPlan extends HfShardsPlan {
 
   private void layer(List<AssembledTensor> out, int pp, String chunk, String prefix, int hf, McoreKeyNames keys) {
     ModelConfig c = forward.config();
-    for (Row row : loraRows(Part.ATTENTION)) {
-      export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
-    }
+    layerPart(out, Part.ATTENTION, pp, chunk, prefix, hf, keys);
     if (hf < c.firstKDenseReplace) {
-      for (Row row : loraRows(Part.DENSE_MLP)) {
-        export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
-      }
+      layerPart(out, Part.DENSE_MLP, pp, chunk, prefix, hf, keys);
       return;
     }
-    for (Row row : loraRows(Part.MOE)) {
-      export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
-    }
+    layerPart(out, Part.MOE, pp, chunk, prefix, hf, keys);
     long local = c.routedExperts / forward.options().ep;
     for (int r = 0; r < forward.options().ep; r++) {
       for (int l = 0; l < local; l++) {
@@ -180,10 +174,18 @@ public final class LoraExportPlan extends HfShardsPlan {
     }
   }
 
+  /** The factors of a part's modules that have one key per layer (ep rank 0: they are the same on every ep rank). */
+  private void layerPart(List<AssembledTensor> out, Part part, int pp, String chunk, String prefix, int hf,
+      McoreKeyNames keys) {
+    for (Row row : loraRows(part)) {
+      export(out, row, pp, 0, chunk, prefix + keys.key(row.logical()), hf, -1);
+    }
+  }
+
   /** The rows of a part whose LoRA factors this export writes. */
   private List<Row> loraRows(Part part) {
     List<Row> out = new ArrayList<>();
-    for (Row row : TensorMapping.rows(part, forward.config(), forward.options())) {
+    for (Row row : forward.rows(part)) {
       if (row.lora() && modules.contains(row.loraModule())) {
         out.add(row);
       }
@@ -199,7 +201,7 @@ public final class LoraExportPlan extends HfShardsPlan {
     List<String> hfModules = new ArrayList<>();
     List<long[]> dims = new ArrayList<>();
     for (Source s : row.sources()) {
-      String name = HfNames.layer(hf, expert < 0 ? s.name() : s.name().replace("{e}", Long.toString(expert)));
+      String name = s.hfName(hf, expert);
       hfModules.add(name.substring(0, name.length() - ".weight".length()));
       dims.add(s.shape(c));
     }

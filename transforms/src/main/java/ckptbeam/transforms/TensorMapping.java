@@ -67,7 +67,11 @@ public final class TensorMapping {
 
     /** Whether the row exists in a checkpoint of this config whatever the layout (layout conditions hold). */
     boolean holdsForConfig(ModelConfig c) {
-      return this == DSA_INDEXER ? c.dsaIndexer() : this != SHARED_EXPERTS || c.sharedExperts > 0;
+      switch (this) {
+        case DSA_INDEXER: return c.dsaIndexer();
+        case SHARED_EXPERTS: return c.sharedExperts > 0;
+        default: return true;
+      }
     }
 
     boolean holds(ModelConfig c, LayoutOptions o) {
@@ -76,11 +80,19 @@ public final class TensorMapping {
         case WITH_MTP: return o.mtpLayers > 0;
         case FUSED_MLA: return !o.mlaMmSplit;
         case SPLIT_MLA: return o.mlaMmSplit;
-        case DSA_INDEXER: return c.dsaIndexer();
-        case SHARED_EXPERTS: return c.sharedExperts > 0;
-        default: return true;
+        default: return holdsForConfig(c);
       }
     }
+  }
+
+  /** What a row's tensor takes part in besides being converted. */
+  public enum Use {
+    /** Converted only. */
+    PLAIN,
+    /** Quantised by {@code --qlora-nf4} (docs/mapping.md §7.1). */
+    NF4,
+    /** Quantised, and a module whose LoRA factors {@code --save-lora-to-hf} exports (§5.6). */
+    NF4_AND_LORA
   }
 
   /** A dimension of the model, read from its config. */
@@ -91,6 +103,17 @@ public final class TensorMapping {
     /** Shape [rows] for a vector (cols null), else [rows, cols]. */
     public long[] shape(ModelConfig c) {
       return cols == null ? new long[] {rows.applyAsLong(c)} : new long[] {rows.applyAsLong(c), cols.applyAsLong(c)};
+    }
+
+    /**
+     * The full HF name in HF layer {@code layer} (a global row's name as it is when layer is negative), with the
+     * expert index filled in for {@code {e}}.
+     */
+    public String hfName(int layer, long expert) {
+      if (layer < 0) {
+        return name;
+      }
+      return HfNames.layer(layer, expert < 0 ? name : name.replace("{e}", Long.toString(expert)));
     }
 
     /** The HF module of a weight: {@code self_attn.o_proj.weight} → {@code o_proj}. */
@@ -108,9 +131,17 @@ public final class TensorMapping {
    * current key template, {@code sources} the HF tensors in the order the split uses them.
    */
   public record Row(String logical, String mcore, Part part, When when, Split split, List<Source> sources,
-      HeadRows heads, boolean lora, boolean nf4) {
+      HeadRows heads, Use use) {
     public Source source() {
       return sources.get(0);
+    }
+
+    public boolean lora() {
+      return use == Use.NF4_AND_LORA;
+    }
+
+    public boolean nf4() {
+      return use != Use.PLAIN;
     }
 
     /** The mcore module a LoRA factor hangs off: the key without {@code .weight}, e.g. {@code linear_qkv}. */
@@ -150,68 +181,75 @@ public final class TensorMapping {
 
   static {
     Part p = Part.EMBEDDING;
-    row("embedding", "embedding.word_embeddings.weight", p, Split.ROWS, matrix(HfNames.EMBED, VOCAB, H));
+    row(Use.PLAIN, "embedding", "embedding.word_embeddings.weight", p, Split.ROWS, matrix(HfNames.EMBED, VOCAB, H));
 
     p = Part.FINAL;
-    row("final_norm", "decoder.final_layernorm.weight", p, When.WITHOUT_MTP, Split.REPLICATED, vector(HfNames.NORM, H));
-    row("final_norm_with_mtp", "final_layernorm.weight", p, When.WITH_MTP, Split.REPLICATED, vector(HfNames.NORM, H));
-    nf4(row("output", "output_layer.weight", p, Split.ROWS, matrix(HfNames.LM_HEAD, VOCAB, H)));
+    row(Use.PLAIN, "final_norm", "decoder.final_layernorm.weight", p, When.WITHOUT_MTP, Split.REPLICATED,
+        vector(HfNames.NORM, H));
+    row(Use.PLAIN, "final_norm_with_mtp", "final_layernorm.weight", p, When.WITH_MTP, Split.REPLICATED,
+        vector(HfNames.NORM, H));
+    row(Use.NF4, "output", "output_layer.weight", p, Split.ROWS, matrix(HfNames.LM_HEAD, VOCAB, H));
 
     p = Part.MTP_INPUT;
-    row("mtp_enorm", "mtp.layers.{m}.enorm.weight", p, Split.REPLICATED, vector("enorm.weight", H));
-    row("mtp_hnorm", "mtp.layers.{m}.hnorm.weight", p, Split.REPLICATED, vector("hnorm.weight", H));
-    lora(nf4(row("mtp_eh_proj", "mtp.layers.{m}.eh_proj.weight", p, Split.ROWS, matrix("eh_proj.weight", H, TWO_H))));
+    row(Use.PLAIN, "mtp_enorm", "mtp.layers.{m}.enorm.weight", p, Split.REPLICATED, vector("enorm.weight", H));
+    row(Use.PLAIN, "mtp_hnorm", "mtp.layers.{m}.hnorm.weight", p, Split.REPLICATED, vector("hnorm.weight", H));
+    row(Use.NF4_AND_LORA, "mtp_eh_proj", "mtp.layers.{m}.eh_proj.weight", p, Split.ROWS,
+        matrix("eh_proj.weight", H, TWO_H));
     // One key for every MTP layer in the current names: the reference's dict keeps one copy (docs/mapping.md §3.8).
-    row("mtp_embedding", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, Split.ROWS,
+    row(Use.PLAIN, "mtp_embedding", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, Split.ROWS,
         matrix("embed_tokens.weight", VOCAB, H));
-    row("mtp_final_norm", "mtp.final_layernorms.{m}.weight", Part.MTP_OUTPUT, Split.REPLICATED,
+    row(Use.PLAIN, "mtp_final_norm", "mtp.final_layernorms.{m}.weight", Part.MTP_OUTPUT, Split.REPLICATED,
         vector("shared_head.norm.weight", H));
 
     p = Part.ATTENTION;
-    row("input_norm", "input_layernorm.weight", p, Split.REPLICATED, vector("input_layernorm.weight", H));
-    row("pre_mlp_norm", "pre_mlp_layernorm.weight", p, Split.REPLICATED,
+    row(Use.PLAIN, "input_norm", "input_layernorm.weight", p, Split.REPLICATED, vector("input_layernorm.weight", H));
+    row(Use.PLAIN, "pre_mlp_norm", "pre_mlp_layernorm.weight", p, Split.REPLICATED,
         vector("post_attention_layernorm.weight", H));
     String a = "self_attn.";
-    lora(nf4(row("qkv", "self_attention.linear_qkv.weight", p, Split.STACKED,
-        matrix(a + "q_a_proj.weight", Q_LORA, H), matrix(a + "kv_a_proj_with_mqa.weight", KV_A_ROWS, H))));
-    lora(nf4(row("proj", "self_attention.linear_proj.weight", p, Split.COLUMNS, matrix(a + "o_proj.weight", H, O_COLS))));
-    row("q_norm", "self_attention.q_layernorm.weight", p, Split.REPLICATED, vector(a + "q_a_layernorm.weight", Q_LORA));
-    row("kv_norm", "self_attention.kv_layernorm.weight", p, Split.REPLICATED,
+    row(Use.NF4_AND_LORA, "qkv", "self_attention.linear_qkv.weight", p, Split.STACKED,
+        matrix(a + "q_a_proj.weight", Q_LORA, H), matrix(a + "kv_a_proj_with_mqa.weight", KV_A_ROWS, H));
+    row(Use.NF4_AND_LORA, "proj", "self_attention.linear_proj.weight", p, Split.COLUMNS,
+        matrix(a + "o_proj.weight", H, O_COLS));
+    row(Use.PLAIN, "q_norm", "self_attention.q_layernorm.weight", p, Split.REPLICATED,
+        vector(a + "q_a_layernorm.weight", Q_LORA));
+    row(Use.PLAIN, "kv_norm", "self_attention.kv_layernorm.weight", p, Split.REPLICATED,
         vector(a + "kv_a_layernorm.weight", KV_LORA));
     Source qb = matrix(a + "q_b_proj.weight", Q_B_ROWS, Q_LORA);
     Source kvb = matrix(a + "kv_b_proj.weight", KV_B_ROWS, KV_LORA);
-    lora(nf4(row("q_up", "self_attention.linear_q_up_proj.weight", p, When.FUSED_MLA, Split.ROWS, qb)));
-    lora(nf4(row("kv_up", "self_attention.linear_kv_up_proj.weight", p, When.FUSED_MLA, Split.ROWS, kvb)));
-    nf4(heads("qk_nope", "self_attention.linear_qk_nope.weight", qb, new HeadRows(Q_HEAD, ZERO, NOPE)));
-    nf4(heads("qk_rope", "self_attention.linear_qk_rope.weight", qb, new HeadRows(Q_HEAD, NOPE, ROPE)));
-    nf4(heads("kv_nope", "self_attention.linear_kv_nope.weight", kvb, new HeadRows(KV_HEAD, ZERO, NOPE)));
-    nf4(heads("v", "self_attention.linear_v.weight", kvb, new HeadRows(KV_HEAD, NOPE, V_HEAD)));
+    row(Use.NF4_AND_LORA, "q_up", "self_attention.linear_q_up_proj.weight", p, When.FUSED_MLA, Split.ROWS, qb);
+    row(Use.NF4_AND_LORA, "kv_up", "self_attention.linear_kv_up_proj.weight", p, When.FUSED_MLA, Split.ROWS, kvb);
+    heads("qk_nope", "self_attention.linear_qk_nope.weight", qb, new HeadRows(Q_HEAD, ZERO, NOPE));
+    heads("qk_rope", "self_attention.linear_qk_rope.weight", qb, new HeadRows(Q_HEAD, NOPE, ROPE));
+    heads("kv_nope", "self_attention.linear_kv_nope.weight", kvb, new HeadRows(KV_HEAD, ZERO, NOPE));
+    heads("v", "self_attention.linear_v.weight", kvb, new HeadRows(KV_HEAD, NOPE, V_HEAD));
     String i = a + "indexer.";
     String d = "self_attention.dsa_indexer.";
     When dsa = When.DSA_INDEXER;
-    row("indexer_wq_b", d + "wq_b.weight", p, dsa, Split.REPLICATED, matrix(i + "wq_b.weight", INDEX_ROWS, Q_LORA));
-    row("indexer_wk", d + "wk.weight", p, dsa, Split.REPLICATED, matrix(i + "wk.weight", INDEX_HEAD, H));
-    row("indexer_k_norm", d + "k_norm.weight", p, dsa, Split.REPLICATED,
+    row(Use.PLAIN, "indexer_wq_b", d + "wq_b.weight", p, dsa, Split.REPLICATED,
+        matrix(i + "wq_b.weight", INDEX_ROWS, Q_LORA));
+    row(Use.PLAIN, "indexer_wk", d + "wk.weight", p, dsa, Split.REPLICATED, matrix(i + "wk.weight", INDEX_HEAD, H));
+    row(Use.PLAIN, "indexer_k_norm", d + "k_norm.weight", p, dsa, Split.REPLICATED,
         new Source(i + "k_norm.weight", INDEX_HEAD, null, DType.F32));
-    row("indexer_k_norm_bias", d + "k_norm.bias", p, dsa, Split.REPLICATED,
+    row(Use.PLAIN, "indexer_k_norm_bias", d + "k_norm.bias", p, dsa, Split.REPLICATED,
         new Source(i + "k_norm.bias", INDEX_HEAD, null, DType.F32));
-    row("indexer_weights_proj", d + "weights_proj.weight", p, dsa, Split.REPLICATED,
+    row(Use.PLAIN, "indexer_weights_proj", d + "weights_proj.weight", p, dsa, Split.REPLICATED,
         matrix(i + "weights_proj.weight", INDEX_HEADS, H));
 
     gatedMlp(Part.DENSE_MLP, When.ALWAYS, "", "mlp.", "mlp.", DENSE_WIDTH);
 
     p = Part.MOE;
-    row("router", "mlp.router.weight", p, Split.REPLICATED, matrix("mlp.gate.weight", EXPERTS, H));
-    row("router_bias", "mlp.router.expert_bias", p, Split.REPLICATED,
+    row(Use.PLAIN, "router", "mlp.router.weight", p, Split.REPLICATED, matrix("mlp.gate.weight", EXPERTS, H));
+    row(Use.PLAIN, "router_bias", "mlp.router.expert_bias", p, Split.REPLICATED,
         new Source("mlp.gate.e_score_correction_bias", EXPERTS, null, DType.F32));
     gatedMlp(p, When.SHARED_EXPERTS, "shared_", "mlp.shared_experts.", "mlp.shared_experts.", SHARED_WIDTH);
     gatedMlp(Part.EXPERT, When.ALWAYS, "expert_", "mlp.experts.local_experts.{l}.", "mlp.experts.{e}.", EXPERT_WIDTH);
 
     p = Part.GROUPED_EXPERTS;
     String e = "mlp.experts.{e}.";
-    nf4(row("weight1", "mlp.experts.weight1", p, Split.GROUPED_W1,
-        matrix(e + "gate_proj.weight", EXPERT_WIDTH, H), matrix(e + "up_proj.weight", EXPERT_WIDTH, H)));
-    nf4(row("weight2", "mlp.experts.weight2", p, Split.GROUPED_W2, matrix(e + "down_proj.weight", H, EXPERT_WIDTH)));
+    row(Use.NF4, "weight1", "mlp.experts.weight1", p, Split.GROUPED_W1,
+        matrix(e + "gate_proj.weight", EXPERT_WIDTH, H), matrix(e + "up_proj.weight", EXPERT_WIDTH, H));
+    row(Use.NF4, "weight2", "mlp.experts.weight2", p, Split.GROUPED_W2,
+        matrix(e + "down_proj.weight", H, EXPERT_WIDTH));
   }
 
   /** HF tensors of an MTP layer HF → mcore does not convert: mcore shares {@code output_layer} (§3.8). */
@@ -268,43 +306,23 @@ public final class TensorMapping {
 
   private static void gatedMlp(Part part, When when, String logicalPrefix, String mcorePrefix, String hfPrefix,
       Dim width) {
-    lora(nf4(row(logicalPrefix + "fc1", mcorePrefix + "linear_fc1.weight", part, when, Split.GATED,
-        matrix(hfPrefix + "gate_proj.weight", width, H), matrix(hfPrefix + "up_proj.weight", width, H))));
-    lora(nf4(row(logicalPrefix + "fc2", mcorePrefix + "linear_fc2.weight", part, when, Split.COLUMNS,
-        matrix(hfPrefix + "down_proj.weight", H, width))));
+    row(Use.NF4_AND_LORA, logicalPrefix + "fc1", mcorePrefix + "linear_fc1.weight", part, when, Split.GATED,
+        matrix(hfPrefix + "gate_proj.weight", width, H), matrix(hfPrefix + "up_proj.weight", width, H));
+    row(Use.NF4_AND_LORA, logicalPrefix + "fc2", mcorePrefix + "linear_fc2.weight", part, when, Split.COLUMNS,
+        matrix(hfPrefix + "down_proj.weight", H, width));
   }
 
-  private static Row heads(String logical, String mcore, Source src, HeadRows heads) {
-    return add(new Row(logical, mcore, Part.ATTENTION, When.SPLIT_MLA, Split.HEADS, List.of(src), heads, false,
-        false));
+  private static void heads(String logical, String mcore, Source src, HeadRows heads) {
+    ROWS.add(new Row(logical, mcore, Part.ATTENTION, When.SPLIT_MLA, Split.HEADS, List.of(src), heads, Use.NF4));
   }
 
-  private static Row row(String logical, String mcore, Part part, Split split, Source... sources) {
-    return row(logical, mcore, part, When.ALWAYS, split, sources);
+  private static void row(Use use, String logical, String mcore, Part part, Split split, Source... sources) {
+    row(use, logical, mcore, part, When.ALWAYS, split, sources);
   }
 
-  private static Row row(String logical, String mcore, Part part, When when, Split split, Source... sources) {
-    return add(new Row(logical, mcore, part, when, split, List.of(sources), null, false, false));
-  }
-
-  private static Row add(Row r) {
-    ROWS.add(r);
-    return r;
-  }
-
-  /** Marks the row last added as quantised by {@code --qlora-nf4} (§7.1). */
-  private static Row nf4(Row r) {
-    return replace(r, new Row(r.logical, r.mcore, r.part, r.when, r.split, r.sources, r.heads, r.lora, true));
-  }
-
-  /** Marks the row as a module whose LoRA factors {@code --save-lora-to-hf} exports (§5.6). */
-  private static Row lora(Row r) {
-    return replace(r, new Row(r.logical, r.mcore, r.part, r.when, r.split, r.sources, r.heads, true, r.nf4));
-  }
-
-  private static Row replace(Row old, Row updated) {
-    ROWS.set(ROWS.indexOf(old), updated);
-    return updated;
+  private static void row(Use use, String logical, String mcore, Part part, When when, Split split,
+      Source... sources) {
+    ROWS.add(new Row(logical, mcore, part, when, split, List.of(sources), null, use));
   }
 
   private static Source matrix(String name, Dim rows, Dim cols) {

@@ -112,10 +112,9 @@ public final class PickleAudit {
       case U64: return i + 8;
       case BYTES_U8: return i + 1 + (p[i] & 0xFF);
       case BYTES_U32: return i + 4 + u32(p, i);
-      case BYTES_U64: throw new ArrayIndexOutOfBoundsException("8-byte lengths are not weights-only");
       case LINE: return indexOf(p, i, (byte) '\n') + 1;
       case TWO_LINES: return indexOf(p, indexOf(p, i, (byte) '\n') + 1, (byte) '\n') + 1;
-      default: throw new IllegalStateException(arg.name());
+      default: throw new IllegalStateException(arg + " arguments belong to no weights-only opcode");
     }
   }
 
