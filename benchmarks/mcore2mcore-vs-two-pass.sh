@@ -13,22 +13,17 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar >/dev/null 2>&1 || (cd "$here" && mvn -B -ntp -q package -DskipTests)
-mkdir -p "$dir"
-cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar | head -1)" "$dir/ckptbeam-m2m.jar"
-export CKPTBEAM_JAR="$dir/ckptbeam-m2m.jar" JAVA_OPTS="${JAVA_OPTS:--Xmx256m}"
+source "$here/benchmarks/common.sh"
+private_jar ckptbeam-m2m.jar
+export JAVA_OPTS="${JAVA_OPTS:--Xmx256m}"
 ckpt="$here/bin/ckptbeam"
 hf="$dir/hf-$gb"
-if [ ! -f "$hf/model.safetensors.index.json" ]; then
-  "$ckpt" make-tiny-model --out "$hf" --hidden-size 2048 --experts $(( gb * 8 )) --moe-intermediate-size 2048 \
-    --intermediate-size 8192 --layers 6 --first-k-dense 2 --mtp-layers 1 --heads 16 --q-lora-rank 512 \
-    --kv-lora-rank 256 --qk-nope-head-dim 64 --qk-rope-head-dim 32 --v-head-dim 64 --vocab-size 32000 --shards 8 >/dev/null
-fi
+benchmark_model "$hf" "$gb"
 src="$dir/m2m-source"
 [ -f "$src/latest_checkpointed_iteration.txt" ] || "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$src" --quiet \
   --target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --target-expert-parallel-size 4 \
   --moe-grouped-gemm --mtp-num-layers 1 > /dev/null 2>&1
-secs() { local s e; sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); python3 -c "print('%.1f' % ($e - $s))"; }
+secs() { local s e; drop_caches; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); python3 -c "print('%.1f' % ($e - $s))"; }
 rm -rf "$dir/m2m-direct" "$dir/m2m-hf" "$dir/m2m-two"
 one=$(secs "$ckpt" mcore2mcore --load-dir "$src" --save-dir "$dir/m2m-direct" --quiet --source-tensor-parallel-size 2 \
   --source-pipeline-parallel-size 2 --source-expert-parallel-size 4 --source-moe-grouped-gemm --mtp-num-layers 1 \

@@ -33,20 +33,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install -y time" >&2; exit 2; }
-ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar >/dev/null 2>&1 || (cd "$here" && mvn -B -ntp -q package -DskipTests)
+source "$here/benchmarks/common.sh"
 ckpt="$here/bin/ckptbeam"
-mkdir -p "$dir"
-cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar | head -1)" "$dir/ckptbeam.jar"
-export CKPTBEAM_JAR="$dir/ckptbeam.jar"
+private_jar ckptbeam.jar
 heap="${BENCH_HEAP:--Xmx256m}"
-mkdir -p "$dir"
 
 # run LABEL OUT IN CMD...: time, peak RSS and output size of one command, appended to the results; OUT is removed after
 # measuring unless it is needed later (KEEP_OUT=1). Cold: caches dropped first; warm: IN is read into the cache first.
 run() {
   local label="$1" out="$2" in="$3"; shift 3
   local log="$dir/$label.time"
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  drop_caches
   if [ "$cache" = warm ]; then
     find "$in" -type f -exec cat {} + > /dev/null
   fi
@@ -69,61 +66,57 @@ for gb in $sizes; do
     model_args=(--hidden-size 7168 --moe-intermediate-size 2048 --experts "$experts" --layers 2 --first-k-dense 0
       --intermediate-size 18432 --heads 128 --q-lora-rank 1536 --kv-lora-rank 512 --qk-nope-head-dim 128
       --qk-rope-head-dim 64 --v-head-dim 128 --vocab-size 32000 --mtp-layers 0 --shards 4)
+    if [ ! -f "$hf/model.safetensors.index.json" ]; then
+      rm -rf "$hf"
+      "$ckpt" make-tiny-model --out "$hf" "${model_args[@]}" >/dev/null
+    fi
     mtp=0
   else
-    experts=$(( gb * 8 ))   # 5 MoE layers (4 + MTP) x experts x 3 x 2048 x 2048 x 2 bytes ~ gb GB
     hf="$dir/hf-$gb"
-    model_args=(--hidden-size 2048 --experts "$experts" --moe-intermediate-size 2048 --intermediate-size 8192
-      --layers 6 --first-k-dense 2 --mtp-layers 1 --heads 16 --q-lora-rank 512 --kv-lora-rank 256
-      --qk-nope-head-dim 64 --qk-rope-head-dim 32 --v-head-dim 64 --vocab-size 32000 --shards 8)
+    benchmark_model "$hf" "$gb"
     mtp=1
-  fi
-  if [ ! -f "$hf/model.safetensors.index.json" ]; then
-    rm -rf "$hf"
-    "$ckpt" make-tiny-model --out "$hf" "${model_args[@]}" >/dev/null
   fi
   in_bytes=$(bytes_of "$hf")
   for cache in $caches; do
-  rm -f "$dir/results"
-  layout="--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --target-expert-parallel-size 4 --moe-grouped-gemm --mtp-num-layers $mtp"
-  [ "$real_dims" = 1 ] && layout="--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --target-expert-parallel-size 4 --moe-grouped-gemm"
-  run "cp" "$dir/copy-$gb" "$hf" cp -r "$hf" "$dir/copy-$gb"
-  JAVA_OPTS="$heap" KEEP_OUT=1 run "hf2mcore-tp1pp1ep1" "$dir/mc1-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc1-$gb" --mtp-num-layers $mtp
-  JAVA_OPTS="$heap" run "mcore2hf-tp1pp1ep1" "$dir/back-$gb" "$dir/mc1-$gb" "$ckpt" mcore2hf --load-dir "$dir/mc1-$gb" --save-dir "$dir/back-$gb" --mtp-num-layers $mtp
-  rm -rf "$dir/mc1-$gb"
-  # shellcheck disable=SC2086
-  JAVA_OPTS="$heap" KEEP_OUT=1 run "hf2mcore-tp2pp2ep4-grouped" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout
-  # shellcheck disable=SC2086
-  JAVA_OPTS="$heap" run "mcore2hf-from-grouped" "$dir/back-$gb" "$dir/mc16-$gb" "$ckpt" mcore2hf --load-dir "$dir/mc16-$gb" --save-dir "$dir/back-$gb" ${layout//--target-/--source-}
-  rm -rf "$dir/mc16-$gb"
-  # shellcheck disable=SC2086
-  JAVA_OPTS="$heap" run "hf2mcore-tp2pp2ep4-grouped-direct-p1" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout --targetParallelism=1
-  if [ "$flink" = 1 ]; then
-  # shellcheck disable=SC2086
-  JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p2" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
-    --runner=FlinkRunner --flinkMaster=[local] --parallelism=2
-  # shellcheck disable=SC2086
-  JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p1" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
-    --runner=FlinkRunner --flinkMaster=[local] --parallelism=1
-  fi
-  if [ "${BENCH_FLINK_CLUSTER:-0}" = 1 ]; then
-    export FLINK_CLUSTER_DIR="$dir/flink-cluster" FLINK_REST_PORT="${FLINK_REST_PORT:-8081}"
-    "$here/scripts/local-flink-cluster.sh" start >/dev/null
-    cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-flinkjob.jar | head -1)" "$dir/flinkjob.jar"
+    rm -f "$dir/results"
+    layout="--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --target-expert-parallel-size 4 --moe-grouped-gemm --mtp-num-layers $mtp"
+    run "cp" "$dir/copy-$gb" "$hf" cp -r "$hf" "$dir/copy-$gb"
+    JAVA_OPTS="$heap" KEEP_OUT=1 run "hf2mcore-tp1pp1ep1" "$dir/mc1-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc1-$gb" --mtp-num-layers $mtp
+    JAVA_OPTS="$heap" run "mcore2hf-tp1pp1ep1" "$dir/back-$gb" "$dir/mc1-$gb" "$ckpt" mcore2hf --load-dir "$dir/mc1-$gb" --save-dir "$dir/back-$gb" --mtp-num-layers $mtp
+    rm -rf "$dir/mc1-$gb"
     # shellcheck disable=SC2086
-    JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-cluster" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
-      --runner=FlinkRunner --flinkMaster=localhost:$FLINK_REST_PORT --parallelism=2 --filesToStage="$dir/flinkjob.jar"
-    "$here/scripts/local-flink-cluster.sh" stop >/dev/null
-  fi
-  mapfile -t results < "$dir/results"
-  cp_secs=$(echo "${results[0]}" | cut -d' ' -f2)
-  echo
-  echo "model ~${gb} GB$([ "$real_dims" = 1 ] && echo ", DeepSeek-V3's real matrix sizes, $experts experts"): $(numfmt --to=iec "$in_bytes") of safetensors; page cache $cache; heap $heap (Flink runs: ${BENCH_FLINK_HEAP:--Xmx1g})"
-  printf "%-40s %9s %9s %10s %9s\n" "step" "seconds" "x cp" "MB/s out" "RSS MB"
-  for r in "${results[@]}"; do
-    set -- $r
-    printf "%-40s %9.1f %9.2f %10.0f %9s\n" "$1" "$2" "$(echo "$2 / $cp_secs" | bc -l)" "$(echo "$4 / 1000000 / $2" | bc -l)" "$3"
-  done
+    JAVA_OPTS="$heap" KEEP_OUT=1 run "hf2mcore-tp2pp2ep4-grouped" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout
+    # shellcheck disable=SC2086
+    JAVA_OPTS="$heap" run "mcore2hf-from-grouped" "$dir/back-$gb" "$dir/mc16-$gb" "$ckpt" mcore2hf --load-dir "$dir/mc16-$gb" --save-dir "$dir/back-$gb" ${layout//--target-/--source-}
+    rm -rf "$dir/mc16-$gb"
+    # shellcheck disable=SC2086
+    JAVA_OPTS="$heap" run "hf2mcore-tp2pp2ep4-grouped-direct-p1" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout --targetParallelism=1
+    if [ "$flink" = 1 ]; then
+      # shellcheck disable=SC2086
+      JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p2" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
+        --runner=FlinkRunner --flinkMaster=[local] --parallelism=2
+      # shellcheck disable=SC2086
+      JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-p1" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
+        --runner=FlinkRunner --flinkMaster=[local] --parallelism=1
+    fi
+    if [ "${BENCH_FLINK_CLUSTER:-0}" = 1 ]; then
+      export FLINK_CLUSTER_DIR="$dir/flink-cluster" FLINK_REST_PORT="${FLINK_REST_PORT:-8081}"
+      "$here/scripts/local-flink-cluster.sh" start >/dev/null
+      cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-flinkjob.jar | head -1)" "$dir/flinkjob.jar"
+      # shellcheck disable=SC2086
+      JAVA_OPTS="${BENCH_FLINK_HEAP:--Xmx1g}" run "hf2mcore-tp2pp2ep4-grouped-flink-cluster" "$dir/mc16-$gb" "$hf" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/mc16-$gb" $layout \
+        --runner=FlinkRunner --flinkMaster=localhost:$FLINK_REST_PORT --parallelism=2 --filesToStage="$dir/flinkjob.jar"
+      "$here/scripts/local-flink-cluster.sh" stop >/dev/null
+    fi
+    mapfile -t results < "$dir/results"
+    cp_secs=$(echo "${results[0]}" | cut -d' ' -f2)
+    echo
+    echo "model ~${gb} GB$([ "$real_dims" = 1 ] && echo ", DeepSeek-V3's real matrix sizes, $experts experts"): $(numfmt --to=iec "$in_bytes") of safetensors; page cache $cache; heap $heap (Flink runs: ${BENCH_FLINK_HEAP:--Xmx1g})"
+    printf "%-40s %9s %9s %10s %9s\n" "step" "seconds" "x cp" "MB/s out" "RSS MB"
+    for r in "${results[@]}"; do
+      set -- $r
+      printf "%-40s %9.1f %9.2f %10.0f %9s\n" "$1" "$2" "$(echo "$2 / $cp_secs" | bc -l)" "$(echo "$4 / 1000000 / $2" | bc -l)" "$3"
+    done
   done
   [ "$keep" = 1 ] || rm -rf "$hf"
 done

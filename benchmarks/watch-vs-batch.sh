@@ -17,32 +17,24 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar >/dev/null 2>&1 || (cd "$here" && mvn -B -ntp -q package -DskipTests)
-mkdir -p "$dir"
-cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar | head -1)" "$dir/ckptbeam-watch.jar"
-export CKPTBEAM_JAR="$dir/ckptbeam-watch.jar"
+source "$here/benchmarks/common.sh"
+private_jar ckptbeam-watch.jar
 ckpt="$here/bin/ckptbeam"
 hf="$dir/hf-$gb"
-if [ ! -f "$hf/model.safetensors.index.json" ]; then
-  rm -rf "$hf"
-  "$ckpt" make-tiny-model --out "$hf" --hidden-size 2048 --experts $(( gb * 8 )) --moe-intermediate-size 2048 \
-    --intermediate-size 8192 --layers 6 --first-k-dense 2 --mtp-layers 1 --heads 16 --q-lora-rank 512 \
-    --kv-lora-rank 256 --qk-nope-head-dim 64 --qk-rope-head-dim 32 --v-head-dim 64 --vocab-size 32000 --shards 8 >/dev/null
-fi
+benchmark_model "$hf" "$gb"
 layout=(--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 --target-expert-parallel-size 4
   --moe-grouped-gemm --mtp-num-layers 1)
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 printf '%-22s %10s %10s %7s\n' runner "batch s" "watch s" ratio
 for runner in direct flink; do
   beam=()
   [ "$runner" = flink ] && beam=(--runner=FlinkRunner --flinkMaster=[local] --parallelism=2)
   rm -rf "$dir/batch-out" "$dir/watch-in" "$dir/watch-out"
-  drop
+  drop_caches
   batch=$(JAVA_OPTS="${JAVA_OPTS:--Xmx1g}" "$ckpt" hf2mcore --load-dir "$hf" --save-dir "$dir/batch-out" "${layout[@]}" \
     "${beam[@]}" | sed -n 's/.* in \([0-9.]*\) s .*/\1/p')
   mkdir -p "$dir/watch-in"
   cp -al "$hf" "$dir/watch-in/ck"
-  drop
+  drop_caches
   JAVA_OPTS="${JAVA_OPTS:--Xmx1g}" "$ckpt" watch --direction hf2mcore --input-pattern "$dir/watch-in/*" \
     --save-root "$dir/watch-out" --poll-interval 1 --stop-after-idle 10 "${layout[@]}" "${beam[@]}" > "$dir/watch.log"
   watch=$(python3 -c 'import json,sys,datetime as d; s=json.load(open(sys.argv[1])); f=lambda t: d.datetime.fromisoformat(t.replace("Z","+00:00")); print("%.1f" % (f(s["end"])-f(s["start"])).total_seconds())' "$dir/watch-out/ck.ckptbeam-status.json")
