@@ -31,6 +31,7 @@ final class BackgroundWriteChannel implements WritableByteChannel {
       new ConcurrentLinkedQueue<>();
 
   private final WritableByteChannel out;
+  private final String name;
   private final MessageDigest digest;
   private final ExecutorService hasher;
   private final BlockingQueue<ByteBuffer> free = new ArrayBlockingQueue<>(2);
@@ -48,6 +49,7 @@ final class BackgroundWriteChannel implements WritableByteChannel {
   /** @param digest updated with every byte written, in order, alongside the writes; null for none */
   BackgroundWriteChannel(WritableByteChannel out, MessageDigest digest, String name) {
     this.out = out;
+    this.name = name;
     this.digest = digest;
     this.hasher = digest == null ? null : Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "ckptbeam-hash " + name);
@@ -161,7 +163,7 @@ final class BackgroundWriteChannel implements WritableByteChannel {
         } catch (IOException e) {
           failure = e;
         } catch (ExecutionException e) {
-          failure = new IOException("hashing failed", e.getCause());
+          failure = new IOException(name + ": hashing the written bytes failed", e.getCause());
         }
         b.clear();
         free.put(b); // also after a failure, so that the producer never waits forever
