@@ -77,6 +77,7 @@ final class Conversion {
     // The save dir passed the refusal rule now; a job restarted by its runner must not refuse its own first attempt.
     ConversionRequest submitted = r.existingOutput() == ConversionRequest.ExistingOutput.REFUSE
         ? r.withExistingOutput(ConversionRequest.ExistingOutput.OVERWRITE) : r;
+    Cli.fitDirectWorkers(options, checked.commit.expected().size());
     Pipeline p = Pipeline.create(options);
     p.apply("Request", Create.of(submitted).withCoder(CheckpointConversion.requestCoder()))
         .apply("Convert", CheckpointConversion.convert())

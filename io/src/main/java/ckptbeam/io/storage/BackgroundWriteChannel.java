@@ -3,6 +3,7 @@ package ckptbeam.io.storage;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.security.MessageDigest;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -13,6 +14,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * Hands written bytes to a thread of its own that passes them on to the real channel, so that a writer reads and
@@ -22,8 +24,11 @@ import java.util.concurrent.TimeUnit;
  * thread doubled the time per buffer. Bytes are copied into one of two fixed direct buffers; a writer that gets ahead
  * waits for a free one, so memory stays at two buffers. {@link #finish} writes what is left and reports any failure
  * of the background writes; {@link #abandon} stops without finishing.
+ *
+ * <p>Into a local file, a range of another local file is copied by the kernel ({@link #appendFileRange}): the bytes
+ * are still read once into the buffers, for the digest and the caller's checksum, but not written from them.
  */
-final class BackgroundWriteChannel implements WritableByteChannel {
+final class BackgroundWriteChannel implements FileRangeSink {
   static final int BUFFER_BYTES = 8 << 20;
   private static final ByteBuffer END = ByteBuffer.allocate(0);
   /** Buffers of finished channels, reused: direct memory is released only by a GC, so allocating per file churns. */
@@ -86,6 +91,94 @@ final class BackgroundWriteChannel implements WritableByteChannel {
       }
     }
     return n;
+  }
+
+  @Override
+  public boolean takesFileRanges() {
+    return out instanceof FileChannel;
+  }
+
+  /**
+   * Waits until everything handed before is written and hashed (both buffers are back), then, chunk by chunk on the
+   * calling thread: reads the chunk into a buffer (for the observer and, on the hashing thread, the digest) and has
+   * the kernel copy the same chunk from file to file. The writer thread is idle meanwhile; it owns the file again
+   * when this returns.
+   */
+  @Override
+  public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+      throws IOException {
+    if (!takesFileRanges()) {
+      throw new IllegalStateException(name + ": file ranges need a local file underneath");
+    }
+    checkFailure();
+    if (current != null) {
+      hand(current);
+      current = null;
+    }
+    ByteBuffer[] own = {take(free), take(free)};
+    checkFailure();
+    Future<?>[] hashing = new Future<?>[own.length];
+    try {
+      int i = 0;
+      for (long done = 0; done < count; i ^= 1) {
+        ByteBuffer b = own[i];
+        awaitHash(hashing[i]);
+        int n = (int) Math.min(b.capacity(), count - done);
+        b.clear().limit(n);
+        readFully(source, position + done, b);
+        b.flip();
+        if (observer != null) {
+          observer.accept(b.duplicate());
+        }
+        if (digest != null) {
+          ByteBuffer view = b.duplicate();
+          hashing[i] = hasher.submit(() -> digest.update(view));
+        }
+        transferFully(source, position + done, n, (FileChannel) out);
+        done += n;
+      }
+      awaitHash(hashing[0]);
+      awaitHash(hashing[1]);
+    } finally {
+      for (ByteBuffer b : own) {
+        b.clear();
+        free.add(b);
+      }
+    }
+  }
+
+  private void readFully(FileChannel source, long position, ByteBuffer b) throws IOException {
+    for (long at = position; b.hasRemaining(); ) {
+      int n = source.read(b, at);
+      if (n < 0) {
+        throw new IOException(name + ": a source file ended at byte " + at + " inside a range being copied");
+      }
+      at += n;
+    }
+  }
+
+  private void transferFully(FileChannel source, long position, long count, FileChannel target) throws IOException {
+    for (long done = 0; done < count; ) {
+      long n = source.transferTo(position + done, count - done, target);
+      if (n <= 0) {
+        throw new IOException(name + ": copying a source range stopped at byte " + (position + done));
+      }
+      done += n;
+    }
+  }
+
+  private void awaitHash(Future<?> hashed) throws IOException {
+    if (hashed == null) {
+      return;
+    }
+    try {
+      hashed.get();
+    } catch (ExecutionException e) {
+      throw new IOException(name + ": hashing the written bytes failed", e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while hashing");
+    }
   }
 
   /** Writes what is buffered, waits for the background writes to end, and rethrows their failure if any. */

@@ -215,6 +215,11 @@ public final class CheckpointFiles {
     }
 
     @Override
+    public FileChannel localFile() {
+      return channel;
+    }
+
+    @Override
     public void close() throws IOException {
       channel.close();
     }

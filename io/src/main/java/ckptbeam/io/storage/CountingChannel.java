@@ -2,14 +2,16 @@ package ckptbeam.io.storage;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
+import java.util.function.Consumer;
 import java.util.zip.CRC32;
 
 /**
  * A write-only view of a channel that counts bytes, optionally keeps a CRC-32, and refuses to go past a declared
  * length: a producer that writes more or fewer bytes than its tensor holds is caught at once.
  */
-public final class CountingChannel implements WritableByteChannel {
+public final class CountingChannel implements FileRangeSink {
   private final WritableByteChannel out;
   private final String what;
   private final long limit;
@@ -38,6 +40,32 @@ public final class CountingChannel implements WritableByteChannel {
     }
     count += written;
     return written;
+  }
+
+  @Override
+  public boolean takesFileRanges() {
+    return out instanceof FileRangeSink && ((FileRangeSink) out).takesFileRanges();
+  }
+
+  /** Passes the range on; the CRC is taken from the bytes the sink reads back for its own checksum. */
+  @Override
+  public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+      throws IOException {
+    if (!takesFileRanges()) {
+      throw new IllegalStateException(what + ": the channel underneath takes no file ranges");
+    }
+    if (this.count + count > limit) {
+      throw new IOException(what + ": producer wrote more than the declared " + limit + " bytes");
+    }
+    Consumer<ByteBuffer> seen = observer;
+    if (crc != null) {
+      seen = observer == null ? b -> crc.update(b) : b -> {
+        crc.update(b.duplicate());
+        observer.accept(b);
+      };
+    }
+    ((FileRangeSink) out).appendFileRange(source, position, count, seen);
+    this.count += count;
   }
 
   public long count() {

@@ -3,6 +3,7 @@ package ckptbeam.io.storage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 
 /** Random-access reads of byte ranges of one file, local or remote. */
 public interface RangeReader extends Closeable {
@@ -14,4 +15,9 @@ public interface RangeReader extends Closeable {
    * past the end of the file is an error naming the file.
    */
   void readFully(long offset, ByteBuffer dst) throws IOException;
+
+  /** The open local file these bytes are read from, for copies the kernel can make; null when there is none. */
+  default FileChannel localFile() {
+    return null;
+  }
 }

@@ -1,10 +1,12 @@
 package ckptbeam.io.tensor;
 
 import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.FileRangeSink;
 import ckptbeam.io.storage.RangeReader;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.util.HashMap;
 import java.util.Map;
@@ -20,6 +22,11 @@ import java.util.Map;
 public final class TensorAssembler implements Closeable {
   /** Default size of each of the two buffers. */
   public static final int DEFAULT_BUFFER_BYTES = 8 << 20;
+  /**
+   * Contiguous ranges from this size up go from a local source file to a local output by a kernel copy when the sink
+   * takes one ({@link FileRangeSink}); smaller ones are not worth the sink's wait for its buffered bytes.
+   */
+  static final long KERNEL_COPY_MIN_BYTES = 1 << 20;
 
   private final Map<String, RangeReader> readers = new HashMap<>();
   private final byte[] slab;
@@ -190,6 +197,12 @@ public final class TensorAssembler implements Closeable {
   }
 
   private void copyRange(RangeReader in, long start, long length, WritableByteChannel sink) throws IOException {
+    FileChannel file = in.localFile();
+    if (file != null && length >= KERNEL_COPY_MIN_BYTES && sink instanceof FileRangeSink
+        && ((FileRangeSink) sink).takesFileRanges()) {
+      ((FileRangeSink) sink).appendFileRange(file, start, length, null);
+      return;
+    }
     for (long done = 0; done < length; ) {
       int n = (int) Math.min(stream.capacity(), length - done);
       stream.clear().limit(n);

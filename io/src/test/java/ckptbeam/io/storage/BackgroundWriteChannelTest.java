@@ -10,11 +10,18 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Random;
+import java.util.zip.CRC32;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class BackgroundWriteChannelTest {
   @Test
@@ -56,6 +63,64 @@ class BackgroundWriteChannelTest {
     assertEquals(Sha256.of(data), HexFormat.of().formatHex(digest.digest()));
     assertTrue(Thread.getAllStackTraces().keySet().stream().noneMatch(t -> t.getName().equals("ckptbeam-hash hashed")),
         "the hashing thread ends with the file");
+  }
+
+  @Test
+  void fileRangesCopiedByTheKernelLandInOrderBetweenBufferedBytesAndAreHashed(@TempDir Path dir) throws Exception {
+    Random rnd = new Random(11);
+    byte[] source = new byte[2 * BackgroundWriteChannel.BUFFER_BYTES + 4321];
+    rnd.nextBytes(source);
+    Path src = Files.write(dir.resolve("source.bin"), source);
+    ByteArrayOutputStream expected = new ByteArrayOutputStream();
+    MessageDigest digest = Sha256.digest();
+    CRC32 seen = new CRC32();
+    CRC32 ranges = new CRC32();
+    try (FileChannel in = FileChannel.open(src); FileChannel out = FileChannel.open(dir.resolve("out.bin"),
+        StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      BackgroundWriteChannel ch = new BackgroundWriteChannel(out, digest, "ranges");
+      assertTrue(ch.takesFileRanges());
+      // buffered bytes, a range longer than both buffers, more buffered bytes, an odd small range, an empty one
+      long[][] pieces = {{-1, 1000}, {7, source.length - 7}, {-1, BackgroundWriteChannel.BUFFER_BYTES + 3},
+          {123, 4567}, {0, 0}, {-1, 17}};
+      for (long[] piece : pieces) {
+        if (piece[0] < 0) {
+          byte[] b = new byte[(int) piece[1]];
+          rnd.nextBytes(b);
+          ch.write(ByteBuffer.wrap(b));
+          expected.write(b);
+        } else {
+          ch.appendFileRange(in, piece[0], piece[1], b -> seen.update(b));
+          byte[] range = Arrays.copyOfRange(source, (int) piece[0], (int) (piece[0] + piece[1]));
+          expected.write(range);
+          ranges.update(range);
+        }
+      }
+      ch.finish();
+    }
+    byte[] want = expected.toByteArray();
+    assertArrayEquals(want, Files.readAllBytes(dir.resolve("out.bin")));
+    assertEquals(Sha256.of(want), HexFormat.of().formatHex(digest.digest()));
+    assertEquals(ranges.getValue(), seen.getValue(), "the observer saw exactly the ranges' bytes, in order");
+  }
+
+  @Test
+  void aRangeBeyondTheEndOfItsSourceNamesTheOutput(@TempDir Path dir) throws Exception {
+    Path src = Files.write(dir.resolve("short.bin"), new byte[100]);
+    try (FileChannel in = FileChannel.open(src); FileChannel out = FileChannel.open(dir.resolve("out.bin"),
+        StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      BackgroundWriteChannel ch = new BackgroundWriteChannel(out, "out.bin");
+      IOException e = assertThrows(IOException.class, () -> ch.appendFileRange(in, 50, 200, null));
+      assertTrue(e.getMessage().contains("out.bin") && e.getMessage().contains("ended at byte 100"), e.getMessage());
+      ch.abandon();
+    }
+  }
+
+  @Test
+  void aChannelThatIsNoLocalFileTakesNoRanges() {
+    BackgroundWriteChannel ch = new BackgroundWriteChannel(Channels.newChannel(new ByteArrayOutputStream()), "x");
+    assertFalse(ch.takesFileRanges());
+    assertFalse(new CountingChannel(ch, "t", 10, true).takesFileRanges());
+    ch.abandon();
   }
 
   @Test

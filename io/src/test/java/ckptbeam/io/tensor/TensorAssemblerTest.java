@@ -1,12 +1,21 @@
 package ckptbeam.io.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.io.storage.CountingChannel;
+import ckptbeam.io.storage.FileRangeSink;
+import ckptbeam.io.storage.Sha256;
+import ckptbeam.io.storage.StagedOutput;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.util.function.Consumer;
+import java.util.zip.CRC32;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -137,5 +146,106 @@ class TensorAssemblerTest {
     AssembledTensor tooBig = new AssembledTensor("k", Shape.of(7, 4), List.of(Band.of(SourceSlice.whole("s0", 7, 4))));
     e = assertThrows(IOException.class, () -> assemble(tooBig, locs, 64));
     assertTrue(e.getMessage().contains("\"s0\" has shape [6, 4]"), e.getMessage());
+  }
+
+  /** Records the ranges it is handed and copies them (without a kernel copy) into a byte array. */
+  private static final class RecordingSink implements FileRangeSink {
+    final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    final List<Long> rangeLengths = new ArrayList<>();
+
+    @Override
+    public boolean takesFileRanges() {
+      return true;
+    }
+
+    @Override
+    public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+        throws IOException {
+      ByteBuffer b = ByteBuffer.allocate((int) count);
+      source.read(b, position);
+      b.flip();
+      if (observer != null) {
+        observer.accept(b.duplicate());
+      }
+      bytes.write(b.array(), 0, b.limit());
+      rangeLengths.add(count);
+    }
+
+    @Override
+    public int write(ByteBuffer src) {
+      int n = src.remaining();
+      byte[] b = new byte[n];
+      src.get(b);
+      bytes.write(b, 0, n);
+      return n;
+    }
+
+    @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
+    public void close() {}
+  }
+
+  @Test
+  void contiguousRangesOfAMebibyteOrMoreAreHandedToASinkThatCopiesFileRanges() throws IOException {
+    Map<String, byte[]> content = new HashMap<>();
+    // s0: 1 MiB + 2 rows of bf16; s1: small
+    Map<String, TensorLocation> locs = sources(DType.BF16, new long[][] {{1026, 512}, {4, 512}}, content);
+    AssembledTensor whole = new AssembledTensor("big", Shape.of(1026, 512), List.of(
+        Band.of(SourceSlice.whole("s0", 1026, 512))));
+    AssembledTensor lowerRows = new AssembledTensor("rows", Shape.of(1025, 512), List.of(
+        Band.of(new SourceSlice("s0", 1, 1025, 0, 512, false))));
+    AssembledTensor small = new AssembledTensor("small", Shape.of(4, 512), List.of(
+        Band.of(SourceSlice.whole("s1", 4, 512))));
+    AssembledTensor columns = new AssembledTensor("cols", Shape.of(1026, 256), List.of(
+        Band.of(new SourceSlice("s0", 0, 1026, 256, 256, false))));
+    RecordingSink sink = new RecordingSink();
+    ByteArrayOutputStream expected = new ByteArrayOutputStream();
+    try (TensorAssembler a = new TensorAssembler()) {
+      for (AssembledTensor t : List.of(whole, lowerRows, small, columns)) {
+        a.write(t, locs, sink);
+        expected.write(naive(t, locs, content, 2));
+      }
+    }
+    assertArrayEquals(expected.toByteArray(), sink.bytes.toByteArray());
+    assertEquals(List.of(1026L * 1024, 1025L * 1024), sink.rangeLengths,
+        "only the two whole-row ranges of at least 1 MiB are file ranges; the small and the column slice are not");
+  }
+
+  @Test
+  void aStagedLocalFileGetsPassThroughTensorsByKernelCopyWithTheRightCrcAndHash() throws IOException {
+    Map<String, byte[]> content = new HashMap<>();
+    Map<String, TensorLocation> locs = sources(DType.BF16, new long[][] {{3000, 1024}, {8, 1024}}, content);
+    List<AssembledTensor> tensors = List.of(
+        new AssembledTensor("a", Shape.of(8, 1024), List.of(Band.of(SourceSlice.whole("s1", 8, 1024)))),
+        new AssembledTensor("b", Shape.of(3000, 1024), List.of(Band.of(SourceSlice.whole("s0", 3000, 1024)))),
+        new AssembledTensor("c", Shape.of(1024, 8), List.of(Band.of(SourceSlice.whole("s1", 8, 1024).transposed()))));
+    ByteArrayOutputStream expected = new ByteArrayOutputStream();
+    for (AssembledTensor t : tensors) {
+      expected.write(naive(t, locs, content, 2));
+    }
+    long[] crc = new long[1];
+    String out = dir.resolve("out/file.bin").toString();
+    StagedOutput.Result result;
+    try (TensorAssembler a = new TensorAssembler()) {
+      result = StagedOutput.write(out, null, ch -> {
+        CountingChannel counted = new CountingChannel(ch, "all", expected.size(), true);
+        for (AssembledTensor t : tensors) {
+          a.write(t, locs, counted);
+        }
+        counted.checkComplete();
+        crc[0] = counted.crc();
+      });
+    }
+    byte[] want = expected.toByteArray();
+    assertArrayEquals(want, Files.readAllBytes(Path.of(out)));
+    CRC32 wantCrc = new CRC32();
+    wantCrc.update(want);
+    assertEquals(wantCrc.getValue(), crc[0]);
+    assertEquals(Sha256.of(want), result.sha256);
+    assertEquals(want.length, result.bytes);
   }
 }
