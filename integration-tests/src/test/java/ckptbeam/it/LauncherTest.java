@@ -1,10 +1,12 @@
 package ckptbeam.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,5 +38,45 @@ class LauncherTest {
     assertEquals(0, r.exit, r.output);
     assertTrue(r.output.contains("iter_0000001/mp_rank_00/model_optim_rng.pt"), r.output);
     assertTrue(Files.exists(work.resolve("d/mcore/latest_checkpointed_iteration.txt")));
+  }
+
+  /**
+   * The launcher jar lists only the core and DirectRunner option registrars (the others cost seconds at every start;
+   * pipelines/pom.xml): a runner's or Google Cloud's flag must still be known when a command is given one, and a
+   * typo still named. Only the launcher shows this: the test classpath lists every registrar.
+   */
+  private Torch.Result hf2mcoreWith(String out, String... beamFlags) throws Exception {
+    String launcher = Torch.repo().resolve("bin/ckptbeam").toString();
+    if (!Files.exists(work.resolve("hf"))) {
+      Torch.Result made = Torch.run(List.of(launcher, "make-tiny-model", "--out", "hf", "--layers", "2",
+          "--mtp-layers", "0"), work, null);
+      assertEquals(0, made.exit, made.output);
+    }
+    List<String> cmd = new ArrayList<>(List.of(launcher, "hf2mcore", "--load-dir", "hf", "--save-dir", out,
+        "--mtp-num-layers", "0", "--quiet"));
+    cmd.addAll(List.of(beamFlags));
+    return Torch.run(cmd, work, null);
+  }
+
+  @Test
+  void aFlinkJobRunsFromTheLauncher() throws Exception {
+    Torch.Result r = hf2mcoreWith("flink", "--runner=FlinkRunner", "--flinkMaster=[local]", "--parallelism=1");
+    assertEquals(0, r.exit, r.output);
+    assertTrue(Files.exists(work.resolve("flink/latest_checkpointed_iteration.txt")), r.output);
+  }
+
+  @Test
+  void googleCloudFlagsAreKnownOnTheDirectRunner() throws Exception {
+    Torch.Result r = hf2mcoreWith("gcp", "--gcsEndpoint=http://127.0.0.1:9/storage/v1/", "--project=p");
+    assertEquals(0, r.exit, r.output);
+    assertTrue(Files.exists(work.resolve("gcp/latest_checkpointed_iteration.txt")), r.output);
+  }
+
+  @Test
+  void aMistypedRunnerFlagIsStillNamed() throws Exception {
+    Torch.Result r = hf2mcoreWith("typo", "--runner=FlinkRunner", "--flinkMastr=[local]");
+    assertEquals(2, r.exit, r.output);
+    assertTrue(r.output.contains("unknown flag --flinkMastr"), r.output);
+    assertFalse(Files.exists(work.resolve("typo")), r.output);
   }
 }

@@ -42,12 +42,18 @@ final class Cli {
   static PipelineOptions pipelineOptions(List<String> beamArgs, String jobName, List<String> known) {
     PipelineOptions o;
     PipelineOptionsFactory.register(FaultInjectionOptions.class);
+    if (RunnerOptions.needed(beamArgs)) {
+      RunnerOptions.registerAll();
+    }
     try {
-      o = PipelineOptionsFactory.fromArgs(beamArgs.toArray(new String[0])).withValidation().create();
+      o = parse(beamArgs);
     } catch (IllegalArgumentException e) {
       String msg = String.valueOf(e.getMessage());
       Matcher unknown = UNKNOWN_OPTION.matcher(msg);
-      if (unknown.find()) {
+      if (unknown.find() && RunnerOptions.registerAll()) {
+        return pipelineOptions(beamArgs, jobName, known); // a runner's or Google Cloud's flag: known now
+      }
+      if (unknown.find(0)) {
         String name = unknown.group(1);
         String near = Args.nearest(name, known);
         throw new IllegalArgumentException("unknown flag --" + name
@@ -86,6 +92,10 @@ final class Cli {
     if (files > 0 && direct.getTargetParallelism() > files) {
       direct.setTargetParallelism(files);
     }
+  }
+
+  private static PipelineOptions parse(List<String> beamArgs) {
+    return PipelineOptionsFactory.fromArgs(beamArgs.toArray(new String[0])).withValidation().create();
   }
 
   private static boolean given(List<String> beamArgs, String option) {
