@@ -8,6 +8,10 @@ private_jar() {
   mkdir -p "$dir"
   cp "$(ls "$here"/pipelines/target/ckptbeam-pipelines-*-bundled.jar | head -1)" "$dir/$1"
   export CKPTBEAM_JAR="$dir/$1"
+  # the class-data-sharing archive a build records for its jar, recorded for the copy (bin/ckptbeam)
+  rm -rf "$dir/class-archive-demo"
+  CKPTBEAM_CDS=record "$here/bin/ckptbeam" demo --out "$dir/class-archive-demo" >/dev/null
+  rm -rf "$dir/class-archive-demo"
 }
 
 # benchmark_model OUT GB: the DeepSeek-shaped benchmark model of about GB gigabytes, unless OUT already holds one:
