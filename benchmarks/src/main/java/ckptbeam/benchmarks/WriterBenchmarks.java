@@ -40,7 +40,7 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * The whole rank-file writer on pass-through bytes, from a safetensors source in page cache (tmpfs) to a rank file in
  * tmpfs: source ranges read by the assembler, CRC-32 and the zip layout, write-behind, SHA-256, staged output. Against
- * a plain 8 MiB read/write copy of the same bytes. Each call moves {@link #BYTES} bytes (32 tensors of 8 MiB):
+ * a plain 8 MiB read/write copy of the same bytes and a kernel copy ({@code cp}'s way). Each call moves {@link #BYTES} bytes (32 tensors of 8 MiB):
  * GB/s = 0.268 / (seconds per op). {@code -Dbench.dir} picks another folder (default /dev/shm).
  */
 @State(Scope.Benchmark)
@@ -144,6 +144,21 @@ public class WriterBenchmarks {
         while (b.hasRemaining()) {
           total += out.write(b);
         }
+      }
+    }
+    return total;
+  }
+
+  /** What `cp` does: the kernel copies the file (sendfile / copy_file_range); no byte enters this process. */
+  @Benchmark
+  public long kernelCopyBaseline() throws IOException {
+    long total = 0;
+    try (FileChannel in = FileChannel.open(source);
+        FileChannel out = FileChannel.open(dir.resolve("copy"), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+            StandardOpenOption.TRUNCATE_EXISTING)) {
+      long size = in.size();
+      while (total < size) {
+        total += in.transferTo(total, size - total, out);
       }
     }
     return total;
