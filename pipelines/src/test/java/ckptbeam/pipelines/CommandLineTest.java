@@ -15,6 +15,7 @@ import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.beam.runners.direct.DirectOptions;
+import org.apache.beam.sdk.options.PipelineOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -166,6 +167,17 @@ class CommandLineTest {
     DirectOptions asked = Cli.pipelineOptions(List.of("--enforceImmutability=true", "--enforceEncodability=true"), "t",
         List.of()).as(DirectOptions.class);
     assertEquals(List.of(true, true), List.of(asked.isEnforceImmutability(), asked.isEnforceEncodability()));
+  }
+
+  @Test
+  void theDirectRunnerGetsNoMoreWorkersThanFilesToWrite() {
+    PipelineOptions o = Cli.pipelineOptions(List.of("--targetParallelism=3"), "t", List.of());
+    Cli.fitDirectWorkers(o, 5);
+    assertEquals(3, o.as(DirectOptions.class).getTargetParallelism());
+    Cli.fitDirectWorkers(o, 0); // nothing planned (an output already complete): left as it is
+    assertEquals(3, o.as(DirectOptions.class).getTargetParallelism());
+    Cli.fitDirectWorkers(o, 1);
+    assertEquals(1, o.as(DirectOptions.class).getTargetParallelism());
   }
 
   private static Path repo() {
