@@ -26,11 +26,14 @@ import java.util.function.Consumer;
  * of the background writes; {@link #abandon} stops without finishing.
  *
  * <p>Into a local file, a range of another local file is copied by the kernel ({@link #appendFileRange}): the bytes
- * are still read once into the buffers, for the digest and the caller's checksum, but not written from them.
+ * are still read once into the buffers, for the digest and the caller's checksum, but not written from them. The
+ * caller's thread reads the next chunk while the writer thread has the previous one copied and the hashing thread
+ * hashes it.
  */
 final class BackgroundWriteChannel implements FileRangeSink {
   static final int BUFFER_BYTES = 8 << 20;
-  private static final ByteBuffer END = ByteBuffer.allocate(0);
+  /** The end of the file: the writer thread stops. */
+  private static final Pending END = new Pending(ByteBuffer.allocate(0), null, 0);
   /** Buffers of finished channels, reused: direct memory is released only by a GC, so allocating per file churns. */
   private static final ConcurrentLinkedQueue<ByteBuffer> POOL =
       new ConcurrentLinkedQueue<>();
@@ -40,7 +43,7 @@ final class BackgroundWriteChannel implements FileRangeSink {
   private final MessageDigest digest;
   private final ExecutorService hasher;
   private final BlockingQueue<ByteBuffer> free = new ArrayBlockingQueue<>(2);
-  private final BlockingQueue<ByteBuffer> full = new ArrayBlockingQueue<>(3);
+  private final BlockingQueue<Pending> full = new ArrayBlockingQueue<>(3);
   private final ByteBuffer[] buffers = new ByteBuffer[2];
   private final Thread writer;
   private volatile IOException failure;
@@ -99,10 +102,10 @@ final class BackgroundWriteChannel implements FileRangeSink {
   }
 
   /**
-   * Waits until everything handed before is written and hashed (both buffers are back), then, chunk by chunk on the
-   * calling thread: reads the chunk into a buffer (for the observer and, on the hashing thread, the digest) and has
-   * the kernel copy the same chunk from file to file. The writer thread is idle meanwhile; it owns the file again
-   * when this returns.
+   * Per chunk of up to one buffer, on the calling thread: reads the chunk into a free buffer (for the observer here
+   * and the digest on the hashing thread) and hands it to the writer thread, which has the kernel copy the same bytes
+   * from {@code source} instead of writing the buffer. Chunks and buffered writes keep their order in the one queue.
+   * {@code source} must stay open until this channel is finished.
    */
   @Override
   public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
@@ -115,35 +118,17 @@ final class BackgroundWriteChannel implements FileRangeSink {
       hand(current);
       current = null;
     }
-    ByteBuffer[] own = {take(free), take(free)};
-    checkFailure();
-    Future<?>[] hashing = new Future<?>[own.length];
-    try {
-      int i = 0;
-      for (long done = 0; done < count; i ^= 1) {
-        ByteBuffer b = own[i];
-        awaitHash(hashing[i]);
-        int n = (int) Math.min(b.capacity(), count - done);
-        b.clear().limit(n);
-        readFully(source, position + done, b);
-        b.flip();
-        if (observer != null) {
-          observer.accept(b.duplicate());
-        }
-        if (digest != null) {
-          ByteBuffer view = b.duplicate();
-          hashing[i] = hasher.submit(() -> digest.update(view));
-        }
-        transferFully(source, position + done, n, (FileChannel) out);
-        done += n;
+    for (long done = 0; done < count; ) {
+      ByteBuffer b = take(free);
+      checkFailure();
+      int n = (int) Math.min(b.capacity(), count - done);
+      b.clear().limit(n);
+      readFully(source, position + done, b);
+      if (observer != null) {
+        observer.accept(b.duplicate().flip());
       }
-      awaitHash(hashing[0]);
-      awaitHash(hashing[1]);
-    } finally {
-      for (ByteBuffer b : own) {
-        b.clear();
-        free.add(b);
-      }
+      hand(new Pending(b, source, position + done));
+      done += n;
     }
   }
 
@@ -164,20 +149,6 @@ final class BackgroundWriteChannel implements FileRangeSink {
         throw new IOException(name + ": copying a source range stopped at byte " + (position + done));
       }
       done += n;
-    }
-  }
-
-  private void awaitHash(Future<?> hashed) throws IOException {
-    if (hashed == null) {
-      return;
-    }
-    try {
-      hashed.get();
-    } catch (ExecutionException e) {
-      throw new IOException(name + ": hashing the written bytes failed", e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while hashing");
     }
   }
 
@@ -239,16 +210,22 @@ final class BackgroundWriteChannel implements FileRangeSink {
   private void drain() {
     try {
       while (true) {
-        ByteBuffer b = full.take();
-        if (b == END) {
+        Pending p = full.take();
+        if (p == END) {
           return;
         }
-        b.flip();
+        ByteBuffer b = p.buffer.flip();
         ByteBuffer view = b.duplicate();
         Future<?> hashed = hasher == null || failure != null ? null : hasher.submit(() -> digest.update(view));
         try {
-          while (b.hasRemaining() && failure == null) {
-            out.write(b);
+          if (p.source != null) {
+            if (failure == null) {
+              transferFully(p.source, p.position, b.remaining(), (FileChannel) out);
+            }
+          } else {
+            while (b.hasRemaining() && failure == null) {
+              out.write(b);
+            }
           }
           if (hashed != null) {
             hashed.get(); // the buffer is reused only when both are done with it
@@ -267,8 +244,12 @@ final class BackgroundWriteChannel implements FileRangeSink {
   }
 
   private void hand(ByteBuffer b) throws IOException {
+    hand(new Pending(b, null, 0));
+  }
+
+  private void hand(Pending p) throws IOException {
     try {
-      full.put(b);
+      full.put(p);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while writing");
@@ -301,4 +282,10 @@ final class BackgroundWriteChannel implements FileRangeSink {
   public void close() throws IOException {
     finish();
   }
+
+  /**
+   * A filled buffer for the writer thread: its bytes are written, or, when {@code source} is set, the same bytes are
+   * copied by the kernel from {@code source} at {@code position} and the buffer serves the digest only.
+   */
+  private record Pending(ByteBuffer buffer, FileChannel source, long position) {}
 }
