@@ -18,7 +18,8 @@ public interface FileRangeSink extends WritableByteChannel {
   boolean takesFileRanges();
 
   /**
-   * Appends {@code count} bytes of {@code source} from {@code position}, after everything written before.
+   * Appends {@code count} bytes of {@code source} from {@code position}, after everything written before. The copy
+   * may still be under way when this returns: {@code source} must stay open until the sink is finished.
    *
    * @param observer given every appended byte, in order, in chunks (read back from the page cache), before this
    *     returns: for checksums; null for none. It must not keep the buffers.
