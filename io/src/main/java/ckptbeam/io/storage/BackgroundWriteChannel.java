@@ -108,10 +108,13 @@ final class BackgroundWriteChannel implements FileRangeSink {
    * {@code source} must stay open until this channel is finished.
    */
   @Override
-  public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+  public void appendFileRange(RangeReader source, long position, long count, Consumer<ByteBuffer> observer)
       throws IOException {
     if (!takesFileRanges()) {
       throw new IllegalStateException(name + ": file ranges need a local file underneath");
+    }
+    if (source.localFile() == null) {
+      throw new IllegalArgumentException(name + ": a file range needs a reader of a local file");
     }
     checkFailure();
     if (current != null) {
@@ -123,22 +126,16 @@ final class BackgroundWriteChannel implements FileRangeSink {
       checkFailure();
       int n = (int) Math.min(b.capacity(), count - done);
       b.clear().limit(n);
-      readFully(source, position + done, b);
+      try {
+        source.readFully(position + done, b);
+      } catch (IOException e) {
+        throw new IOException(name + ": " + e.getMessage(), e); // the reader names the source, this the output
+      }
       if (observer != null) {
         observer.accept(b.duplicate().flip());
       }
       hand(new Pending(b, source, position + done));
       done += n;
-    }
-  }
-
-  private void readFully(FileChannel source, long position, ByteBuffer b) throws IOException {
-    for (long at = position; b.hasRemaining(); ) {
-      int n = source.read(b, at);
-      if (n < 0) {
-        throw new IOException(name + ": a source file ended at byte " + at + " inside a range being copied");
-      }
-      at += n;
     }
   }
 
@@ -220,7 +217,7 @@ final class BackgroundWriteChannel implements FileRangeSink {
         try {
           if (p.source != null) {
             if (failure == null) {
-              transferFully(p.source, p.position, b.remaining(), (FileChannel) out);
+              transferFully(p.source.localFile(), p.position, b.remaining(), (FileChannel) out);
             }
           } else {
             while (b.hasRemaining() && failure == null) {
@@ -287,5 +284,5 @@ final class BackgroundWriteChannel implements FileRangeSink {
    * A filled buffer for the writer thread: its bytes are written, or, when {@code source} is set, the same bytes are
    * copied by the kernel from {@code source} at {@code position} and the buffer serves the digest only.
    */
-  private record Pending(ByteBuffer buffer, FileChannel source, long position) {}
+  private record Pending(ByteBuffer buffer, RangeReader source, long position) {}
 }

@@ -2,7 +2,6 @@ package ckptbeam.io.storage;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.util.function.Consumer;
 import java.util.zip.CRC32;
@@ -28,9 +27,7 @@ public final class CountingChannel implements FileRangeSink {
   @Override
   public int write(ByteBuffer src) throws IOException {
     int n = src.remaining();
-    if (count + n > limit) {
-      throw new IOException(what + ": producer wrote more than the declared " + limit + " bytes");
-    }
+    checkRoomFor(n);
     if (crc != null) {
       crc.update(src.duplicate());
     }
@@ -44,19 +41,17 @@ public final class CountingChannel implements FileRangeSink {
 
   @Override
   public boolean takesFileRanges() {
-    return out instanceof FileRangeSink && ((FileRangeSink) out).takesFileRanges();
+    return out instanceof FileRangeSink sink && sink.takesFileRanges();
   }
 
   /** Passes the range on; the CRC is taken from the bytes the sink reads back for its own checksum. */
   @Override
-  public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+  public void appendFileRange(RangeReader source, long position, long count, Consumer<ByteBuffer> observer)
       throws IOException {
     if (!takesFileRanges()) {
       throw new IllegalStateException(what + ": the channel underneath takes no file ranges");
     }
-    if (this.count + count > limit) {
-      throw new IOException(what + ": producer wrote more than the declared " + limit + " bytes");
-    }
+    checkRoomFor(count);
     Consumer<ByteBuffer> seen = observer;
     if (crc != null) {
       seen = observer == null ? b -> crc.update(b) : b -> {
@@ -66,6 +61,12 @@ public final class CountingChannel implements FileRangeSink {
     }
     ((FileRangeSink) out).appendFileRange(source, position, count, seen);
     this.count += count;
+  }
+
+  private void checkRoomFor(long n) throws IOException {
+    if (count + n > limit) {
+      throw new IOException(what + ": producer wrote more than the declared " + limit + " bytes");
+    }
   }
 
   public long count() {

@@ -18,12 +18,14 @@ public interface FileRangeSink extends WritableByteChannel {
   boolean takesFileRanges();
 
   /**
-   * Appends {@code count} bytes of {@code source} from {@code position}, after everything written before. The copy
-   * may still be under way when this returns: {@code source} must stay open until the sink is finished.
+   * Appends {@code count} bytes of {@code source} from {@code position}, after everything written before.
    *
+   * @param source a reader of a local file ({@link RangeReader#localFile()} not null): the kernel copies from that
+   *     file, the bytes for the observer are read through the reader. The copy may still be under way when this
+   *     returns: the reader must stay open until the sink is finished.
    * @param observer given every appended byte, in order, in chunks (read back from the page cache), before this
    *     returns: for checksums; null for none. It must not keep the buffers.
    */
-  void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+  void appendFileRange(RangeReader source, long position, long count, Consumer<ByteBuffer> observer)
       throws IOException;
 }

@@ -6,7 +6,6 @@ import ckptbeam.io.storage.RangeReader;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.util.HashMap;
 import java.util.Map;
@@ -197,10 +196,9 @@ public final class TensorAssembler implements Closeable {
   }
 
   private void copyRange(RangeReader in, long start, long length, WritableByteChannel sink) throws IOException {
-    FileChannel file = in.localFile();
-    if (file != null && length >= KERNEL_COPY_MIN_BYTES && sink instanceof FileRangeSink
-        && ((FileRangeSink) sink).takesFileRanges()) {
-      ((FileRangeSink) sink).appendFileRange(file, start, length, null);
+    if (in.localFile() != null && length >= KERNEL_COPY_MIN_BYTES && sink instanceof FileRangeSink ranges
+        && ranges.takesFileRanges()) {
+      ranges.appendFileRange(in, start, length, null);
       return;
     }
     for (long done = 0; done < length; ) {

@@ -75,8 +75,8 @@ class BackgroundWriteChannelTest {
     MessageDigest digest = Sha256.digest();
     CRC32 seen = new CRC32();
     CRC32 ranges = new CRC32();
-    try (FileChannel in = FileChannel.open(src); FileChannel out = FileChannel.open(dir.resolve("out.bin"),
-        StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+    try (RangeReader in = CheckpointFiles.open(src.toString()); FileChannel out = FileChannel.open(
+        dir.resolve("out.bin"), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
       BackgroundWriteChannel ch = new BackgroundWriteChannel(out, digest, "ranges");
       assertTrue(ch.takesFileRanges());
       // buffered bytes, a range longer than both buffers, more buffered bytes, an odd small range, an empty one
@@ -104,13 +104,14 @@ class BackgroundWriteChannelTest {
   }
 
   @Test
-  void aRangeBeyondTheEndOfItsSourceNamesTheOutput(@TempDir Path dir) throws Exception {
+  void aRangeBeyondTheEndOfItsSourceNamesTheOutputAndTheSource(@TempDir Path dir) throws Exception {
     Path src = Files.write(dir.resolve("short.bin"), new byte[100]);
-    try (FileChannel in = FileChannel.open(src); FileChannel out = FileChannel.open(dir.resolve("out.bin"),
-        StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+    try (RangeReader in = CheckpointFiles.open(src.toString()); FileChannel out = FileChannel.open(
+        dir.resolve("out.bin"), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
       BackgroundWriteChannel ch = new BackgroundWriteChannel(out, "out.bin");
       IOException e = assertThrows(IOException.class, () -> ch.appendFileRange(in, 50, 200, null));
-      assertTrue(e.getMessage().contains("out.bin") && e.getMessage().contains("ended at byte 100"), e.getMessage());
+      assertTrue(e.getMessage().startsWith("out.bin: ") && e.getMessage().contains("short.bin")
+          && e.getMessage().contains("end of file at byte 100"), e.getMessage());
       ch.abandon();
     }
   }

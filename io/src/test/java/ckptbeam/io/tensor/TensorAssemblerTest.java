@@ -7,15 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ckptbeam.io.storage.CountingChannel;
 import ckptbeam.io.storage.FileRangeSink;
+import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.storage.Sha256;
 import ckptbeam.io.storage.StagedOutput;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
-import java.nio.channels.FileChannel;
-import java.util.function.Consumer;
-import java.util.zip.CRC32;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -23,6 +21,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Consumer;
+import java.util.zip.CRC32;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -159,10 +159,10 @@ class TensorAssemblerTest {
     }
 
     @Override
-    public void appendFileRange(FileChannel source, long position, long count, Consumer<ByteBuffer> observer)
+    public void appendFileRange(RangeReader source, long position, long count, Consumer<ByteBuffer> observer)
         throws IOException {
       ByteBuffer b = ByteBuffer.allocate((int) count);
-      source.read(b, position);
+      source.readFully(position, b);
       b.flip();
       if (observer != null) {
         observer.accept(b.duplicate());
