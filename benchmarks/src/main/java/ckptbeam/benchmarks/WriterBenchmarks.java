@@ -40,8 +40,9 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * The whole rank-file writer on pass-through bytes, from a safetensors source in page cache (tmpfs) to a rank file in
  * tmpfs: source ranges read by the assembler, CRC-32 and the zip layout, write-behind, SHA-256, staged output. Against
- * a plain 8 MiB read/write copy of the same bytes and a kernel copy ({@code cp}'s way). Each call moves {@link #BYTES} bytes (32 tensors of 8 MiB):
- * GB/s = 0.268 / (seconds per op). {@code -Dbench.dir} picks another folder (default /dev/shm).
+ * a plain 8 MiB read/write copy of the same bytes and a kernel copy ({@code cp}'s way). Each call moves
+ * {@link #BYTES} bytes (32 tensors of 8 MiB): GB/s = 0.268 / (seconds per op). {@code -Dbench.dir} picks another
+ * folder (default /dev/shm).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
