@@ -17,8 +17,11 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
 import org.apache.beam.sdk.io.FileSystems;
+import org.apache.beam.sdk.io.fs.EmptyMatchTreatment;
 import org.apache.beam.sdk.io.fs.MatchResult;
 import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.util.MimeTypes;
@@ -37,26 +40,48 @@ public final class CheckpointFiles {
     return colon < 0 || (slash >= 0 && slash < colon) || path.startsWith("file:");
   }
 
+  /** The local file a local path names ({@code file:} URLs included). */
+  public static Path localPath(String path) {
+    if (path.startsWith("file://")) {
+      return Paths.get(java.net.URI.create(path));
+    }
+    return Paths.get(path.startsWith("file:") ? path.substring(5) : path);
+  }
+
   /** {@code dir} joined with a relative {@code name} (which may contain '/'). */
   public static String resolve(String dir, String name) {
     if (isLocal(dir)) {
-      return Paths.get(dir).resolve(name).toString();
+      return localPath(dir).resolve(name).toString();
     }
     String base = dir.endsWith("/") ? dir : dir + "/";
     return base + name;
   }
 
-  /** Size of a file, or -1 when it does not exist. */
+  /**
+   * Size of a file, or -1 when it does not exist. Only a definite answer means missing: a local file that is not
+   * there, or a store's not-found; any other answer from a store is retried ({@link StoreRetry}) and, if it persists,
+   * is an error naming the file, never "missing".
+   */
   public static long sizeOrMissing(String path) throws IOException {
     if (isLocal(path)) {
-      Path p = Paths.get(path);
+      Path p = localPath(path);
       return Files.isRegularFile(p) ? Files.size(p) : -1;
     }
+    return StoreRetry.call(path + ": looking the object up", () -> remoteSizeOrMissing(path));
+  }
+
+  /** One lookup of a remote object's size (no retry). */
+  private static long remoteSizeOrMissing(String path) throws IOException {
     MatchResult m = FileSystems.match(path);
-    if (m.status() != MatchResult.Status.OK || m.metadata().isEmpty()) {
-      return -1;
+    switch (m.status()) {
+      case NOT_FOUND:
+        return -1;
+      case OK:
+        return m.metadata().isEmpty() ? -1 : m.metadata().get(0).sizeBytes();
+      default:
+        m.metadata(); // throws the store's error when the match carries one
+        throw new IOException(path + ": the store answered the lookup with status " + m.status());
     }
-    return m.metadata().get(0).sizeBytes();
   }
 
   public static boolean exists(String path) throws IOException {
@@ -65,7 +90,52 @@ public final class CheckpointFiles {
 
   /** Whether a local path is a directory; remote "directories" are prefixes and always exist. */
   public static boolean isDirectory(String path) {
-    return !isLocal(path) || Files.isDirectory(Paths.get(path));
+    return !isLocal(path) || Files.isDirectory(localPath(path));
+  }
+
+  /**
+   * The files under a folder (at any depth), as paths relative to it with '/' separators, sorted; none when the folder
+   * does not exist. A remote folder is every object whose name starts with the prefix {@code dir/}; the listing is
+   * retried like every call to the store.
+   */
+  public static List<String> list(String dir) throws IOException {
+    List<String> out = new ArrayList<>();
+    if (isLocal(dir)) {
+      Path root = localPath(dir);
+      if (!Files.isDirectory(root)) {
+        return out;
+      }
+      try (Stream<Path> s = Files.walk(root)) {
+        s.filter(Files::isRegularFile).forEach(f -> out.add(root.relativize(f).toString().replace('\\', '/')));
+      }
+    } else {
+      String prefix = dir.endsWith("/") ? dir : dir + "/";
+      for (String file : match(prefix + "**")) {
+        if (file.startsWith(prefix) && file.length() > prefix.length()) {
+          out.add(file.substring(prefix.length()));
+        }
+      }
+    }
+    out.sort(null);
+    return out;
+  }
+
+  /**
+   * The files a glob matches (Beam's {@link FileSystems} syntax), as full paths; none when nothing matches. A store
+   * error is retried and then thrown, never taken for "nothing there".
+   */
+  public static List<String> match(String glob) throws IOException {
+    return StoreRetry.call(glob + ": listing", () -> {
+      MatchResult m = FileSystems.match(List.of(glob), EmptyMatchTreatment.ALLOW).get(0);
+      List<String> files = new ArrayList<>();
+      if (m.status() == MatchResult.Status.NOT_FOUND) {
+        return files;
+      }
+      for (MatchResult.Metadata md : m.metadata()) { // throws the store's error for a failed match
+        files.add(md.resourceId().toString());
+      }
+      return files;
+    });
   }
 
   /** Reads a whole small file (a JSON index, a config), refusing files larger than {@code maxBytes}. */
@@ -89,8 +159,8 @@ public final class CheckpointFiles {
     if (!isLocal(folder) || !isLocal(file)) {
       return;
     }
-    Path root = Paths.get(folder).toRealPath();
-    Path real = Paths.get(file).toRealPath();
+    Path root = localPath(folder).toRealPath();
+    Path real = localPath(file).toRealPath();
     if (!real.startsWith(root)) {
       throw new CheckpointFormatException(file, "OutsideCheckpoint", "resolves to " + real
           + ", outside the checkpoint folder " + root + " (a symbolic link leading out of it)");
@@ -100,21 +170,23 @@ public final class CheckpointFiles {
   /** Opens a file for ranged reads. */
   public static RangeReader open(String path) throws IOException {
     if (isLocal(path)) {
-      Path p = Paths.get(path.startsWith("file:") ? path.substring(5) : path);
+      Path p = localPath(path);
       if (!Files.isRegularFile(p)) {
         throw new FileNotFoundException(path + ": no such file");
       }
       return new LocalRangeReader(path, FileChannel.open(p, StandardOpenOption.READ));
     }
-    ResourceId id = FileSystems.matchNewResource(path, false);
-    long size = FileSystems.matchSingleFileSpec(path).sizeBytes();
-    return new SeekableRangeReader(path, FileSystems.open(id), size);
+    long size = sizeOrMissing(path);
+    if (size < 0) {
+      throw new FileNotFoundException(path + ": no such file");
+    }
+    return new SeekableRangeReader(path, FileSystems.matchNewResource(path, false), size);
   }
 
   /** Writes a small file in one go (tracker files, JSON). Local files are written to a temp file then renamed. */
   public static void writeSmallFile(String path, byte[] data) throws IOException {
     if (isLocal(path)) {
-      Path p = Paths.get(path);
+      Path p = localPath(path);
       if (p.getParent() != null) {
         Files.createDirectories(p.getParent());
       }
@@ -123,12 +195,14 @@ public final class CheckpointFiles {
       Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
       return;
     }
-    try (WritableByteChannel ch = FileSystems.create(FileSystems.matchNewResource(path, false), MimeTypes.BINARY)) {
-      ByteBuffer b = ByteBuffer.wrap(data);
-      while (b.hasRemaining()) {
-        ch.write(b);
+    StoreRetry.run(path + ": writing", () -> {
+      try (WritableByteChannel ch = FileSystems.create(FileSystems.matchNewResource(path, false), MimeTypes.BINARY)) {
+        ByteBuffer b = ByteBuffer.wrap(data);
+        while (b.hasRemaining()) {
+          ch.write(b);
+        }
       }
-    }
+    });
   }
 
   /** Copies a small file (config, tokenizer) from one checkpoint folder to another. */
@@ -140,9 +214,19 @@ public final class CheckpointFiles {
   public static void deleteIfExists(List<String> paths) throws IOException {
     for (String path : paths) {
       if (isLocal(path)) {
-        Files.deleteIfExists(Paths.get(path));
-      } else if (exists(path)) {
-        FileSystems.delete(List.of(FileSystems.matchNewResource(path, false)));
+        Files.deleteIfExists(localPath(path));
+      } else {
+        StoreRetry.run(path + ": deleting", () -> {
+          if (remoteSizeOrMissing(path) >= 0) {
+            try {
+              FileSystems.delete(List.of(FileSystems.matchNewResource(path, false)));
+            } catch (IOException e) {
+              if (!StoreRetry.isNotFound(e)) { // gone since the lookup (an earlier attempt deleted it): done
+                throw e;
+              }
+            }
+          }
+        });
       }
     }
   }
@@ -153,15 +237,17 @@ public final class CheckpointFiles {
    */
   public static void publish(Path staged, String destination) throws IOException {
     if (isLocal(destination)) {
-      Path dest = Paths.get(destination);
+      Path dest = localPath(destination);
       Files.move(staged, dest, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
       return;
     }
     ResourceId id = FileSystems.matchNewResource(destination, false);
-    try (InputStream in = Files.newInputStream(staged);
-        OutputStream out = Channels.newOutputStream(FileSystems.create(id, MimeTypes.BINARY))) {
-      in.transferTo(out);
-    }
+    StoreRetry.run(destination + ": uploading", () -> {
+      try (InputStream in = Files.newInputStream(staged);
+          OutputStream out = Channels.newOutputStream(FileSystems.create(id, MimeTypes.BINARY))) {
+        in.transferTo(out);
+      }
+    });
     Files.delete(staged);
   }
 
@@ -225,14 +311,19 @@ public final class CheckpointFiles {
     }
   }
 
+  /**
+   * Ranged reads of a remote object. A read that fails transiently (a reset, a cut body, a 503) is retried from where
+   * it stopped on a fresh channel; reading past the object's end is an error at once.
+   */
   private static final class SeekableRangeReader implements RangeReader {
     private final String name;
-    private final ReadableByteChannel channel;
+    private final ResourceId id;
     private final long size;
+    private ReadableByteChannel channel;
 
-    SeekableRangeReader(String name, ReadableByteChannel channel, long size) {
+    SeekableRangeReader(String name, ResourceId id, long size) {
       this.name = name;
-      this.channel = channel;
+      this.id = id;
       this.size = size;
     }
 
@@ -243,23 +334,52 @@ public final class CheckpointFiles {
 
     @Override
     public synchronized void readFully(long offset, ByteBuffer dst) throws IOException {
-      if (!(channel instanceof SeekableByteChannel)) {
-        throw new IOException(name + ": the file system does not support ranged reads");
+      if (offset < 0 || offset + dst.remaining() > size) {
+        throw new EOFException(name + ": unexpected end of file at byte " + size + " (bytes " + offset + " to "
+            + (offset + dst.remaining()) + " asked for)");
       }
-      ((SeekableByteChannel) channel).position(offset);
-      long pos = offset;
-      while (dst.hasRemaining()) {
-        int n = channel.read(dst);
-        if (n < 0) {
-          throw new EOFException(name + ": unexpected end of file at byte " + pos);
+      int start = dst.position();
+      StoreRetry.run(name + ": reading bytes " + offset + " to " + (offset + dst.remaining()), () -> {
+        long pos = offset + (dst.position() - start);
+        try {
+          if (channel == null) {
+            channel = FileSystems.open(id);
+          }
+          if (!(channel instanceof SeekableByteChannel)) {
+            throw new IOException(name + ": the file system does not support ranged reads");
+          }
+          ((SeekableByteChannel) channel).position(pos);
+          while (dst.hasRemaining()) {
+            int n = channel.read(dst);
+            if (n < 0) {
+              throw new EOFException(name + ": the store ended the read at byte " + pos + " of " + size);
+            }
+            pos += n;
+          }
+        } catch (IOException | RuntimeException e) {
+          closeQuietly(); // a channel that failed is not trusted again: the retry opens a new one
+          throw e;
         }
-        pos += n;
+      });
+    }
+
+    private void closeQuietly() {
+      try {
+        if (channel != null) {
+          channel.close();
+        }
+      } catch (IOException | RuntimeException e) {
+        // it failed already
       }
+      channel = null;
     }
 
     @Override
-    public void close() throws IOException {
-      channel.close();
+    public synchronized void close() throws IOException {
+      if (channel != null) {
+        channel.close();
+        channel = null;
+      }
     }
   }
 }

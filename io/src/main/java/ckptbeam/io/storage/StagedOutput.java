@@ -44,7 +44,9 @@ public final class StagedOutput {
    */
   public static Result write(String destination, PipelineOptions storage, Body body) throws IOException {
     if (destination.startsWith("gs://")) {
-      return GcsObjects.write(destination, body, storage); // an object is published when its upload is finalised
+      // An object is published when its upload is finalised. The client retries each chunk; an upload that fails
+      // anyway is started again from the first byte (the body is a description of the bytes: it writes them again).
+      return StoreRetry.call(destination + ": uploading", () -> GcsObjects.write(destination, body, storage));
     }
     Path staged = stagingPath(destination);
     String sha256;
