@@ -134,6 +134,28 @@ class WatchTest {
   }
 
   @Test
+  void aFolderThatLinksOutOfTheWatchedPatternIsNotConverted() throws Exception {
+    Path incoming = Files.createDirectories(work.resolve("links/incoming"));
+    Path converted = work.resolve("links/converted");
+    // a checkpoint outside the watched pattern, and a link to it dropped into the watched folder; a link to a
+    // folder inside the pattern is converted
+    Path outside = copy(hf, work.resolve("links/private/hf"), 0) != null ? work.resolve("links/private/hf") : null;
+    Files.createSymbolicLink(incoming.resolve("evil"), outside);
+    copy(hf, incoming.resolve("real"), 0);
+    Files.createSymbolicLink(incoming.resolve("alias"), incoming.resolve("real"));
+    Checkpoints.Run r = watch(incoming, converted, 3, List.of());
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("3 checkpoint(s) seen, 2 converted, 0 already converted, 1 failed"), r.out);
+    JsonNode evil = status(converted, "evil");
+    assertEquals("failed", evil.get("state").asText(), evil.toString());
+    assertEquals("the folder " + incoming.resolve("evil") + " is a symbolic link to " + outside.toRealPath()
+        + ", which is outside the watched pattern " + incoming + "/*; not converted", evil.get("error").asText());
+    assertTrue(!Files.exists(converted.resolve("evil")), "nothing of the linked folder was written");
+    Checkpoints.assertSameFiles(expected, converted.resolve("real"), false);
+    Checkpoints.assertSameFiles(expected, converted.resolve("alias"), false);
+  }
+
+  @Test
   void badWatchFlagsAreRefusedWithTheirName() {
     Checkpoints.Run r = Checkpoints.cli("watch", "--direction", "sideways", "--input-pattern", "x/*", "--save-root",
         "y");

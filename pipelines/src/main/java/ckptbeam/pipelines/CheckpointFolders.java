@@ -5,13 +5,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.Serializable;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
-import org.apache.beam.sdk.io.FileSystems;
-import org.apache.beam.sdk.io.fs.EmptyMatchTreatment;
-import org.apache.beam.sdk.io.fs.MatchResult;
 
 /**
  * The checkpoint folders a watch pattern ({@code gs://b/incoming/*}{@code /}, {@code /data/ckpts/run-*}) stands for:
@@ -38,19 +36,51 @@ final class CheckpointFolders implements Serializable {
 
   /** The folders matching the pattern that hold {@code marker}, sorted. */
   List<String> withMarker(String marker) throws IOException {
-    MatchResult m = FileSystems.match(List.of(CheckpointFiles.resolve(pattern, marker)),
-        EmptyMatchTreatment.ALLOW).get(0);
     TreeSet<String> folders = new TreeSet<>();
-    if (m.status() == MatchResult.Status.OK) {
-      for (MatchResult.Metadata md : m.metadata()) {
-        String file = md.resourceId().toString();
-        String folder = file.substring(0, file.length() - marker.length() - 1);
-        if (matches(folder)) {
-          folders.add(folder);
-        }
+    for (String file : CheckpointFiles.match(CheckpointFiles.resolve(pattern, marker))) {
+      String folder = file.substring(0, file.length() - marker.length() - 1);
+      if (matches(folder)) {
+        folders.add(folder);
       }
     }
     return new ArrayList<>(folders);
+  }
+
+  /**
+   * Why a folder the pattern matched must not be converted, or null when it may: a local folder reached through a
+   * symbolic link whose target lies outside the watched pattern. Whoever may drop a folder into the watched place
+   * could otherwise have the service read any folder it can read and publish it under the save root. (Object stores
+   * have no links.)
+   */
+  String outsideReason(String folder) throws IOException {
+    if (!CheckpointFiles.isLocal(folder)) {
+      return null;
+    }
+    Path path = CheckpointFiles.localPath(folder).toAbsolutePath().normalize();
+    Path real = path.toRealPath();
+    Path fixed = CheckpointFiles.localPath(fixedPrefix()).toAbsolutePath().normalize();
+    if (fixed.toString().isEmpty() || !java.nio.file.Files.exists(fixed)) {
+      fixed = path.getRoot();
+    }
+    Path realFixed = fixed.toRealPath();
+    if (real.startsWith(realFixed) && matches(fixed.resolve(realFixed.relativize(real)).toString())) {
+      return null;
+    }
+    return "the folder " + folder + " is a symbolic link to " + real + ", which is outside the watched pattern "
+        + pattern + "; not converted";
+  }
+
+  /** The pattern's leading path segments without wildcards (the folder the watch looks into). */
+  private String fixedPrefix() {
+    int wild = pattern.length();
+    for (char c : new char[] {'*', '?', '[', '{'}) {
+      int i = pattern.indexOf(c);
+      if (i >= 0) {
+        wild = Math.min(wild, i);
+      }
+    }
+    int slash = pattern.lastIndexOf('/', wild == pattern.length() ? wild - 1 : wild);
+    return slash <= 0 ? "/" : pattern.substring(0, slash);
   }
 
   /** The checkpoint folder an object path lies in, or null when it lies in none the pattern names. */

@@ -2,6 +2,7 @@ package ckptbeam.pipelines;
 
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.beam.CheckpointConversion;
+import ckptbeam.transforms.beam.ConversionResult;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -22,12 +23,16 @@ import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.Values;
 import org.apache.beam.sdk.transforms.Watch;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionList;
+import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.TupleTagList;
 import org.joda.time.Duration;
 
 /**
@@ -184,12 +189,16 @@ public final class WatchCommand {
       candidates = p.apply("Pattern", Create.of(r.pattern)).apply("PollReadyFolders", growth)
           .apply("Folders", Values.create());
     }
-    candidates
+    PCollectionTuple requests = candidates
         .apply("KeyByFolder", ClaimCheckpointFn.keyByFolder())
         .apply("ClaimOnce", ParDo.of(new ClaimCheckpointFn(readiness, r.folders, marker)))
-        .apply("RequestOfFolder", ParDo.of(new RequestForFolderFn(r.template, r.folders)))
+        .apply("RequestOfFolder", ParDo.of(new RequestForFolderFn(r.template, r.folders))
+            .withOutputTags(RequestForFolderFn.REQUESTS, TupleTagList.of(RequestForFolderFn.REFUSED)));
+    PCollection<ConversionResult> converted = requests.get(RequestForFolderFn.REQUESTS)
         .setCoder(CheckpointConversion.requestCoder())
-        .apply("Convert", CheckpointConversion.convert())
+        .apply("Convert", CheckpointConversion.convert());
+    PCollectionList.of(converted).and(requests.get(RequestForFolderFn.REFUSED).setCoder(ConversionResult.coder()))
+        .apply("AllResults", Flatten.pCollections())
         .apply("RecordStatus", ParDo.of(new RecordStatusFn(r.direction, List.of(r.conversionArgs), r.folders)));
     return p;
   }

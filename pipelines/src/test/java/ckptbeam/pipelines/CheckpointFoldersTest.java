@@ -66,6 +66,28 @@ class CheckpointFoldersTest {
   }
 
   @Test
+  void aFolderReachedThroughALinkOutOfThePatternIsRefused() throws Exception {
+    Path watched = Files.createDirectories(work.resolve("watched"));
+    Path outside = Files.createDirectories(work.resolve("private/secret-ckpt"));
+    Files.createDirectories(watched.resolve("real"));
+    Files.createSymbolicLink(watched.resolve("evil"), outside);
+    Files.createSymbolicLink(watched.resolve("alias"), watched.resolve("real"));
+    CheckpointFolders f = new CheckpointFolders(watched + "/*/", work.resolve("out").toString());
+    assertNull(f.outsideReason(watched.resolve("real").toString()));
+    assertNull(f.outsideReason(watched.resolve("alias").toString()), "a link to a folder the pattern names");
+    assertEquals("the folder " + watched.resolve("evil") + " is a symbolic link to " + outside.toRealPath()
+        + ", which is outside the watched pattern " + watched + "/*; not converted",
+        f.outsideReason(watched.resolve("evil").toString()));
+    // the watched place may itself be reached through a link (a mount point): that is not leaving it
+    Path mount = work.resolve("mount");
+    Files.createSymbolicLink(mount, watched);
+    CheckpointFolders viaMount = new CheckpointFolders(mount + "/*", work.resolve("out").toString());
+    assertNull(viaMount.outsideReason(mount.resolve("real").toString()));
+    assertTrue(viaMount.outsideReason(mount.resolve("evil").toString()).contains("outside the watched pattern"));
+    assertNull(new CheckpointFolders("gs://b/in/*", "gs://b/out").outsideReason("gs://b/in/x"), "no links in a bucket");
+  }
+
+  @Test
   void anEmptyPatternIsRefused() {
     assertThrows(IllegalArgumentException.class, () -> new CheckpointFolders("/", "/o"));
   }

@@ -71,6 +71,16 @@ public final class ConversionResult implements Serializable {
     this.endMillis = endMillis;
   }
 
+  /** A request that is refused before it reaches the conversion ({@code why}: one sentence naming the cause). */
+  public static ConversionResult refused(ConversionRequest r, String why) {
+    return failed(r, why, List.of(), System.currentTimeMillis());
+  }
+
+  /** The coder of results (for a pipeline that makes results of its own, such as {@link #refused}). */
+  public static org.apache.beam.sdk.coders.Coder<ConversionResult> coder() {
+    return DescriptionCoder.describing(ConversionResult.class);
+  }
+
   static ConversionResult failed(ConversionRequest r, String message, List<String> notes, long start) {
     return new ConversionResult(r, State.FAILED, message, List.of(), notes, start, System.currentTimeMillis());
   }
