@@ -7,6 +7,7 @@ import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.RandomAccessFile;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -50,5 +51,27 @@ class VerifyTest {
     assertEquals(1, bad.exit);
     assertTrue(bad.out.contains("mp_rank_01/model/" + key + ": differs from the HF input first at element 5"),
         bad.out);
+  }
+
+  @Test
+  void checkpointContentTheManifestDoesNotListFailsVerification() throws Exception {
+    Path hf = Checkpoints.tinyModel(work.resolve("hf"));
+    Path mc = work.resolve("mc");
+    assertEquals(0, Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir", mc.toString(),
+        "--target-tensor-parallel-size", "2").exit);
+    // files that are not checkpoint content are the user's business
+    Files.writeString(mc.resolve("NOTES.txt"), "trained on 2026-12-06");
+    assertEquals(0, Checkpoints.cli("verify", "--load-dir", mc.toString()).exit);
+    // a third TP rank (it changes the layout a trainer sees) and an HF index (another reader's view) do not pass
+    Files.createDirectories(mc.resolve("iter_0000001/mp_rank_02"));
+    Files.copy(mc.resolve("iter_0000001/mp_rank_01/model_optim_rng.pt"),
+        mc.resolve("iter_0000001/mp_rank_02/model_optim_rng.pt"));
+    Files.copy(hf.resolve("model.safetensors.index.json"), mc.resolve("model.safetensors.index.json"));
+    Checkpoints.Run r = Checkpoints.cli("verify", "--load-dir", mc.toString());
+    assertEquals(1, r.exit, r.toString());
+    assertTrue(r.out.contains("DIFFERENCE iter_0000001/mp_rank_02/model_optim_rng.pt: not in the manifest "
+        + "(checkpoint content this conversion did not write)"), r.out);
+    assertTrue(r.out.contains("DIFFERENCE model.safetensors.index.json: not in the manifest"), r.out);
+    assertTrue(r.out.contains("verification FAILED: 2 problem(s)"), r.out);
   }
 }

@@ -83,7 +83,35 @@ final class Verify {
       }
       files++;
     }
+    problems.addAll(unlisted(dir, m));
     return report(out, problems, files + " file(s) match " + CheckpointCommit.MANIFEST);
+  }
+
+  /**
+   * Files in the output that look like checkpoint content (rank files, shards, an index or a tracker) and that the
+   * manifest does not list: another conversion's leftovers or an added file change what a reader sees (the layout a
+   * trainer finds, the tensors an HF loader finds), so they fail verification. The completion marker of the
+   * manifest's own command is not listed (it is written after the manifest) and is expected.
+   */
+  static List<String> unlisted(String dir, JsonNode manifest) throws IOException {
+    TreeSet<String> listed = new TreeSet<>();
+    manifest.path("files").forEach(f -> listed.add(f.path("path").asText()));
+    String command = manifest.path("command").asText();
+    boolean mcoreOutput = command.equals("hf2mcore") || command.equals("mcore2mcore");
+    listed.add(mcoreOutput ? McoreTracker.FILE_NAME : SafetensorsIndex.FILE_NAME);
+    List<String> problems = new ArrayList<>();
+    for (String rel : CheckpointFiles.list(dir)) {
+      if (!listed.contains(rel) && looksLikeCheckpointContent(rel)) {
+        problems.add(rel + ": not in the manifest (checkpoint content this conversion did not write)");
+      }
+    }
+    return problems;
+  }
+
+  static boolean looksLikeCheckpointContent(String rel) {
+    String name = rel.substring(rel.lastIndexOf('/') + 1);
+    return name.endsWith(".pt") || name.endsWith(".pth") || name.endsWith(".bin") || name.endsWith(".safetensors")
+        || name.endsWith(".index.json") || name.equals(McoreTracker.FILE_NAME);
   }
 
   static int layout(String hfDir, String mcoreDir, LayoutOptions layout, PrintStream out) throws IOException {
