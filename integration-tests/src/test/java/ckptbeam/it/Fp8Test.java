@@ -2,18 +2,29 @@ package ckptbeam.it;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.tensor.TensorLocation;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * DeepSeek's FP8 release on the CPU: fp8-to-bf16 checked against an independent dequantiser, and hf2mcore straight
@@ -72,6 +83,61 @@ class Fp8Test {
     Checkpoints.Run r = Checkpoints.cli(args);
     assertEquals(0, r.exit, r.toString());
     return Checkpoints.dataContents(out);
+  }
+
+  /** A copy of the FP8 model to break. */
+  private static Path copyOfFp8(String name) throws IOException {
+    Path broken = work.resolve(name);
+    Files.createDirectories(broken);
+    try (var s = Files.list(fp8)) {
+      for (Path p : (Iterable<Path>) s::iterator) {
+        Files.copy(p, broken.resolve(p.getFileName()));
+      }
+    }
+    return broken;
+  }
+
+  @ParameterizedTest(name = "{0} with a scale of {1}")
+  @CsvSource({"fp8-to-bf16, Infinity", "hf2mcore, NaN", "hf2mcore, -Infinity"})
+  void aNonFiniteScaleIsRefusedBeforeAnythingIsWritten(String command, float poison) throws Exception {
+    Path broken = copyOfFp8("poisoned-" + command + poison);
+    String scale = "model.layers.1.mlp.experts.3.down_proj.weight_scale_inv";
+    TensorLocation loc = null;
+    for (Path shard : Files.list(broken).filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+      for (TensorLocation t : SafetensorsHeader.read(shard.toString()).tensors()) {
+        if (t.name().equals(scale)) {
+          loc = t;
+        }
+      }
+    }
+    try (FileChannel ch = FileChannel.open(Path.of(loc.file()), StandardOpenOption.WRITE)) {
+      long cols = loc.shape().dim(1);
+      ch.write(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, poison), loc.offset() + (cols + 1) * 4);
+    }
+    Path out = work.resolve("never-" + command + poison);
+    Checkpoints.Run r = Checkpoints.cli(command, "--load-dir", broken.toString(), "--save-dir", out.toString());
+    assertEquals(1, r.exit, r.toString());
+    assertEquals("ckptbeam: error: " + loc.file() + ": Fp8Scale: scale \"" + scale + "\" holds " + poison
+        + " at block [1, 1]; a block scale must be a finite number", r.err.strip());
+    assertFalse(Files.exists(out), "nothing written: " + r);
+  }
+
+  @ParameterizedTest(name = "{0} {1}")
+  @CsvSource(delimiter = '|', value = {
+      "fmt|e5m2|field \"quantization_config.fmt\" is \"e5m2\"; only \"e4m3\"",
+      "scale_fmt|fp16|field \"quantization_config.scale_fmt\" is \"fp16\"; only \"ue8m0\""})
+  void anUnknownQuantisationFormatIsRefusedByField(String field, String value, String message) throws Exception {
+    Path broken = copyOfFp8("fmt-" + field);
+    Path config = broken.resolve("config.json");
+    ObjectNode json = (ObjectNode) new ObjectMapper().readTree(config.toFile());
+    ((ObjectNode) json.get("quantization_config")).put(field, value);
+    Files.writeString(config, json.toPrettyString(), StandardCharsets.UTF_8);
+    for (String command : List.of("fp8-to-bf16", "hf2mcore")) {
+      Path out = work.resolve("never-fmt-" + command);
+      Checkpoints.Run r = Checkpoints.cli(command, "--load-dir", broken.toString(), "--save-dir", out.toString());
+      assertTrue(r.exit != 0 && r.err.contains(config + ": " + message), r.toString());
+      assertFalse(Files.exists(out), "nothing written: " + r);
+    }
   }
 
   @Test

@@ -80,9 +80,13 @@ class LoraMergeTest {
   }
 
   @ParameterizedTest(name = "{0}")
-  @CsvSource(delimiter = '|', value = {"missing factor|lora_B.default.weight|is missing for",
+  @CsvSource(delimiter = '|', value = {
+      "missing factor|k=[x for x in m if x.endswith('lora_B.default.weight')][0]; del m[k]|is missing for",
+      "LoRA of a layer the model does not have|k=[x for x in m if 'layers.0.' in x and x.endswith("
+          + "'lora_A.default.weight')][0]; m[k.replace('layers.0.', 'layers.9.')]=m[k]|LoRA weights for a module "
+          + "this layout does not hold",
       "no merge flags|NONE|pass --lora-r and --lora-alpha"})
-  void loraProblemsAreNamed(String name, String drop, String message) throws Exception {
+  void loraProblemsAreNamed(String name, String mutation, String message) throws Exception {
     Path hf = Checkpoints.tinyModel(work.resolve("hf"));
     Path mcore = work.resolve("mcore");
     assertEquals(0, Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir", mcore.toString()).exit);
@@ -94,17 +98,19 @@ class LoraMergeTest {
     Files.copy(hf.resolve("config.json"), work.resolve("combined/config.json"));
     List<String> args = new ArrayList<>(List.of("mcore2hf", "--load-dir", work.resolve("combined").toString(),
         "--save-dir", work.resolve("out").toString()));
-    if (!drop.equals("NONE")) {
-      // remove one B factor from the checkpoint with torch
+    if (!mutation.equals("NONE")) {
+      // change the LoRA factors of the checkpoint with torch; both merge flags are given
       Path rank = work.resolve("combined/iter_0000001/mp_rank_00/model_optim_rng.pt");
       Torch.Result r = Torch.run(List.of(Torch.PYTHON, "-c", "import torch,sys; p=sys.argv[1]; d=torch.load(p); "
-          + "m=d['model']; k=[x for x in m if x.endswith('" + drop + "')][0]; del m[k]; torch.save(d, p)",
-          rank.toString()));
+          + "m=d['model']; " + mutation + "; torch.save(d, p)", rank.toString()));
       assertEquals(0, r.exit, r.output);
       args.addAll(List.of("--lora-r", "4", "--lora-alpha", "8"));
     }
     Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
     assertTrue(r.exit != 0 && r.err.contains(message), r.toString());
+    if (!mutation.equals("NONE")) {
+      assertFalse(r.err.contains("pass --lora-r"), "the hint matches what was given: " + r.err);
+    }
     assertFalse(Files.exists(work.resolve("out/model.safetensors.index.json")));
   }
 }

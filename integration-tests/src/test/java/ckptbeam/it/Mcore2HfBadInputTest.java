@@ -1,5 +1,6 @@
 package ckptbeam.it;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -91,6 +92,23 @@ class Mcore2HfBadInputTest {
     Path m = copy();
     Files.writeString(m.resolve("latest_checkpointed_iteration.txt"), "latest");
     fails(back(m, "--moe-grouped-gemm"), "latest_checkpointed_iteration.txt", "\"latest\"");
+  }
+
+  @Test
+  void aTensorWhoseDtypeDiffersFromItsCopyInAnotherRankFileIsRefusedBeforeWriting() throws Exception {
+    Path m = copy();
+    // the attention output projection is on both EP ranks; make the second rank's copy float32 with torch
+    Path rank = m.resolve("iter_0000001/mp_rank_00_001/model_optim_rng.pt");
+    Torch.requireTorch();
+    Torch.Result t = Torch.run(List.of(Torch.PYTHON, "-c", "import torch,sys; p=sys.argv[1]; d=torch.load(p); "
+        + "m=d['model']; k=[x for x in m if x.endswith('layers.1.self_attention.linear_proj.weight')][0]; "
+        + "m[k]=m[k].float(); torch.save(d, p); print(k)", rank.toString()));
+    assertEquals(0, t.exit, t.output);
+    String key = t.output.strip();
+    Checkpoints.Run r = back(m, "--moe-grouped-gemm", "--mtp-num-layers", "1", "--source-expert-parallel-size", "2");
+    fails(r, rank + ": model/" + key + " is F32 but the same tensor is BF16 in "
+        + m.resolve("iter_0000001/mp_rank_00_000/model_optim_rng.pt"));
+    assertFalse(Files.exists(work.resolve("out")), "nothing written: " + r);
   }
 
   @Test

@@ -1,5 +1,6 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.Shape;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.beam.WrittenFile;
@@ -20,6 +21,14 @@ public interface ConversionPlan extends Serializable {
 
   /** Source tensor name → expected shape, for one target. */
   Map<String, Shape> sourcesOf(String target);
+
+  /**
+   * The tensors one target holds, each assembled from sources, when the plan can say before writing (for checks at
+   * planning time: the sources of one tensor must share a dtype); empty when it cannot.
+   */
+  default List<AssembledTensor> tensorsOf(String target) {
+    return List.of();
+  }
 
   /**
    * Writes one target, streaming the bytes of its sources; returns what was written. {@code storage}: the

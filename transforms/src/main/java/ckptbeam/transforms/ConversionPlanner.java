@@ -6,6 +6,7 @@ import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.Sha256;
 import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.beam.WrittenFile;
@@ -174,7 +175,11 @@ public final class ConversionPlanner {
       }
       Map<String, Map<String, TensorLocation>> out = new LinkedHashMap<>();
       for (String target : plan.targets()) {
-        out.put(target, SourceLocator.forTarget(plan, target, located));
+        Map<String, TensorLocation> sources = SourceLocator.forTarget(plan, target, located);
+        for (AssembledTensor t : plan.tensorsOf(target)) {
+          TensorAssembler.dtypeOf(t, sources); // mixed dtypes are refused here, before any file is written
+        }
+        out.put(target, sources);
       }
       return out;
     }

@@ -102,6 +102,13 @@ public final class Hf2McorePlan implements ConversionPlan {
     return RankFileWriter.write(this, rankFile(target), sources, saveDir, storage);
   }
 
+  @Override
+  public List<AssembledTensor> tensorsOf(String target) {
+    List<AssembledTensor> out = new ArrayList<>();
+    contents(rankFile(target)).values().forEach(out::addAll);
+    return out;
+  }
+
   /** The rank file of a target path ({@code iter_0000001/mp_rank_00/model_optim_rng.pt}). */
   public RankFile rankFile(String target) {
     for (RankFile f : rankFiles()) {

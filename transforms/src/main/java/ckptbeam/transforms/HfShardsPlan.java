@@ -49,6 +49,11 @@ public abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
   abstract Map<String, Shape> sourceShapes();
 
   @Override
+  public List<AssembledTensor> tensorsOf(String target) {
+    return files().get(target);
+  }
+
+  @Override
   public List<String> targets() {
     return new ArrayList<>(files().keySet());
   }

@@ -77,6 +77,14 @@ public final class ModelConfig implements Serializable {
       throw r.error("quantization_config", "has quant_method " + q.get("quant_method") + "; only DeepSeek's \"fp8\" "
           + "block quantisation can be read");
     }
+    if (fp8 && q.has("fmt") && !"e4m3".equals(q.get("fmt").asText())) {
+      throw r.error("quantization_config.fmt", "is " + q.get("fmt") + "; only \"e4m3\" (safetensors F8_E4M3, "
+          + "DeepSeek's release format) can be dequantised");
+    }
+    if (fp8 && q.hasNonNull("scale_fmt") && !"ue8m0".equals(q.get("scale_fmt").asText())) {
+      throw r.error("quantization_config.scale_fmt", "is " + q.get("scale_fmt") + "; only \"ue8m0\" (V3.1's "
+          + "power-of-two scales, stored as float32) is known, or no scale_fmt");
+    }
     if (block != null && !(block.isArray() && block.size() == 2 && block.get(0).canConvertToInt()
         && block.get(1).canConvertToInt() && block.get(0).asInt() > 0 && block.get(1).asInt() > 0)) {
       throw r.error("quantization_config", "has weight_block_size " + block + ", not two positive integers");

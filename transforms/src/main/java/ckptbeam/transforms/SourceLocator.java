@@ -12,6 +12,7 @@ import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.IOException;
 import java.util.HashMap;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -82,6 +83,7 @@ public final class SourceLocator {
   public static Map<String, TensorLocation> dequantizeFp8(Map<String, TensorLocation> located, int blockRows,
       int blockCols) throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
+    List<Fp8Dequant> dequants = new ArrayList<>();
     for (TensorLocation t : located.values()) {
       String name = t.name();
       if (name.endsWith(SCALE_SUFFIX) && located.containsKey(name.substring(0, name.length() - SCALE_SUFFIX.length()))) {
@@ -96,8 +98,11 @@ public final class SourceLocator {
         throw new CheckpointFormatException(t.file(), "MissingScale", "tensor \"" + name + "\" is F8_E4M3 but the "
             + "checkpoint has no \"" + name + SCALE_SUFFIX + "\" to dequantise it with");
       }
-      out.put(name, new Fp8Dequant(t, scale, blockRows, blockCols).asBf16());
+      Fp8Dequant dequant = new Fp8Dequant(t, scale, blockRows, blockCols);
+      out.put(name, dequant.asBf16());
+      dequants.add(dequant);
     }
+    Fp8Dequant.checkScales(dequants); // before anything is written
     return out;
   }
 
@@ -111,6 +116,8 @@ public final class SourceLocator {
   public static Map<String, TensorLocation> rankFiles(Mcore2HfPlan plan, String loadDir, LoraOptions lora)
       throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
+    // the dtype a key has in the first rank file that holds it: its copies and slices in other rank files must agree
+    Map<String, TensorLocation> firstOfKey = new LinkedHashMap<>();
     boolean warnedNf4 = false;
     for (RankFile rank : plan.forward().rankFiles()) {
       String path = CheckpointFiles.resolve(loadDir, plan.rankPath(rank));
@@ -134,10 +141,10 @@ public final class SourceLocator {
         chunk.getValue().forEach(t -> unexpected.removeAll(Nf4Entries.siblings(t.key())));
         unexpected.removeIf(k -> k.endsWith("_extra_state"));
         // name the most telling one: an MTP or LoRA key says which flag is missing
-        String example = unexpected.stream().filter(k -> !hint(k).equals(hint(""))).findFirst()
+        String example = unexpected.stream().filter(k -> !hint(k, lora).equals(hint("", lora))).findFirst()
             .orElse(unexpected.isEmpty() ? "" : unexpected.first());
         String also = unexpected.isEmpty() ? "" : "; it also holds " + unexpected.size() + " tensor(s) the layout "
-            + "would not convert, e.g. \"" + example + "\"" + hint(example);
+            + "would not convert, e.g. \"" + example + "\"" + hint(example, lora);
         for (AssembledTensor t : chunk.getValue()) {
           String baseKey = lookup.baseKey(t.key());
           PickleReader.TorchTensor found = present.get(baseKey);
@@ -166,6 +173,12 @@ public final class SourceLocator {
                 + " but the layout and config.json imply " + t.shape());
           }
           TensorLocation loc = reader.locate(name, found);
+          TensorLocation sibling = firstOfKey.putIfAbsent(chunk.getKey() + "/" + baseKey, loc);
+          if (sibling != null && sibling.dtype() != loc.dtype()) {
+            throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " is " + loc.dtype() + " but the same "
+                + "tensor is " + sibling.dtype() + " in " + sibling.file() + "; the parts of one tensor must share "
+                + "a dtype");
+          }
           out.put(name, lookup.merge(t.key(), loc, loraReader, path, plan.forward().config().hiddenSize));
         }
         if (!unexpected.isEmpty()) {
@@ -185,12 +198,15 @@ public final class SourceLocator {
     return out;
   }
 
-  private static String hint(String key) {
+  /** What to do about an unexpected key: the flag that converts it, when one does. */
+  private static String hint(String key, LoraOptions lora) {
     if (key.contains("mtp")) {
       return "; pass --mtp-num-layers to convert the MTP layers";
     }
     if (key.toLowerCase(Locale.ROOT).contains("lora")) {
-      return "; LoRA weights are present: pass --lora-r and --lora-alpha to merge them";
+      return lora == null ? "; LoRA weights are present: pass --lora-r and --lora-alpha to merge them"
+          : "; LoRA weights for a module this layout does not hold: check the layout flags against the ones used "
+              + "to write the checkpoint";
     }
     return "; check the layout flags against the ones used to write the checkpoint";
   }

@@ -57,5 +57,17 @@ class ModelConfigTest {
   void detectsFp8Checkpoints() {
     ModelConfig c = Configs.parse(Configs.DEEPSEEK_V3.replace("}", ",\"quantization_config\":{\"fmt\":\"e4m3\"}}"));
     assertTrue(c.fp8);
+    assertTrue(Configs.parse(Configs.DEEPSEEK_V3.replace("}", ",\"quantization_config\":{\"fmt\":\"e4m3\","
+        + "\"scale_fmt\":\"ue8m0\"}}")).fp8, "V3.1's power-of-two scales");
+    assertTrue(Configs.parse(Configs.DEEPSEEK_V3.replace("}", ",\"quantization_config\":{\"quant_method\":\"fp8\","
+        + "\"scale_fmt\":null}}")).fp8);
+  }
+
+  @Test
+  void unknownQuantisationFormatsAreRefusedByField() {
+    assertError(Configs.DEEPSEEK_V3.replace("}", ",\"quantization_config\":{\"fmt\":\"e5m2\"}}"),
+        "field \"quantization_config.fmt\" is \"e5m2\"; only \"e4m3\"");
+    assertError(Configs.DEEPSEEK_V3.replace("}", ",\"quantization_config\":{\"fmt\":\"e4m3\",\"scale_fmt\":\"e4m3\"}}"),
+        "field \"quantization_config.scale_fmt\" is \"e4m3\"; only \"ue8m0\"");
   }
 }

@@ -74,6 +74,7 @@ final class DequantRangeReader implements RangeReader {
     scales.readFully(d.scale.offset() + blockRow * scaleCols * 4, b);
     for (int i = 0; i < scaleCols; i++) {
       rowScales[i] = b.getFloat(i * 4);
+      Fp8Dequant.checkFinite(d.scale, blockRow * scaleCols + i, rowScales[i]); // planning checked them; a file may change
     }
     scaleRow = blockRow;
   }

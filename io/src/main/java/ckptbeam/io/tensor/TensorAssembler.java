@@ -51,7 +51,7 @@ public final class TensorAssembler implements Closeable {
    * that dtype. Errors name the target key and the source tensor.
    */
   public static DType dtypeOf(AssembledTensor t, Map<String, TensorLocation> sources) throws IOException {
-    DType dtype = null;
+    TensorLocation first = null;
     for (Band b : t.bands()) {
       for (SourceSlice s : b.slices()) {
         TensorLocation loc = sources.get(s.source());
@@ -62,17 +62,18 @@ public final class TensorAssembler implements Closeable {
           throw new IOException(t.key() + ": source tensor \"" + s.source() + "\" has shape " + loc.shape()
               + ", too small for the slice " + s);
         }
-        if (dtype != null && dtype != loc.dtype()) {
-          throw new IOException(t.key() + ": sources mix dtypes " + dtype + " and " + loc.dtype() + " (\""
-              + s.source() + "\")");
+        if (first != null && first.dtype() != loc.dtype()) {
+          throw new IOException(loc.file() + ": tensor \"" + loc.name() + "\" is " + loc.dtype() + " but \""
+              + first.name() + "\" in " + first.file() + " is " + first.dtype() + "; both are parts of " + t.key()
+              + ", and the parts of one tensor must share a dtype");
         }
-        dtype = loc.dtype();
+        first = loc;
       }
     }
-    if (dtype == null) {
+    if (first == null) {
       throw new IOException(t.key() + ": no source");
     }
-    return dtype;
+    return first.dtype();
   }
 
   /** Streams the tensor's bytes into {@code sink}. */

@@ -97,6 +97,47 @@ class Fp8Test {
     assertTrue(e.getMessage().contains("does not fit"), e.getMessage());
   }
 
+  @Test
+  void aNonFiniteScaleIsRefusedBeforeAnythingIsRead() throws IOException {
+    // 4 x 4 weight, 2 x 2 blocks: scale [2, 2]; one block's scale is +inf, in a second weight: NaN
+    float[][] poisons = {{Float.POSITIVE_INFINITY}, {Float.NaN}, {Float.NEGATIVE_INFINITY}};
+    for (float[] poison : poisons) {
+      Path f = dir.resolve("poisoned" + System.nanoTime() + ".bin");
+      ByteBuffer sb = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+      sb.putFloat(1f).putFloat(2f).putFloat(poison[0]).putFloat(4f);
+      Files.write(f, Bytes.concat(new byte[16], sb.array()));
+      TensorLocation w = new TensorLocation("layers.0.w", f.toString(), DType.F8_E4M3, Shape.of(4, 4), 0);
+      TensorLocation s = new TensorLocation("layers.0.w_scale_inv", f.toString(), DType.F32, Shape.of(2, 2), 16);
+      Fp8Dequant d = new Fp8Dequant(w, s, 2, 2);
+      CheckpointFormatException e = assertThrows(CheckpointFormatException.class,
+          () -> Fp8Dequant.checkScales(List.of(d)));
+      assertEquals(f + ": Fp8Scale: scale \"layers.0.w_scale_inv\" holds " + poison[0] + " at block [1, 0]; a block "
+          + "scale must be a finite number", e.getMessage());
+      // and the reader refuses it too, should the file change after planning
+      IOException read = assertThrows(IOException.class, () -> {
+        try (var r = d.open(d.asBf16())) {
+          r.readFully(0, ByteBuffer.allocate(32));
+        }
+      });
+      assertTrue(read.getMessage().contains("holds " + poison[0]), read.getMessage());
+    }
+  }
+
+  @Test
+  void finiteScalesInManyFilesPass() throws IOException {
+    List<Fp8Dequant> all = new java.util.ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      Path f = dir.resolve("ok" + i + ".bin");
+      ByteBuffer sb = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+      sb.putFloat(1f).putFloat(Float.MIN_VALUE).putFloat(-3f).putFloat(Float.MAX_VALUE);
+      Files.write(f, Bytes.concat(new byte[16], sb.array()));
+      all.add(new Fp8Dequant(new TensorLocation("w" + i, f.toString(), DType.F8_E4M3, Shape.of(4, 4), 0),
+          new TensorLocation("w" + i + "_scale_inv", f.toString(), DType.F32, Shape.of(2, 2), 16), 2, 2));
+    }
+    Fp8Dequant.checkScales(all);
+    Fp8Dequant.checkScales(List.of());
+  }
+
   /** Writes weight and scale to a file and reads the weight back through the assembler as bf16. */
   private short[] dequant(byte[] codes, int rows, int cols, int[] scaleBits, int block, int unused) throws IOException {
     ByteBuffer sb = ByteBuffer.allocate(scaleBits.length * 4).order(ByteOrder.LITTLE_ENDIAN);
