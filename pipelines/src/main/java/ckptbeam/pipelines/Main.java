@@ -93,7 +93,8 @@ public final class Main {
         + "  JAVA_OPTS        Options for the JVM, e.g. -Xmx256m.\n"
         + "  CKPTBEAM_JAR     Run this jar instead of the one built under pipelines/target.\n"
         + "  CKPTBEAM_CDS     0: start without the class-data-sharing archive the build records next to the jar; "
-        + "record: record one for the jar in use (run a conversion or demo with it).\n");
+        + "record: record one for the jar in use (run a conversion or demo with it).\n"
+        + "  CKPTBEAM_DEBUG   1: print the stack trace of a failure and ckptbeam's debug log.\n");
     return b.toString();
   }
 
@@ -109,7 +110,20 @@ public final class Main {
         + ReleaseInfo.getReleaseInfo().getVersion() + ", Java " + System.getProperty("java.version") + ")";
   }
 
+  /** {@code CKPTBEAM_DEBUG=1}: the stack trace of a failure, and ckptbeam's debug log. */
+  static boolean debug() {
+    String d = System.getenv("CKPTBEAM_DEBUG");
+    return d != null && !d.isEmpty() && !d.equals("0");
+  }
+
   public static void main(String[] argv) {
+    // A failed conversion is reported once, as the command's error line; the transform's own warning (meant for
+    // pipelines that embed it) would repeat it. Set before the first logger is made, which reads these properties.
+    if (debug()) {
+      System.setProperty("org.slf4j.simpleLogger.log.ckptbeam", "debug");
+    } else {
+      System.setProperty("org.slf4j.simpleLogger.log.ckptbeam.transforms.beam.CheckpointConversion", "error");
+    }
     System.exit(run(argv, System.out, System.err));
   }
 
@@ -139,13 +153,22 @@ public final class Main {
       return c.runner.run(rest, out);
     } catch (IllegalArgumentException e) {
       err.println("ckptbeam: error: " + e.getMessage());
+      stackTraceIfDebug(e, err);
       return 2;
     } catch (Cli.ConversionFailed e) {
       err.println("ckptbeam: error: " + e.getMessage());
+      stackTraceIfDebug(e, err);
       return 1;
     } catch (Exception e) {
       err.println("ckptbeam: error: " + Cli.rootMessage(e));
+      stackTraceIfDebug(e, err);
       return 1;
+    }
+  }
+
+  private static void stackTraceIfDebug(Exception e, PrintStream err) {
+    if (debug()) {
+      e.printStackTrace(err);
     }
   }
 }

@@ -169,7 +169,8 @@ public final class CheckpointConversion
               checked.fingerprint, resume));
         }
       } catch (Exception e) {
-        LOG.warn("{}: planning failed: {}", r, message(e), e);
+        LOG.warn("{}: planning failed: {}", r, message(e));
+        LOG.debug("planning failed", e);
         out.get(EVENTS).output(KV.of(key, CommitEvent.planFailed(r, message(e), start)));
       }
     }
@@ -200,13 +201,15 @@ public final class CheckpointConversion
           files.inc();
           bytes.inc(written.bytes);
           FaultInjectionOptions.afterWriting(options, w.target);
+          FaultInjectionOptions.pauseAfterWriting(options);
         }
         out.output(KV.of(w.conversion, CommitEvent.written(written)));
       } catch (FaultInjectionOptions.InjectedFailure e) {
         throw e; // stands for a crashed worker: the runner retries
       } catch (Exception e) {
         failures.inc();
-        LOG.warn("{}: writing failed: {}", w, message(e), e);
+        LOG.warn("{}: writing failed: {}", w, message(e));
+        LOG.debug("writing failed", e);
         out.output(KV.of(w.conversion, CommitEvent.writeFailed(w.target, message(e))));
       }
     }
@@ -301,7 +304,8 @@ public final class CheckpointConversion
         converted.inc();
         out.output(ConversionResult.converted(r, files, planned.notes, planned.startMillis));
       } catch (Exception x) {
-        LOG.warn("{}: commit failed: {}", r, message(x), x);
+        LOG.warn("{}: commit failed: {}", r, message(x));
+        LOG.debug("commit failed", x);
         failed.inc();
         out.output(ConversionResult.failed(r, message(x), planned.notes, planned.startMillis));
       }
