@@ -5,10 +5,12 @@
 #   scripts/local-flink-cluster.sh start   # prints the --flinkMaster to submit to, once every TaskManager registered
 #   scripts/local-flink-cluster.sh stop    # stops the JVMs by PID
 #   scripts/local-flink-cluster.sh status
+#   scripts/local-flink-cluster.sh add-taskmanager   # one more TaskManager (a replacement for a lost one)
 #
 # Environment: FLINK_CLUSTER_DIR (work folder: conf, logs, pids, tmp; default ./flink-cluster-run), FLINK_REST_PORT
 # (8081), FLINK_RPC_PORT (6123), FLINK_BLOB_PORT (6124), FLINK_TASKMANAGERS (2), FLINK_TM_HEAP (task heap, 512m),
-# FLINK_RESTART_ATTEMPTS (3: a failed job is restarted up to 3 times, 1 s apart).
+# FLINK_RESTART_ATTEMPTS (10: a failed job is restarted up to 10 times, 1 s to 10 s apart, which outlasts the
+# 10 s it takes to notice a lost TaskManager).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$(mkdir -p "${FLINK_CLUSTER_DIR:-flink-cluster-run}" && cd "${FLINK_CLUSTER_DIR:-flink-cluster-run}" && pwd)"
@@ -58,9 +60,16 @@ taskmanager.memory.jvm-metaspace.size: 256m
 taskmanager.memory.jvm-overhead.min: 192m
 taskmanager.memory.jvm-overhead.max: 192m
 # Beam 2.70's FlinkRunner does not pass --numberOfExecutionRetries to batch jobs: retries are the cluster's policy.
-restart-strategy.type: fixed-delay
-restart-strategy.fixed-delay.attempts: ${FLINK_RESTART_ATTEMPTS:-3}
-restart-strategy.fixed-delay.delay: 1 s
+# A lost TaskManager is noticed only when its heartbeats time out; a restart before then is placed on its dead slots
+# and fails again. Exponential delay merges the failures that arrive while a restart waits, and the shorter heartbeat
+# timeout (Flink's default: 50 s) notices a kill -9 in seconds.
+restart-strategy.type: exponential-delay
+restart-strategy.exponential-delay.initial-backoff: 1 s
+restart-strategy.exponential-delay.max-backoff: 10 s
+restart-strategy.exponential-delay.backoff-multiplier: 2.0
+restart-strategy.exponential-delay.attempts-before-reset-backoff: ${FLINK_RESTART_ATTEMPTS:-10}
+heartbeat.interval: 2000
+heartbeat.timeout: 10000
 io.tmp.dirs: $DIR/tmp
 web.tmpdir: $DIR/tmp/web
 web.upload.dir: $DIR/tmp/web
@@ -76,7 +85,14 @@ appender.main.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
 CONF
 }
 
-running() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Whether the process of pid file $1 runs. Not `kill -0`: a killed TaskManager stays a zombie until it is reaped, and
+# kill -0 succeeds on a zombie.
+alive() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z* ]]
+}
+running() { [[ -f "$1" ]] && alive "$(cat "$1")"; }
 
 start() {
   if running "$DIR/jm.pid"; then
@@ -95,33 +111,66 @@ start() {
     "${log4j[@]}" -cp "$cp" org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint \
     --configDir "$DIR/conf" > "$DIR/logs/jobmanager.out" 2>&1 &
   echo $! > "$DIR/jm.pid"
+  for i in $(seq 1 "$TMS"); do
+    start_taskmanager "$i" "$cp"
+  done
+  wait_for_taskmanagers "$TMS"
+  echo "Flink cluster ready ($TMS TaskManagers, 1 slot each): --runner=FlinkRunner --flinkMaster=localhost:$REST_PORT"
+}
+
+# Starts TaskManager number $1 with classpath $2.
+start_taskmanager() {
+  local log4j=(-Dlog4j.configurationFile="$DIR/conf/log4j.properties")
   # Heap = framework + task heap; direct = framework + task off-heap + network (what Flink's scripts derive).
   local heap=$(( 128 + ${TM_HEAP%m} ))m
-  for i in $(seq 1 "$TMS"); do
-    nohup "$JAVA" -Xms$heap -Xmx$heap -XX:MaxDirectMemorySize=320m -XX:MaxMetaspaceSize=256m "${OPENS[@]}" \
-      -Dlog.file="$DIR/logs/taskmanager-$i.log" "${log4j[@]}" -cp "$cp" \
-      org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$DIR/conf" \
-      > "$DIR/logs/taskmanager-$i.out" 2>&1 &
-    echo $! > "$DIR/tm$i.pid"
-  done
+  nohup "$JAVA" -Xms$heap -Xmx$heap -XX:MaxDirectMemorySize=320m -XX:MaxMetaspaceSize=256m "${OPENS[@]}" \
+    -Dlog.file="$DIR/logs/taskmanager-$1.log" "${log4j[@]}" -cp "$2" \
+    org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$DIR/conf" \
+    > "$DIR/logs/taskmanager-$1.out" 2>&1 &
+  echo $! > "$DIR/tm$1.pid"
+}
+
+# Waits until the JobManager counts $1 registered TaskManagers; stops the cluster if a process exits meanwhile.
+wait_for_taskmanagers() {
+  local want=$1
   local deadline=$(( SECONDS + ${FLINK_START_TIMEOUT:-180} ))
-  until curl -sf "http://localhost:$REST_PORT/overview" 2>/dev/null | grep -q "\"taskmanagers\":$TMS[,}]"; do
+  until curl -sf "http://localhost:$REST_PORT/overview" 2>/dev/null | grep -q "\"taskmanagers\":$want[,}]"; do
     if (( SECONDS > deadline )); then
-      echo "the cluster did not come up with $TMS TaskManagers within ${FLINK_START_TIMEOUT:-180} s; logs in $DIR/logs" >&2
+      echo "the cluster did not come up with $want TaskManagers within ${FLINK_START_TIMEOUT:-180} s; logs in $DIR/logs" >&2
       stop
       exit 1
     fi
     for pid in "$DIR"/*.pid; do
       if ! running "$pid"; then
         echo "$(basename "$pid" .pid) exited during start-up; logs in $DIR/logs:" >&2
-        tail -5 "$DIR/logs/"*.out >&2 || true
+        tail -n 5 "$DIR/logs/"*.out >&2 || true
         stop
         exit 1
       fi
     done
     sleep 0.5
   done
-  echo "Flink cluster ready ($TMS TaskManagers, 1 slot each): --runner=FlinkRunner --flinkMaster=localhost:$REST_PORT"
+}
+
+# One more TaskManager, numbered after the highest one started so far; waits until the JobManager counts every live
+# one (a TaskManager that was killed counts only until its heartbeats time out, so this can take heartbeat.timeout).
+add_taskmanager() {
+  running "$DIR/jm.pid" || { echo "no cluster runs from $DIR" >&2; exit 1; }
+  local n=1 alive=0
+  for f in "$DIR"/tm*.pid; do
+    [[ -f "$f" ]] || continue
+    local i=${f##*/tm}; i=${i%.pid}
+    (( i >= n )) && n=$(( i + 1 ))
+    if running "$f"; then
+      alive=$(( alive + 1 ))
+    else
+      echo "TaskManager $i is gone (pid $(cat "$f"))"
+      rm -f "$f"
+    fi
+  done
+  start_taskmanager "$n" "$(cat "$CLASSPATH_FILE")"
+  wait_for_taskmanagers $(( alive + 1 ))
+  echo "TaskManager $n ready ($(( alive + 1 )) live)"
 }
 
 stop() {
@@ -135,6 +184,7 @@ stop() {
     kill "${pids[@]}" 2>/dev/null || true
     for _ in $(seq 1 60); do
       local alive=0
+      # until reaped, not just dead: whoever checks the pids next must find them gone
       for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
       (( alive )) || break
       sleep 0.5
@@ -156,5 +206,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  add-taskmanager) add_taskmanager ;;
+  *) echo "usage: $0 start|stop|status|add-taskmanager" >&2; exit 2 ;;
 esac

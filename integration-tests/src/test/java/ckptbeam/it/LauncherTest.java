@@ -4,8 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.tensor.TensorLocation;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -70,6 +76,41 @@ class LauncherTest {
     Torch.Result r = hf2mcoreWith("gcp", "--gcsEndpoint=http://127.0.0.1:9/storage/v1/", "--project=p");
     assertEquals(0, r.exit, r.output);
     assertTrue(Files.exists(work.resolve("gcp/latest_checkpointed_iteration.txt")), r.output);
+  }
+
+  @Test
+  void aRefusalIsOneSentenceWithoutAStackTrace() throws Exception {
+    // a refusal found inside the pipeline, not by the driver's checks: a poisoned FP8 scale
+    Path fp8 = Checkpoints.tinyModel(work.resolve("fp8"), "--fp8", "--layers", "2", "--mtp-layers", "0");
+    Path poisoned = null;
+    for (Path shard : Files.list(fp8).filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+      for (TensorLocation t : SafetensorsHeader.read(shard.toString()).tensors()) {
+        if (t.name().equals("model.layers.0.self_attn.o_proj.weight_scale_inv")) {
+          poisoned = shard;
+          try (FileChannel ch = FileChannel.open(shard, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, Float.NaN), t.offset());
+          }
+        }
+      }
+    }
+    Torch.Result r = Torch.run(List.of(Torch.repo().resolve("bin/ckptbeam").toString(), "hf2mcore", "--load-dir",
+        "fp8", "--save-dir", "refused", "--quiet"), work, null);
+    assertEquals(1, r.exit, r.output);
+    List<String> lines = r.output.lines().filter(l -> !l.isBlank() && !l.startsWith("note: ")).toList();
+    assertEquals(List.of("ckptbeam: error: " + poisoned + ": Fp8Scale: "
+        + "scale \"model.layers.0.self_attn.o_proj.weight_scale_inv\" holds NaN at block [0, 0]; a block scale must be "
+        + "a finite number"), lines, r.output);
+    assertFalse(Files.exists(work.resolve("refused")), r.output);
+  }
+
+  @Test
+  void flinkRetryFlagsThatABatchJobWouldIgnoreAreRefused() throws Exception {
+    Torch.Result r = hf2mcoreWith("retries", "--runner=FlinkRunner", "--flinkMaster=[local]",
+        "--numberOfExecutionRetries=3");
+    assertEquals(2, r.exit, r.output);
+    assertTrue(r.output.contains("--numberOfExecutionRetries has no effect on a batch job in Beam 2.70's "
+        + "FlinkRunner"), r.output);
+    assertFalse(Files.exists(work.resolve("retries")), r.output);
   }
 
   @Test

@@ -8,9 +8,11 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Map;
 import java.util.TreeMap;
+import org.apache.beam.runners.flink.FlinkPipelineOptions;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.ParDo;
@@ -67,6 +69,7 @@ final class Conversion {
    * conversion ({@code --resume}) gives no pipeline.
    */
   static Built build(ConversionRequest r, PipelineOptions options, PrintStream log) throws IOException {
+    refuseIgnoredFlinkRetries(options);
     ConversionPlanner.Checked checked = check(r, options, log);
     if (checked.alreadyConverted()) {
       log.println(r.saveDir() + " already holds this conversion, complete (manifest and "
@@ -103,6 +106,28 @@ final class Conversion {
       }
     }
     return Cli.report(log, b.saveDir, b.files, System.nanoTime() - start);
+  }
+
+  /**
+   * Beam 2.70's FlinkRunner translates a batch pipeline with Flink's DataSet API and never applies
+   * {@code --numberOfExecutionRetries} or {@code --executionRetryDelay} there (only its DataStream translation, chosen
+   * by {@code --useDataStreamForBatch=true}, sets them on the job); accepted, they would promise retries the job does
+   * not have. Refused instead, saying where retries come from.
+   */
+  static void refuseIgnoredFlinkRetries(PipelineOptions options) {
+    if (!options.getRunner().getSimpleName().equals("FlinkRunner")
+        || options.as(StreamingOptions.class).isStreaming()) {
+      return;
+    }
+    FlinkPipelineOptions flink = options.as(FlinkPipelineOptions.class);
+    boolean retries = flink.getNumberOfExecutionRetries() != null && flink.getNumberOfExecutionRetries() >= 0;
+    boolean delay = flink.getExecutionRetryDelay() != null && flink.getExecutionRetryDelay() >= 0;
+    if ((retries || delay) && !Boolean.TRUE.equals(flink.getUseDataStreamForBatch())) {
+      throw new IllegalArgumentException((retries ? "--numberOfExecutionRetries" : "--executionRetryDelay")
+          + " has no effect on a batch job in Beam 2.70's FlinkRunner: a failed batch job is restarted by the "
+          + "cluster's restart strategy (restart-strategy.* in flink-conf.yaml; scripts/local-flink-cluster.sh sets "
+          + "one), or add --useDataStreamForBatch=true to have the job set its own");
+    }
   }
 
   /** A command's job fails, with the conversion's message, when its conversion failed. */

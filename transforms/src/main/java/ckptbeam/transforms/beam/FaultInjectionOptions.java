@@ -9,8 +9,9 @@ import org.apache.beam.sdk.options.Hidden;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
- * A test hook for retries: the writer of one target file fails once, after it has written and published the file,
- * so that the runner's retry writes the same file a second time. "Once" is decided by creating a marker file, which
+ * Test hooks for retries: the writer of one target file fails once, after it has written and published the file,
+ * so that the runner's retry writes the same file a second time; and a pause after every file, which leaves a test
+ * the time to kill a worker while a conversion runs. "Once" is decided by creating a marker file, which
  * every worker on the machine sees, so it holds across the processes of a local cluster.
  */
 @Hidden
@@ -24,6 +25,19 @@ public interface FaultInjectionOptions extends PipelineOptions {
   String getFailOnceMarker();
 
   void setFailOnceMarker(String path);
+
+  @Description("Test hook: every writer waits this long after writing its file (room to kill a worker mid-run)")
+  Long getPauseAfterWritingMillis();
+
+  void setPauseAfterWritingMillis(Long millis);
+
+  /** Waits as long as {@link #getPauseAfterWritingMillis} says (nothing when unset). */
+  static void pauseAfterWriting(PipelineOptions options) throws InterruptedException {
+    Long pause = options.as(FaultInjectionOptions.class).getPauseAfterWritingMillis();
+    if (pause != null && pause > 0) {
+      Thread.sleep(pause);
+    }
+  }
 
   /** Throws the injected failure if {@code target} is the chosen file and the failure has not happened yet. */
   static void afterWriting(PipelineOptions options, String target) throws IOException {
