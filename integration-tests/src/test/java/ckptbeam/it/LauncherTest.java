@@ -93,14 +93,18 @@ class LauncherTest {
         }
       }
     }
-    Torch.Result r = Torch.run(List.of(Torch.repo().resolve("bin/ckptbeam").toString(), "hf2mcore", "--load-dir",
-        "fp8", "--save-dir", "refused", "--quiet"), work, null);
-    assertEquals(1, r.exit, r.output);
-    List<String> lines = r.output.lines().filter(l -> !l.isBlank() && !l.startsWith("note: ")).toList();
-    assertEquals(List.of("ckptbeam: error: " + poisoned + ": Fp8Scale: "
-        + "scale \"model.layers.0.self_attn.o_proj.weight_scale_inv\" holds NaN at block [0, 0]; a block scale must be "
-        + "a finite number"), lines, r.output);
-    assertFalse(Files.exists(work.resolve("refused")), r.output);
+    for (List<String> runner : List.of(List.<String>of(), List.of("--runner=FlinkRunner", "--flinkMaster=[local]"))) {
+      List<String> cmd = new ArrayList<>(List.of(Torch.repo().resolve("bin/ckptbeam").toString(), "hf2mcore",
+          "--load-dir", "fp8", "--save-dir", "refused", "--quiet"));
+      cmd.addAll(runner);
+      Torch.Result r = Torch.run(cmd, work, null);
+      assertEquals(1, r.exit, r.output);
+      List<String> lines = r.output.lines().filter(l -> !l.isBlank() && !l.startsWith("note: ")).toList();
+      assertEquals(List.of("ckptbeam: error: " + poisoned + ": Fp8Scale: "
+          + "scale \"model.layers.0.self_attn.o_proj.weight_scale_inv\" holds NaN at block [0, 0]; a block scale must "
+          + "be a finite number"), lines, r.output);
+      assertFalse(Files.exists(work.resolve("refused")), r.output);
+    }
   }
 
   @Test

@@ -119,10 +119,14 @@ public final class Main {
   public static void main(String[] argv) {
     // A failed conversion is reported once, as the command's error line; the transform's own warning (meant for
     // pipelines that embed it) would repeat it. Set before the first logger is made, which reads these properties.
+    // Flink [local] and the FlinkRunner log a failed job's stack trace at ERROR (and start-up chatter at WARN); the
+    // same failure ends the command with its message. JAVA_OPTS can set any of these properties itself.
     if (debug()) {
       System.setProperty("org.slf4j.simpleLogger.log.ckptbeam", "debug");
     } else {
-      System.setProperty("org.slf4j.simpleLogger.log.ckptbeam.transforms.beam.CheckpointConversion", "error");
+      defaultProperty("org.slf4j.simpleLogger.log.ckptbeam.transforms.beam.CheckpointConversion", "error");
+      defaultProperty("org.slf4j.simpleLogger.log.org.apache.flink", "off");
+      defaultProperty("org.slf4j.simpleLogger.log.org.apache.beam.runners.flink", "off");
     }
     System.exit(run(argv, System.out, System.err));
   }
@@ -163,6 +167,12 @@ public final class Main {
       err.println("ckptbeam: error: " + Cli.rootMessage(e));
       stackTraceIfDebug(e, err);
       return 1;
+    }
+  }
+
+  private static void defaultProperty(String key, String value) {
+    if (System.getProperty(key) == null) {
+      System.setProperty(key, value);
     }
   }
 
