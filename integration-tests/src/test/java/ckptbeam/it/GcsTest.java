@@ -78,6 +78,33 @@ class GcsTest {
         "no tracker after a failed run");
   }
 
+  /** One save-dir rule for every store: a gs:// prefix that holds anything is refused unless --overwrite/--resume. */
+  @Test
+  void aNonEmptyGsSaveDirIsRefusedAndResumeWorksThere() throws Exception {
+    String hfGs = gcs.upload(hf, BUCKET, "rule/hf");
+    String save = "gs://" + BUCKET + "/rule/mcore";
+    // part of an earlier output: one rank file, no marker
+    gcs.storage.create(BlobInfo.newBuilder(BUCKET, "rule/mcore/iter_0000001/mp_rank_00/model_optim_rng.pt").build(),
+        new byte[] {1, 2, 3});
+    List<String> args = new ArrayList<>(List.of("hf2mcore", "--load-dir", hfGs, "--save-dir", save));
+    args.addAll(gcs.beamFlags());
+    Checkpoints.Run refused = Checkpoints.cli(args.toArray(new String[0]));
+    assertEquals(1, refused.exit, refused.toString());
+    assertTrue(refused.err.contains("--save-dir " + save + " is not empty (it holds 1 file(s), e.g. "
+        + "iter_0000001/mp_rank_00/model_optim_rng.pt); pass --overwrite"), refused.err);
+    assertEquals(3, gcs.storage.get(BUCKET, "rule/mcore/iter_0000001/mp_rank_00/model_optim_rng.pt").getSize(),
+        "nothing was touched");
+
+    List<String> overwrite = new ArrayList<>(args);
+    overwrite.add("--overwrite");
+    assertEquals(0, Checkpoints.cli(overwrite.toArray(new String[0])).exit);
+    List<String> resume = new ArrayList<>(args);
+    resume.add("--resume");
+    Checkpoints.Run again = Checkpoints.cli(resume.toArray(new String[0]));
+    assertEquals(0, again.exit, again.toString());
+    assertTrue(again.out.contains("already holds this conversion, complete"), again.out);
+  }
+
   private static Path run(String command, String in, String out, String layout, List<String> beamFlags) {
     List<String> args = new ArrayList<>(List.of(command, "--load-dir", in, "--save-dir", out));
     args.addAll(List.of(layout.split(" ")));

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -79,6 +80,45 @@ class ResumeTest {
     Torch.Result verified = Torch.run(List.of(Torch.repo().resolve("bin/ckptbeam").toString(), "verify", "--load-dir",
         out.toString()), work, null);
     assertEquals(0, verified.exit, verified.output);
+  }
+
+  /**
+   * A conversion's identity is what decides its bytes: the same conversion with an explicit default, an alias or an
+   * added default flag is "already converted" (nothing rewritten); a different one is refused, not resumed into.
+   */
+  @Test
+  void theSameConversionSpelledOtherwiseResumesAsOneAndADifferentOneIsRefused() throws Exception {
+    Path hf = Checkpoints.tinyModel(work.resolve("hf"));
+    Path out = work.resolve("out");
+    Checkpoints.Run first = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir", out.toString(),
+        "--target-tensor-parallel-size", "2", "--mtp-num-layers", "1");
+    assertEquals(0, first.exit, first.toString());
+    Map<String, FileTime> before = mtimes(out);
+
+    Checkpoints.Run again = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir", out.toString(),
+        "--resume", "--target-tensor-parallel-size", "2", "--target-pipeline-parallel-size", "1",
+        "--target-expert-parallel-size", "1", "--num-layers", "4", "--num-nextn-predict-layers", "1");
+    assertEquals(0, again.exit, again.toString());
+    assertTrue(again.out.contains(out + " already holds this conversion, complete"), again.out);
+    assertFalse(again.out.contains("wrote "), "nothing was written: " + again.out);
+    assertEquals(before, mtimes(out), "no file was rewritten");
+
+    Checkpoints.Run other = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir", out.toString(),
+        "--resume", "--target-tensor-parallel-size", "1", "--mtp-num-layers", "1");
+    assertEquals(1, other.exit, other.toString());
+    assertTrue(other.err.contains("--save-dir " + out + " holds the output of another conversion")
+        && other.err.contains("pass --overwrite to replace it"), other.err);
+    assertEquals(before, mtimes(out), "nothing was touched");
+  }
+
+  private static Map<String, FileTime> mtimes(Path dir) throws Exception {
+    Map<String, FileTime> out = new TreeMap<>();
+    try (Stream<Path> s = Files.walk(dir)) {
+      for (Path f : s.filter(Files::isRegularFile).toList()) {
+        out.put(dir.relativize(f).toString(), Files.getLastModifiedTime(f));
+      }
+    }
+    return out;
   }
 
   private static int count(Path dir) throws Exception {

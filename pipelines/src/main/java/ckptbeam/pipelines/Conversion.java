@@ -93,16 +93,17 @@ final class Conversion {
   static long run(ConversionRequest r, PipelineOptions options, PrintStream log, boolean quiet) throws Exception {
     long start = System.nanoTime();
     Built b = build(r, options, log);
-    if (b.pipeline != null) {
-      Progress progress = Progress.start(r.kind().command, r.saveDir(), b.dataFiles, b.plannedBytes, log, quiet);
-      boolean ok = false;
-      try {
-        Cli.run(b.pipeline);
-        ok = true;
-      } finally {
-        if (progress != null) {
-          progress.finish(ok);
-        }
+    if (b.pipeline == null) {
+      return 0; // already converted: build said so, and nothing was written
+    }
+    Progress progress = Progress.start(r.kind().command, r.saveDir(), b.dataFiles, b.plannedBytes, log, quiet);
+    boolean ok = false;
+    try {
+      Cli.run(b.pipeline);
+      ok = true;
+    } finally {
+      if (progress != null) {
+        progress.finish(ok);
       }
     }
     return Cli.report(log, b.saveDir, b.files, System.nanoTime() - start);

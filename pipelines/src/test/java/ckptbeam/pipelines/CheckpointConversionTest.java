@@ -125,6 +125,20 @@ class CheckpointConversionTest {
   }
 
   @Test
+  void theSameConversionSpelledOtherwiseClaimsTheOutputOnce() throws Exception {
+    String out = work.resolve("out").toString();
+    ConversionRequest r = ConversionRequest.hf2mcore(hf.toString(), out, layout(2, 2));
+    LayoutOptions explicit = layout(2, 2);
+    explicit.numLayers = 4; // the model's num_hidden_layers: the default, spelled out
+    explicit.firstKDense = 1;
+    ConversionRequest same = ConversionRequest.hf2mcore(hf.toString(), out, explicit)
+        .withOptions(Map.of("target-pipeline-parallel-size", "1", "num-layers", "4"));
+    assertFalse(r.equals(same), "different as given");
+    PipelineResult run = convert(Map.of(out, "CONVERTED"), r, same);
+    assertEquals(4L, counter(run, "files_written"), "4 rank files, written once");
+  }
+
+  @Test
   void aCompleteOutputOfTheSameConversionIsAlreadyConvertedAndUntouched() throws Exception {
     String out = work.resolve("out").toString();
     ConversionRequest r = ConversionRequest.hf2mcore(hf.toString(), out, layout(1, 2));

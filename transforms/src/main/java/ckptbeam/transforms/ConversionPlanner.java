@@ -25,7 +25,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.stream.Stream;
 
 /**
  * Plans one {@link ConversionRequest}: reads the input's small files (config, index, tracker), validates the layout
@@ -99,33 +98,36 @@ public final class ConversionPlanner {
     }
 
     /**
-     * Read-only save-dir rules: it must not be a file; a non-empty one is refused with
-     * {@link ConversionRequest.ExistingOutput#REFUSE}; a local one must have room for the data files (less what a
-     * resumed run keeps; an estimate, there to fail before hours of writing).
+     * Read-only save-dir rules, the same for a local folder and a gs:// prefix: it must not be a file; one that holds
+     * anything is refused with {@link ConversionRequest.ExistingOutput#REFUSE}; with
+     * {@link ConversionRequest.ExistingOutput#RESUME} it must hold this conversion or nothing of another (its manifest
+     * and progress records carry the fingerprint of the conversion that wrote them); a local one must have room for
+     * the data files (less what a resumed run keeps; an estimate, there to fail before hours of writing).
      */
     public void checkSaveDir() throws IOException {
       String saveDir = request.saveDir();
-      String markerPath = CheckpointFiles.resolve(saveDir, commit.markerName());
-      boolean nonEmpty;
       if (CheckpointFiles.isLocal(saveDir)) {
-        Path dir = Paths.get(saveDir);
+        Path dir = CheckpointFiles.localPath(saveDir);
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
           throw new IOException("--save-dir " + saveDir + " exists and is not a directory");
         }
-        try (Stream<Path> s = Files.exists(dir) ? Files.list(dir) : Stream.empty()) {
-          nonEmpty = s.findAny().isPresent();
-        }
-      } else {
-        nonEmpty = CheckpointFiles.exists(markerPath);
       }
-      if (nonEmpty && request.existingOutput() == ConversionRequest.ExistingOutput.REFUSE) {
+      List<String> present = CheckpointFiles.list(saveDir);
+      if (!present.isEmpty() && request.existingOutput() == ConversionRequest.ExistingOutput.REFUSE) {
         throw new IOException("--save-dir " + saveDir + " is not empty"
-            + (CheckpointFiles.exists(markerPath) ? " (it holds a checkpoint)" : "")
-            + "; pass --overwrite to replace its content");
+            + (present.contains(commit.markerName()) ? " (it holds a checkpoint)" : " (it holds " + present.size()
+            + " file(s), e.g. " + present.get(0) + ")") + "; pass --overwrite to replace its content");
+      }
+      if (request.existingOutput() == ConversionRequest.ExistingOutput.RESUME) {
+        String other = otherConversion(present);
+        if (other != null) {
+          throw new IOException("--save-dir " + saveDir + " holds " + other + "; --resume continues only the same "
+              + "conversion (same input, layout and LoRA settings): pass --overwrite to replace it");
+        }
       }
       if (plannedBytes > 0 && CheckpointFiles.isLocal(saveDir)
           && request.existingOutput() != ConversionRequest.ExistingOutput.RESUME) {
-        Path dir = Paths.get(saveDir);
+        Path dir = CheckpointFiles.localPath(saveDir);
         while (dir != null && !Files.exists(dir)) {
           dir = dir.getParent();
         }
@@ -135,6 +137,32 @@ public final class ConversionPlanner {
               + " MiB but only " + free / (1 << 20) + " MiB are free there");
         }
       }
+    }
+
+    /**
+     * What of another conversion the save dir holds, or null: a manifest or a progress record with another
+     * fingerprint (a torn one is ignored: it will be written again).
+     */
+    private String otherConversion(List<String> present) throws IOException {
+      String manifest = present.contains(CheckpointCommit.MANIFEST) ? CheckpointCommit.MANIFEST
+          : present.stream().filter(f -> f.startsWith(ProgressRecord.DIR + "/")).findFirst().orElse(null);
+      if (manifest == null) {
+        return null;
+      }
+      JsonNode root;
+      try {
+        root = JSON.readTree(CheckpointFiles.readSmallFile(CheckpointFiles.resolve(request.saveDir(), manifest),
+            256L << 20));
+      } catch (IOException e) {
+        return null;
+      }
+      String theirs = root == null ? "" : root.path("fingerprint").asText();
+      if (theirs.isEmpty() || theirs.equals(fingerprint)) {
+        return null;
+      }
+      return (manifest.equals(CheckpointCommit.MANIFEST) ? "the output" : "part of the output") + " of another "
+          + "conversion (" + manifest + " has fingerprint " + theirs.substring(0, Math.min(12, theirs.length()))
+          + "…, this one is " + fingerprint.substring(0, 12) + "…)";
     }
 
     /**
@@ -264,7 +292,7 @@ public final class ConversionPlanner {
     }
     unindexedNote(unindexed).ifPresent(notes::add);
     Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
-    String fingerprint = fingerprint(r, identity);
+    String fingerprint = fingerprint(r, identity, layout);
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir()), Map.of(),
         Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), manifestHeader(r, identity,
         fingerprint));
@@ -293,7 +321,16 @@ public final class ConversionPlanner {
           sha256IfExists(CheckpointFiles.resolve(lora.loraDir, McoreTracker.FILE_NAME)));
     }
     identity.values().removeIf(v -> v == null);
-    String fingerprint = fingerprint(r, identity);
+    LayoutOptions to = null;
+    if (r.kind() == ConversionRequest.Kind.MCORE2MCORE) {
+      // what hf2mcore would do with the HF checkpoint mcore2hf writes: its config, the new layout
+      to = r.targetLayout();
+      if (to.mtpLayers != r.layout().mtpLayers || to.firstKDense != r.layout().firstKDense) {
+        throw new IllegalArgumentException("--mtp-num-layers and --first-k-dense-replace are shared by both layouts");
+      }
+      to = to.resolve(forward.config());
+    }
+    String fingerprint = fingerprint(r, identity, forward.options(), to);
     byte[] header = manifestHeader(r, identity, fingerprint);
     String iterationDir = McoreTracker.iterationDir(r.loadDir());
     if (r.kind() == ConversionRequest.Kind.LORA_EXPORT) {
@@ -314,14 +351,8 @@ public final class ConversionPlanner {
       }
     }
     Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
-    if (r.kind() == ConversionRequest.Kind.MCORE2MCORE) {
-      // what hf2mcore would do with the HF checkpoint mcore2hf writes: its config, the new layout
-      ModelConfig hf = forward.config();
-      LayoutOptions to = r.targetLayout();
-      if (to.mtpLayers != r.layout().mtpLayers || to.firstKDense != r.layout().firstKDense) {
-        throw new IllegalArgumentException("--mtp-num-layers and --first-k-dense-replace are shared by both layouts");
-      }
-      Hf2McorePlan target = new Hf2McorePlan(hf, to.resolve(hf));
+    if (to != null) {
+      Hf2McorePlan target = new Hf2McorePlan(forward.config(), to);
       Mcore2McorePlan both = new Mcore2McorePlan(plan, target);
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles(r.loadDir(),
           "config.json"), generated, Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);
@@ -434,11 +465,25 @@ public final class ConversionPlanner {
     return CheckpointFiles.exists(path) ? Sha256.ofFile(path) : null;
   }
 
-  /** Same tool, kind, options and input: a resumed run may keep what the interrupted one finished. */
-  static String fingerprint(ConversionRequest r, Map<String, String> identity) {
-    StringBuilder b = new StringBuilder(VERSION).append('\n').append(r.kind().command).append('\n');
-    b.append("load-dir=").append(r.loadDir()).append('\n').append(r.describe());
-    r.options().forEach((k, v) -> b.append(k).append('=').append(v).append('\n'));
+  /**
+   * A conversion's identity: what decides its output's bytes. The tool version, the kind, the input folder and the
+   * SHA-256 of its small files (config, index, tracker: the input's identity), the layouts with every default filled
+   * in from the model ({@code resolved}), the LoRA merge and export settings. Never how the flags were spelled (an
+   * explicit default, an alias, a relative path): those are provenance, recorded in the manifest. Two requests with
+   * the same fingerprint write the same bytes; a resumed run keeps only files recorded with its own fingerprint.
+   */
+  static String fingerprint(ConversionRequest r, Map<String, String> identity, LayoutOptions... resolved) {
+    StringBuilder b = new StringBuilder(VERSION).append('\n').append(r.kind()).append('\n');
+    b.append("load-dir=").append(r.loadDir()).append('\n');
+    for (LayoutOptions layout : resolved) {
+      if (layout != null) {
+        b.append("layout=").append(layout).append('\n');
+      }
+    }
+    ConversionRequest.Lora lora = r.lora();
+    b.append("lora=").append(lora == null ? "-" : "r=" + lora.rank + " alpha=" + Double.toString(lora.alpha)
+        + " load=" + lora.loraDir).append('\n');
+    b.append("lora-target-modules=").append(r.loraTargetModules()).append('\n');
     identity.forEach((k, v) -> b.append(k).append(':').append(v).append('\n'));
     return Sha256.of(b.toString().getBytes(StandardCharsets.UTF_8));
   }

@@ -12,7 +12,8 @@ import java.util.TreeMap;
  * to the worker that plans it, which reads the input and decides every target file.
  *
  * <p>{@link #options()} is the request's provenance as the user gave it (the command's flags); it is recorded in the
- * output's manifest and, with the typed fields, in the fingerprint a resumed run must match.
+ * output's manifest. It is not part of the conversion's identity: equality and the fingerprint a resumed run must
+ * match come from the typed fields.
  */
 public final class ConversionRequest implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -233,6 +234,11 @@ public final class ConversionRequest implements Serializable {
         + modelConfig + "\nlora=" + lora + "\nlora-target-modules=" + loraTargetModules + "\n";
   }
 
+  /**
+   * Equal requests are the same conversion between the same folders: the typed fields, not the flags' spelling
+   * ({@link #options()} is provenance). Defaults a request leaves to the model's config are compared as given here;
+   * {@code ConversionPlanner}'s fingerprint compares them resolved.
+   */
   @Override
   public boolean equals(Object o) {
     if (!(o instanceof ConversionRequest)) {
@@ -240,7 +246,7 @@ public final class ConversionRequest implements Serializable {
     }
     ConversionRequest r = (ConversionRequest) o;
     return loadDir.equals(r.loadDir) && saveDir.equals(r.saveDir) && existing == r.existing
-        && options.equals(r.options) && describe().equals(r.describe());
+        && describe().equals(r.describe());
   }
 
   @Override

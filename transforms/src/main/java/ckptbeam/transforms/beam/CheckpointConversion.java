@@ -119,8 +119,9 @@ public final class CheckpointConversion
   }
 
   /**
-   * One conversion per save dir: the first request claims it; an identical one later is dropped (a duplicated event,
-   * a repeated submission); a different one fails, since two conversions must never write one folder.
+   * One conversion per save dir: the first request claims it; the same conversion later is dropped (a duplicated
+   * event, a repeated submission, the same flags spelled otherwise); a different one fails, since two conversions must
+   * never write one folder.
    */
   static final class ClaimFn extends DoFn<KV<String, ConversionRequest>, ConversionRequest> {
     @StateId("claimedBy")
@@ -134,11 +135,24 @@ public final class CheckpointConversion
       if (first == null) {
         claimedBy.write(e.getValue());
         out.get(CLAIMED).output(e.getValue());
-      } else if (!first.equals(e.getValue())) {
+      } else if (!first.equals(e.getValue()) && !sameConversion(first, e.getValue())) {
         long now = System.currentTimeMillis();
         out.get(CONFLICTS).output(ConversionResult.failed(e.getValue(), "--save-dir " + e.getKey() + " is already the "
             + "output of another conversion (" + first + ") in this pipeline", List.of(), now));
       }
+    }
+  }
+
+  /**
+   * Whether two requests that differ as given (a default spelled out, {@code --overwrite} beside {@code --resume})
+   * are the same conversion: equal fingerprints, which resolve the layouts against the model. Asked only when two
+   * requests meet at one save dir; a request that cannot be checked is a different one.
+   */
+  static boolean sameConversion(ConversionRequest a, ConversionRequest b) {
+    try {
+      return a.kind() == b.kind() && ConversionPlanner.check(a).fingerprint.equals(ConversionPlanner.check(b).fingerprint);
+    } catch (Exception x) {
+      return false;
     }
   }
 
