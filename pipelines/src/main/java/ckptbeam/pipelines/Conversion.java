@@ -82,8 +82,9 @@ final class Conversion {
         ? r.withExistingOutput(ConversionRequest.ExistingOutput.OVERWRITE) : r;
     Cli.fitDirectWorkers(options, checked.commit.expected().size());
     Pipeline p = Pipeline.create(options);
-    p.apply("Request", Create.of(submitted).withCoder(CheckpointConversion.requestCoder()))
+    p.apply("Request", Create.of(submitted))
         .apply("Convert", CheckpointConversion.convert())
+        .failed()
         .apply("FailOnFailure", ParDo.of(new FailOnFailureFn()));
     return new Built(p, r.saveDir(), checked.commit.allFiles(), checked.commit.expected(),
         Math.max(0, checked.plannedBytes));
@@ -134,10 +135,8 @@ final class Conversion {
   /** A command's job fails, with the conversion's message, when its conversion failed. */
   static final class FailOnFailureFn extends DoFn<ConversionResult, Void> {
     @ProcessElement
-    public void process(@Element ConversionResult result) throws IOException {
-      if (result.state == ConversionResult.State.FAILED) {
-        throw new IOException(result.message);
-      }
+    public void process(@Element ConversionResult failed) throws IOException {
+      throw new IOException(failed.message);
     }
   }
 }

@@ -196,7 +196,8 @@ public final class WatchCommand {
             .withOutputTags(RequestForFolderFn.REQUESTS, TupleTagList.of(RequestForFolderFn.REFUSED)));
     PCollection<ConversionResult> converted = requests.get(RequestForFolderFn.REQUESTS)
         .setCoder(CheckpointConversion.requestCoder())
-        .apply("Convert", CheckpointConversion.convert());
+        .apply("Convert", CheckpointConversion.convert())
+        .all();
     PCollectionList.of(converted).and(requests.get(RequestForFolderFn.REFUSED).setCoder(ConversionResult.coder()))
         .apply("AllResults", Flatten.pCollections())
         .apply("RecordStatus", ParDo.of(new RecordStatusFn(r.direction, List.of(r.conversionArgs), r.folders)));

@@ -4,6 +4,7 @@ import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.ConversionResult;
+import ckptbeam.transforms.beam.ConversionResults;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
@@ -21,12 +22,12 @@ public final class OwnPipelineExample {
     layout.tp = 2;
     layout.ep = 4;
     layout.groupedGemm = true;
-    PCollection<ConversionResult> results = p
-        .apply(Create.of(ConversionRequest.hf2mcore(hfDir, mcoreDir, layout))
-            .withCoder(CheckpointConversion.requestCoder()))
+    ConversionResults results = p
+        .apply(Create.of(ConversionRequest.hf2mcore(hfDir, mcoreDir, layout)))
         .apply(CheckpointConversion.convert());
-    PCollection<String> report = results.apply(MapElements.into(TypeDescriptors.strings())
+    PCollection<String> report = results.all().apply(MapElements.into(TypeDescriptors.strings())
         .via((ConversionResult r) -> r.request.saveDir() + ": " + r.state + ", " + r.files.size() + " files"));
+    // results.succeeded(): complete outputs; results.failed(): each with its message
     // README example ends
     return report;
   }

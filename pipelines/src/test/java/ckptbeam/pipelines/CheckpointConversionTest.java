@@ -10,6 +10,7 @@ import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.ConversionResult;
+import ckptbeam.transforms.beam.ConversionResults;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -26,7 +27,9 @@ import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.testing.PAssert;
+import org.apache.beam.sdk.transforms.Count;
 import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PCollection;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -63,8 +66,9 @@ class CheckpointConversionTest {
   private PipelineResult convert(Map<String, String> expectedStates, ConversionRequest... requests) {
     Pipeline p = pipeline();
     PCollection<ConversionResult> results = p
-        .apply(Create.of(List.of(requests)).withCoder(CheckpointConversion.requestCoder()))
-        .apply(CheckpointConversion.convert());
+        .apply(Create.of(List.of(requests)))
+        .apply(CheckpointConversion.convert())
+        .all();
     PAssert.that(results).satisfies(rs -> {
       Map<String, String> states = new TreeMap<>();
       for (ConversionResult r : rs) {
@@ -111,7 +115,8 @@ class CheckpointConversionTest {
     PCollection<ConversionResult> results = p
         .apply(Create.of(List.of(r.withExistingOutput(ConversionRequest.ExistingOutput.RESUME),
             ConversionRequest.hf2mcore(hf.toString(), out, layout(1, 1)))).withCoder(CheckpointConversion.requestCoder()))
-        .apply(CheckpointConversion.convert());
+        .apply(CheckpointConversion.convert())
+        .all();
     PAssert.that(results).satisfies(rs -> {
       List<String> states = new ArrayList<>();
       rs.forEach(x -> states.add(x.state.toString()));
@@ -122,6 +127,37 @@ class CheckpointConversionTest {
       return null;
     });
     p.run().waitUntilFinish();
+  }
+
+  @Test
+  void resultsComeSplitIntoSucceededAndFailedWithDisplayData() throws Exception {
+    Path noConfig = Files.createDirectories(work.resolve("no-config"));
+    String good = work.resolve("good").toString();
+    String bad = work.resolve("bad").toString();
+    String expectedFailure = bad + " FAILED " + noConfig.resolve("config.json") + ": no such file (the model "
+        + "dimensions are read from it)";
+    Pipeline p = pipeline();
+    ConversionResults results = p
+        .apply(Create.of(ConversionRequest.hf2mcore(hf.toString(), good, layout(1, 1)),
+            ConversionRequest.hf2mcore(noConfig.toString(), bad, layout(1, 1))))
+        .apply(CheckpointConversion.convert());
+    PAssert.that(results.succeeded()).satisfies(rs -> {
+      List<String> dirs = new ArrayList<>();
+      rs.forEach(r -> dirs.add(r.request.saveDir() + " " + r.state));
+      assertEquals(List.of(good + " CONVERTED"), dirs);
+      return null;
+    });
+    PAssert.that(results.failed()).satisfies(rs -> {
+      List<String> dirs = new ArrayList<>();
+      rs.forEach(r -> dirs.add(r.request.saveDir() + " " + r.state + " " + r.message));
+      assertEquals(List.of(expectedFailure), dirs);
+      return null;
+    });
+    PAssert.thatSingleton(results.all().apply(Count.globally())).isEqualTo(2L);
+    p.run().waitUntilFinish();
+    DisplayData display = DisplayData.from(CheckpointConversion.convert());
+    assertTrue(display.items().stream().anyMatch(i -> i.getKey().equals("metricsNamespace")
+        && "ckptbeam".equals(i.getValue())), display.toString());
   }
 
   @Test

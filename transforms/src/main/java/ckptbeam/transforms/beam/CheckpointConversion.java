@@ -26,6 +26,7 @@ import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.Reshuffle;
+import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
@@ -36,12 +37,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Converts checkpoints: {@link ConversionRequest}s in, one {@link ConversionResult} per distinct request out. The
- * one conversion path of ckptbeam, for batch and streaming pipelines alike:
+ * Converts checkpoints: {@link ConversionRequest}s in, one {@link ConversionResult} per distinct request out, split
+ * into succeeded and failed ({@link ConversionResults}). The one conversion path of ckptbeam, for batch and streaming
+ * pipelines alike:
  *
  * <pre>{@code
- * PCollection<ConversionResult> results = pipeline
- *     .apply(Create.of(ConversionRequest.hf2mcore(hfDir, mcoreDir, layout)).withCoder(CheckpointConversion.requestCoder()))
+ * ConversionResults results = pipeline
+ *     .apply(Create.of(ConversionRequest.hf2mcore(hfDir, mcoreDir, layout)))
  *     .apply(CheckpointConversion.convert());
  * }</pre>
  *
@@ -53,8 +55,7 @@ import org.slf4j.LoggerFactory;
  * manifest and the completion marker. Only descriptions travel between steps, never tensor bytes. A failure while
  * planning or writing gives a {@code FAILED} result and no marker; it does not fail the pipeline.
  */
-public final class CheckpointConversion
-    extends PTransform<PCollection<ConversionRequest>, PCollection<ConversionResult>> {
+public final class CheckpointConversion extends PTransform<PCollection<ConversionRequest>, ConversionResults> {
   /** Beam metrics of conversions (files, bytes, results), visible in the runner's UI. */
   public static final String METRICS_NAMESPACE = "ckptbeam";
 
@@ -70,20 +71,31 @@ public final class CheckpointConversion
     return new CheckpointConversion();
   }
 
-  /** The coder of requests (for {@code Create.of(request).withCoder(…)}). */
+  /**
+   * The coder of requests. It is registered as the default for {@link ConversionRequest}, so
+   * {@code Create.of(request)} needs no {@code withCoder}.
+   */
   public static Coder<ConversionRequest> requestCoder() {
-    return DescriptionCoder.describing(ConversionRequest.class);
+    return ConversionCoders.RequestCoder.INSTANCE;
   }
 
   @Override
-  public PCollection<ConversionResult> expand(PCollection<ConversionRequest> requests) {
+  public void populateDisplayData(DisplayData.Builder builder) {
+    super.populateDisplayData(builder);
+    builder.add(DisplayData.item("metricsNamespace", METRICS_NAMESPACE).withLabel("Metrics namespace"))
+        .add(DisplayData.item("steps", "ClaimOutput, Plan, FanOut, WriteFiles, Commit").withLabel("Steps"))
+        .add(DisplayData.item("version", ConversionPlanner.VERSION).withLabel("ckptbeam version"));
+  }
+
+  @Override
+  public ConversionResults expand(PCollection<ConversionRequest> requests) {
     KvCoder<String, CommitEvent> eventCoder = KvCoder.of(StringUtf8Coder.of(), DescriptionCoder.describing(CommitEvent.class));
     PCollectionTuple claimed = requests
         .apply("KeyBySaveDir", ParDo.of(new KeyBySaveDirFn()))
         .setCoder(KvCoder.of(StringUtf8Coder.of(), requestCoder()))
         .apply("ClaimOutput", ParDo.of(new ClaimFn()).withOutputTags(CLAIMED, TupleTagList.of(CONFLICTS)));
     claimed.get(CLAIMED).setCoder(requestCoder());
-    claimed.get(CONFLICTS).setCoder(DescriptionCoder.describing(ConversionResult.class));
+    claimed.get(CONFLICTS).setCoder(ConversionResult.coder());
     PCollectionTuple planned = claimed.get(CLAIMED)
         .apply("Plan", ParDo.of(new PlanFn()).withOutputTags(TARGETS, TupleTagList.of(EVENTS)));
     planned.get(EVENTS).setCoder(eventCoder);
@@ -95,9 +107,22 @@ public final class CheckpointConversion
     PCollection<ConversionResult> committed = PCollectionList.of(planned.get(EVENTS)).and(written)
         .apply("AllEvents", Flatten.pCollections())
         .apply("Commit", ParDo.of(new CommitFn()))
-        .setCoder(DescriptionCoder.describing(ConversionResult.class));
-    return PCollectionList.of(committed).and(claimed.get(CONFLICTS))
+        .setCoder(ConversionResult.coder());
+    PCollection<ConversionResult> all = PCollectionList.of(committed).and(claimed.get(CONFLICTS))
         .apply("Results", Flatten.pCollections());
+    PCollectionTuple split = all.apply("SplitByOutcome", ParDo.of(new SplitFn())
+        .withOutputTags(ConversionResults.SUCCEEDED, TupleTagList.of(ConversionResults.FAILED)));
+    return new ConversionResults(split.get(ConversionResults.SUCCEEDED).setCoder(ConversionResult.coder()),
+        split.get(ConversionResults.FAILED).setCoder(ConversionResult.coder()), all);
+  }
+
+  /** Succeeded (converted, already converted) and failed results to their own outputs. */
+  static final class SplitFn extends DoFn<ConversionResult, ConversionResult> {
+    @ProcessElement
+    public void process(@Element ConversionResult r, MultiOutputReceiver out) {
+      out.get(r.state == ConversionResult.State.FAILED ? ConversionResults.FAILED : ConversionResults.SUCCEEDED)
+          .output(r);
+    }
   }
 
   /** The message to report for a failure: the most specific one of its causes (runners wrap them). */
@@ -126,7 +151,7 @@ public final class CheckpointConversion
   static final class ClaimFn extends DoFn<KV<String, ConversionRequest>, ConversionRequest> {
     @StateId("claimedBy")
     private final StateSpec<ValueState<ConversionRequest>> claimedSpec =
-        StateSpecs.value(DescriptionCoder.describing(ConversionRequest.class));
+        StateSpecs.value(ConversionCoders.RequestCoder.INSTANCE);
 
     @ProcessElement
     public void process(@Element KV<String, ConversionRequest> e,

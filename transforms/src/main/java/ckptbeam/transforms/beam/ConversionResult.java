@@ -78,7 +78,7 @@ public final class ConversionResult implements Serializable {
 
   /** The coder of results (for a pipeline that makes results of its own, such as {@link #refused}). */
   public static org.apache.beam.sdk.coders.Coder<ConversionResult> coder() {
-    return DescriptionCoder.describing(ConversionResult.class);
+    return ConversionCoders.ResultCoder.INSTANCE;
   }
 
   static ConversionResult failed(ConversionRequest r, String message, List<String> notes, long start) {

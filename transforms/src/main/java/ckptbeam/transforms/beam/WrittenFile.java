@@ -4,11 +4,11 @@ import java.io.Serializable;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
-import org.apache.beam.sdk.coders.DefaultCoder;
-import org.apache.beam.sdk.coders.SerializableCoder;
 
-/** A finished output file: where it is, its size and SHA-256, and every tensor in it with its sources. */
-@DefaultCoder(SerializableCoder.class)
+/**
+ * A finished output file: where it is, its size and SHA-256, and every tensor in it with its sources. Its coder is
+ * {@link ConversionCoders.WrittenFileCoder}.
+ */
 public final class WrittenFile implements Serializable, Comparable<WrittenFile> {
   private static final long serialVersionUID = 2L;
 

@@ -1,0 +1,368 @@
+package ckptbeam.transforms.beam;
+
+import ckptbeam.io.compute.Nf4;
+import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.McoreKeyNames;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import org.apache.beam.sdk.coders.AtomicCoder;
+import org.apache.beam.sdk.coders.CoderException;
+import org.apache.beam.sdk.coders.CoderProvider;
+import org.apache.beam.sdk.coders.CoderProviderRegistrar;
+import org.apache.beam.sdk.coders.CoderProviders;
+import org.apache.beam.sdk.values.TypeDescriptor;
+
+/**
+ * Explicit, deterministic coders of the conversion's requests, written files and results: field by field, in a fixed
+ * order, maps sorted, so that equal values have equal bytes on every runner and in every release that keeps the
+ * format ({@link #FORMAT} is written first and checked, so a changed format is an error, not a silent misreading).
+ * Registered with Beam's coder registry ({@link Registrar}), so a pipeline that creates requests needs no
+ * {@code withCoder}.
+ */
+public final class ConversionCoders {
+  /** The encoding's version, written before every value. */
+  static final int FORMAT = 1;
+
+  private ConversionCoders() {}
+
+  /**
+   * Makes the coders of this class Beam's defaults for their types (listed in
+   * {@code META-INF/services/org.apache.beam.sdk.coders.CoderProviderRegistrar}).
+   */
+  public static final class Registrar implements CoderProviderRegistrar {
+    @Override
+    public List<CoderProvider> getCoderProviders() {
+      return List.of(
+          CoderProviders.forCoder(TypeDescriptor.of(ConversionRequest.class), RequestCoder.INSTANCE),
+          CoderProviders.forCoder(TypeDescriptor.of(WrittenFile.class), WrittenFileCoder.INSTANCE),
+          CoderProviders.forCoder(TypeDescriptor.of(ConversionResult.class), ResultCoder.INSTANCE));
+    }
+  }
+
+  /** {@link ConversionRequest}: kind, folders, layouts, model config, LoRA, target modules, mode, provenance. */
+  public static final class RequestCoder extends AtomicCoder<ConversionRequest> {
+    private static final long serialVersionUID = 1L;
+    public static final RequestCoder INSTANCE = new RequestCoder();
+
+    private RequestCoder() {}
+
+    @Override
+    public void encode(ConversionRequest r, OutputStream os) throws IOException {
+      DataOutputStream out = new DataOutputStream(os);
+      out.writeInt(FORMAT);
+      write(r, out);
+      out.flush();
+    }
+
+    @Override
+    public ConversionRequest decode(InputStream is) throws IOException {
+      DataInputStream in = new DataInputStream(is);
+      checkFormat(in);
+      return read(in);
+    }
+
+    @Override
+    public void verifyDeterministic() {}
+
+    static void write(ConversionRequest r, DataOutputStream out) throws IOException {
+      writeString(r.kind().name(), out);
+      writeString(r.loadDir(), out);
+      writeString(r.saveDir(), out);
+      writeLayout(r.layout(), out);
+      LayoutOptions target = r.targetLayout();
+      out.writeBoolean(target != null);
+      if (target != null) {
+        writeLayout(target, out);
+      }
+      writeNullable(r.modelConfig(), out);
+      ConversionRequest.Lora lora = r.lora();
+      out.writeBoolean(lora != null);
+      if (lora != null) {
+        out.writeInt(lora.rank);
+        out.writeDouble(lora.alpha);
+        writeNullable(lora.loraDir, out);
+      }
+      List<String> modules = r.loraTargetModules();
+      out.writeBoolean(modules != null);
+      if (modules != null) {
+        writeStrings(modules, out);
+      }
+      writeString(r.existingOutput().name(), out);
+      Map<String, String> options = new TreeMap<>(r.options());
+      out.writeInt(options.size());
+      for (Map.Entry<String, String> e : options.entrySet()) {
+        writeString(e.getKey(), out);
+        writeString(e.getValue(), out);
+      }
+    }
+
+    static ConversionRequest read(DataInputStream in) throws IOException {
+      ConversionRequest.Kind kind = ConversionRequest.Kind.valueOf(readString(in));
+      String load = readString(in);
+      String save = readString(in);
+      LayoutOptions layout = readLayout(in);
+      LayoutOptions target = in.readBoolean() ? readLayout(in) : null;
+      String modelConfig = readNullable(in);
+      ConversionRequest.Lora lora = in.readBoolean()
+          ? new ConversionRequest.Lora(in.readInt(), in.readDouble(), readNullable(in)) : null;
+      List<String> modules = in.readBoolean() ? readStrings(in) : null;
+      ConversionRequest.ExistingOutput existing = ConversionRequest.ExistingOutput.valueOf(readString(in));
+      Map<String, String> options = new TreeMap<>();
+      for (int n = in.readInt(); n > 0; n--) {
+        options.put(readString(in), readString(in));
+      }
+      ConversionRequest r;
+      switch (kind) {
+        case HF2MCORE:
+          r = ConversionRequest.hf2mcore(load, save, layout);
+          break;
+        case MCORE2HF:
+          r = ConversionRequest.mcore2hf(load, save, layout);
+          break;
+        case LORA_EXPORT:
+          r = ConversionRequest.loraExport(load, save, layout, lora, modules);
+          break;
+        case MCORE2MCORE:
+          r = ConversionRequest.mcore2mcore(load, save, layout, target);
+          break;
+        case FP8_TO_BF16:
+          r = ConversionRequest.fp8ToBf16(load, save);
+          break;
+        default:
+          throw new CoderException("unknown request kind " + kind);
+      }
+      if (modelConfig != null) {
+        r = r.withModelConfig(modelConfig);
+      }
+      if (lora != null && kind != ConversionRequest.Kind.LORA_EXPORT) {
+        r = r.withLora(lora);
+      }
+      return r.withExistingOutput(existing).withOptions(options);
+    }
+  }
+
+  /** {@link WrittenFile}: path, sizes, SHA-256, every tensor with dtype, shape and sources, whether kept. */
+  public static final class WrittenFileCoder extends AtomicCoder<WrittenFile> {
+    private static final long serialVersionUID = 1L;
+    public static final WrittenFileCoder INSTANCE = new WrittenFileCoder();
+
+    private WrittenFileCoder() {}
+
+    @Override
+    public void encode(WrittenFile f, OutputStream os) throws IOException {
+      DataOutputStream out = new DataOutputStream(os);
+      out.writeInt(FORMAT);
+      writeString(f.relativePath, out);
+      out.writeLong(f.bytes);
+      out.writeLong(f.tensorBytes);
+      writeString(f.sha256, out);
+      out.writeInt(f.contents.size());
+      for (WrittenFile.Tensor t : f.contents) {
+        writeString(t.key, out);
+        writeString(t.dtype, out);
+        out.writeInt(t.shape.length);
+        for (long d : t.shape) {
+          out.writeLong(d);
+        }
+        writeStrings(t.sources, out);
+      }
+      out.writeBoolean(f.reused);
+      out.flush();
+    }
+
+    @Override
+    public WrittenFile decode(InputStream is) throws IOException {
+      DataInputStream in = new DataInputStream(is);
+      checkFormat(in);
+      String path = readString(in);
+      long bytes = in.readLong();
+      long tensorBytes = in.readLong();
+      String sha256 = readString(in);
+      List<WrittenFile.Tensor> contents = new ArrayList<>();
+      for (int n = count(in); n > 0; n--) {
+        String key = readString(in);
+        String dtype = readString(in);
+        long[] shape = new long[count(in)];
+        for (int i = 0; i < shape.length; i++) {
+          shape[i] = in.readLong();
+        }
+        contents.add(new WrittenFile.Tensor(key, dtype, shape, readStrings(in)));
+      }
+      return new WrittenFile(path, bytes, tensorBytes, sha256, contents, in.readBoolean());
+    }
+
+    @Override
+    public void verifyDeterministic() {}
+  }
+
+  /** {@link ConversionResult}: the request, state, message, files, notes and times. */
+  public static final class ResultCoder extends AtomicCoder<ConversionResult> {
+    private static final long serialVersionUID = 1L;
+    public static final ResultCoder INSTANCE = new ResultCoder();
+
+    private ResultCoder() {}
+
+    @Override
+    public void encode(ConversionResult r, OutputStream os) throws IOException {
+      DataOutputStream out = new DataOutputStream(os);
+      out.writeInt(FORMAT);
+      RequestCoder.write(r.request, out);
+      writeString(r.state.name(), out);
+      writeNullable(r.message, out);
+      out.writeInt(r.files.size());
+      for (ConversionResult.File f : r.files) {
+        writeString(f.path, out);
+        out.writeLong(f.size);
+        writeString(f.sha256, out);
+        out.writeInt(f.tensors);
+      }
+      writeStrings(r.notes, out);
+      out.writeLong(r.startMillis);
+      out.writeLong(r.endMillis);
+      out.flush();
+    }
+
+    @Override
+    public ConversionResult decode(InputStream is) throws IOException {
+      DataInputStream in = new DataInputStream(is);
+      checkFormat(in);
+      ConversionRequest request = RequestCoder.read(in);
+      ConversionResult.State state = ConversionResult.State.valueOf(readString(in));
+      String message = readNullable(in);
+      List<ConversionResult.File> files = new ArrayList<>();
+      for (int n = count(in); n > 0; n--) {
+        files.add(new ConversionResult.File(readString(in), in.readLong(), readString(in), in.readInt()));
+      }
+      List<String> notes = readStrings(in);
+      long start = in.readLong();
+      long end = in.readLong();
+      return new ConversionResult(request, state, message, files, notes, start, end);
+    }
+
+    @Override
+    public void verifyDeterministic() {}
+  }
+
+  private static void writeLayout(LayoutOptions o, DataOutputStream out) throws IOException {
+    writeString(o.side, out);
+    out.writeInt(o.tp);
+    out.writeInt(o.pp);
+    out.writeInt(o.ep);
+    out.writeInt(o.layersPerVirtualStage);
+    out.writeBoolean(o.numLayerList != null);
+    if (o.numLayerList != null) {
+      out.writeInt(o.numLayerList.length);
+      for (int n : o.numLayerList) {
+        out.writeInt(n);
+      }
+    }
+    out.writeInt(o.noopLayers.size());
+    for (int n : o.noopLayers) { // a TreeSet: sorted
+      out.writeInt(n);
+    }
+    out.writeInt(o.numLayers);
+    out.writeInt(o.firstKDense);
+    out.writeInt(o.mtpLayers);
+    out.writeBoolean(o.groupedGemm);
+    out.writeBoolean(o.tpExtendEp);
+    out.writeBoolean(o.mlaMmSplit);
+    out.writeBoolean(o.dualpipe);
+    writeString(o.keyNames.name(), out);
+    writeNullable(o.nf4 == null ? null : o.nf4.name(), out);
+  }
+
+  private static LayoutOptions readLayout(DataInputStream in) throws IOException {
+    LayoutOptions o = new LayoutOptions();
+    o.side = readString(in);
+    o.tp = in.readInt();
+    o.pp = in.readInt();
+    o.ep = in.readInt();
+    o.layersPerVirtualStage = in.readInt();
+    if (in.readBoolean()) {
+      o.numLayerList = new int[count(in)];
+      for (int i = 0; i < o.numLayerList.length; i++) {
+        o.numLayerList[i] = in.readInt();
+      }
+    }
+    o.noopLayers = new TreeSet<>();
+    for (int n = count(in); n > 0; n--) {
+      o.noopLayers.add(in.readInt());
+    }
+    o.numLayers = in.readInt();
+    o.firstKDense = in.readInt();
+    o.mtpLayers = in.readInt();
+    o.groupedGemm = in.readBoolean();
+    o.tpExtendEp = in.readBoolean();
+    o.mlaMmSplit = in.readBoolean();
+    o.dualpipe = in.readBoolean();
+    o.keyNames = McoreKeyNames.Scheme.valueOf(readString(in));
+    String nf4 = readNullable(in);
+    o.nf4 = nf4 == null ? null : Nf4.Format.valueOf(nf4);
+    return o;
+  }
+
+  private static void checkFormat(DataInputStream in) throws IOException {
+    int format = in.readInt();
+    if (format != FORMAT) {
+      throw new CoderException("encoded with format " + format + " of ckptbeam's coders; this release reads format "
+          + FORMAT);
+    }
+  }
+
+  private static int count(DataInputStream in) throws IOException {
+    int n = in.readInt();
+    if (n < 0) {
+      throw new CoderException("negative count " + n);
+    }
+    return n;
+  }
+
+  /** A string of any length (writeUTF stops at 64 KiB), as its UTF-8 bytes after their count. */
+  private static void writeString(String s, DataOutputStream out) throws IOException {
+    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    out.writeInt(b.length);
+    out.write(b);
+  }
+
+  private static String readString(DataInputStream in) throws IOException {
+    byte[] b = new byte[count(in)];
+    in.readFully(b);
+    return new String(b, StandardCharsets.UTF_8);
+  }
+
+  private static void writeNullable(String s, DataOutputStream out) throws IOException {
+    out.writeBoolean(s != null);
+    if (s != null) {
+      writeString(s, out);
+    }
+  }
+
+  private static String readNullable(DataInputStream in) throws IOException {
+    return in.readBoolean() ? readString(in) : null;
+  }
+
+  private static void writeStrings(List<String> list, DataOutputStream out) throws IOException {
+    out.writeInt(list.size());
+    for (String s : list) {
+      writeString(s, out);
+    }
+  }
+
+  private static List<String> readStrings(DataInputStream in) throws IOException {
+    List<String> out = new ArrayList<>();
+    for (int n = count(in); n > 0; n--) {
+      out.add(readString(in));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,114 @@
+package ckptbeam.transforms.beam;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ckptbeam.io.compute.Nf4;
+import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.McoreKeyNames;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import org.apache.beam.sdk.coders.Coder;
+import org.apache.beam.sdk.coders.CoderException;
+import org.apache.beam.sdk.coders.CoderRegistry;
+import org.apache.beam.sdk.testing.CoderProperties;
+import org.apache.beam.sdk.util.CoderUtils;
+import org.apache.beam.sdk.values.TypeDescriptor;
+import org.junit.jupiter.api.Test;
+
+/** The explicit coders: every field survives, equal values encode to equal bytes, and they are Beam's defaults. */
+class ConversionCodersTest {
+  private static LayoutOptions everyField() {
+    LayoutOptions o = new LayoutOptions();
+    o.tp = 2;
+    o.pp = 4;
+    o.ep = 8;
+    o.numLayerList = new int[] {16, 15, 15, 15};
+    o.noopLayers = new TreeSet<>(List.of(61, 3));
+    o.numLayers = 61;
+    o.firstKDense = 3;
+    o.mtpLayers = 1;
+    o.groupedGemm = true;
+    o.tpExtendEp = true;
+    o.mlaMmSplit = true;
+    o.keyNames = McoreKeyNames.Scheme.V2025_03;
+    o.nf4 = Nf4.Format.BITSANDBYTES;
+    return o;
+  }
+
+  private static List<ConversionRequest> requests() {
+    LayoutOptions vpp = new LayoutOptions();
+    vpp.layersPerVirtualStage = 2;
+    vpp.dualpipe = false;
+    ConversionRequest.Lora lora = new ConversionRequest.Lora(16, 32.5, "/lora");
+    return List.of(
+        ConversionRequest.hf2mcore("/in", "/out", everyField())
+            .withOptions(Map.of("target-tensor-parallel-size", "2", "num-nextn-predict-layers", "1", "path", "é ☃")),
+        ConversionRequest.mcore2hf("gs://b/in", "gs://b/out", vpp).withLora(lora).withModelConfig("/cfg.json")
+            .withExistingOutput(ConversionRequest.ExistingOutput.RESUME),
+        ConversionRequest.loraExport("/in", "/out", vpp, new ConversionRequest.Lora(4, 8, null),
+            List.of("linear_qkv", "linear_proj")),
+        ConversionRequest.mcore2mcore("/in", "/out", vpp, everyField()),
+        ConversionRequest.fp8ToBf16("/fp8", "/bf16").withExistingOutput(ConversionRequest.ExistingOutput.OVERWRITE));
+  }
+
+  @Test
+  void requestsRoundTripWithEveryField() throws Exception {
+    Coder<ConversionRequest> coder = ConversionCoders.RequestCoder.INSTANCE;
+    for (ConversionRequest r : requests()) {
+      ConversionRequest back = CoderUtils.clone(coder, r);
+      assertEquals(r, back);
+      assertEquals(r.describe(), back.describe());
+      assertEquals(r.options(), back.options());
+      assertEquals(r.existingOutput(), back.existingOutput());
+      assertEquals(r.layout().side, back.layout().side);
+      CoderProperties.coderDecodeEncodeEqual(coder, r);
+      CoderProperties.coderDeterministic(coder, r, CoderUtils.clone(coder, r));
+    }
+    coder.verifyDeterministic();
+  }
+
+  @Test
+  void writtenFilesAndResultsRoundTrip() throws Exception {
+    WrittenFile f = new WrittenFile("iter_0000001/mp_rank_00/model_optim_rng.pt", 1234, 1000, "ab".repeat(32),
+        List.of(new WrittenFile.Tensor("model/embedding.word_embeddings.weight", "BF16", new long[] {128, 64},
+            List.of("model.embed_tokens.weight"))), false);
+    CoderProperties.coderDecodeEncodeEqual(ConversionCoders.WrittenFileCoder.INSTANCE, f);
+    CoderProperties.coderDecodeEncodeEqual(ConversionCoders.WrittenFileCoder.INSTANCE, f.reused());
+
+    ConversionRequest r = requests().get(0);
+    ConversionResult converted = ConversionResult.converted(r, List.of(f), List.of("a note"), 5);
+    ConversionResult failed = ConversionResult.failed(r, "x".repeat(70_000), List.of(), 7);
+    for (ConversionResult c : List.of(converted, failed)) {
+      ConversionResult back = CoderUtils.clone(ConversionResult.coder(), c);
+      assertEquals(c.request, back.request);
+      assertEquals(c.state, back.state);
+      assertEquals(c.message, back.message);
+      assertEquals(c.files, back.files);
+      assertEquals(c.notes, back.notes);
+      assertEquals(c.startMillis, back.startMillis);
+      assertEquals(c.endMillis, back.endMillis);
+      CoderProperties.coderDeterministic(ConversionResult.coder(), c, back);
+    }
+  }
+
+  @Test
+  void theyAreBeamsDefaultsForTheirTypes() throws Exception {
+    CoderRegistry registry = CoderRegistry.createDefault();
+    assertSame(ConversionCoders.RequestCoder.INSTANCE, registry.getCoder(TypeDescriptor.of(ConversionRequest.class)));
+    assertSame(ConversionCoders.WrittenFileCoder.INSTANCE, registry.getCoder(TypeDescriptor.of(WrittenFile.class)));
+    assertSame(ConversionCoders.ResultCoder.INSTANCE, registry.getCoder(TypeDescriptor.of(ConversionResult.class)));
+  }
+
+  @Test
+  void anotherFormatIsRefused() throws Exception {
+    byte[] bytes = CoderUtils.encodeToByteArray(ConversionCoders.RequestCoder.INSTANCE, requests().get(4));
+    bytes[3] = 9; // the format number's last byte
+    CoderException e = assertThrows(CoderException.class,
+        () -> CoderUtils.decodeFromByteArray(ConversionCoders.RequestCoder.INSTANCE, bytes));
+    assertEquals("encoded with format 9 of ckptbeam's coders; this release reads format 1", e.getMessage());
+  }
+}
