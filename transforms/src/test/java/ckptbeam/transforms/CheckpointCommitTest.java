@@ -1,0 +1,98 @@
+package ckptbeam.transforms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ckptbeam.io.storage.Sha256;
+import ckptbeam.transforms.beam.WrittenFile;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The commit (side files, generated files, manifest, then the marker) and the progress records of --resume. */
+class CheckpointCommitTest {
+  @TempDir Path work;
+
+  private WrittenFile written(Path save, String rel, String content) throws IOException {
+    Path f = save.resolve(rel);
+    Files.createDirectories(f.getParent());
+    Files.writeString(f, content);
+    return new WrittenFile(rel, Files.size(f), Files.size(f), Sha256.ofFile(f.toString()),
+        List.of(new WrittenFile.Tensor("model/w", "BF16", new long[] {2, 2}, List.of("w"))), false);
+  }
+
+  private CheckpointCommit commit(Path in, Path save) {
+    return new CheckpointCommit(save.toString(), List.of("iter_0000001/mp_rank_00/model_optim_rng.pt",
+        "iter_0000001/mp_rank_01/model_optim_rng.pt"), Map.of(in.resolve("tokenizer.json").toString(),
+        "tokenizer.json"), Map.of("config.json", "{\"generated\": true}".getBytes(StandardCharsets.UTF_8)),
+        "latest_checkpointed_iteration.txt", CheckpointCommit.tracker(1),
+        "{\"tool\":\"ckptbeam\",\"fingerprint\":\"f\"}".getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void aCompleteConversionGetsSideFilesManifestAndLastTheMarker() throws Exception {
+    Path in = Files.createDirectories(work.resolve("in"));
+    Files.writeString(in.resolve("tokenizer.json"), "{\"tok\": 1}");
+    Path save = work.resolve("save");
+    WrittenFile a = written(save, "iter_0000001/mp_rank_01/model_optim_rng.pt", "bytes of rank 1");
+    WrittenFile b = written(save, "iter_0000001/mp_rank_00/model_optim_rng.pt", "bytes of rank 0");
+    ProgressRecord.write(save.toString(), "f", a);
+    ProgressRecord.write(save.toString(), "f", b);
+    commit(in, save).commit(List.of(a, b));
+
+    assertEquals("{\"tok\": 1}", Files.readString(save.resolve("tokenizer.json")));
+    assertEquals("{\"generated\": true}", Files.readString(save.resolve("config.json")));
+    assertEquals("1", Files.readString(save.resolve("latest_checkpointed_iteration.txt")));
+    JsonNode manifest = new ObjectMapper().readTree(save.resolve(CheckpointCommit.MANIFEST).toFile());
+    assertEquals("f", manifest.get("fingerprint").asText());
+    assertEquals(List.of("iter_0000001/mp_rank_00/model_optim_rng.pt", "iter_0000001/mp_rank_01/model_optim_rng.pt"),
+        List.of(manifest.get("files").get(0).get("path").asText(), manifest.get("files").get(1).get("path").asText()),
+        "sorted by path");
+    assertEquals(b.sha256, manifest.get("files").get(0).get("sha256").asText());
+    assertFalse(Files.exists(save.resolve(ProgressRecord.DIR)), "the manifest holds what the records held");
+    assertTrue(Files.getLastModifiedTime(save.resolve("latest_checkpointed_iteration.txt")).compareTo(
+        Files.getLastModifiedTime(save.resolve(CheckpointCommit.MANIFEST))) >= 0, "the marker comes last");
+  }
+
+  @Test
+  void aMissingFileCommitsNothing() throws Exception {
+    Path in = Files.createDirectories(work.resolve("in"));
+    Files.writeString(in.resolve("tokenizer.json"), "{}");
+    Path save = work.resolve("save");
+    WrittenFile a = written(save, "iter_0000001/mp_rank_00/model_optim_rng.pt", "rank 0");
+    IOException e = assertThrows(IOException.class, () -> commit(in, save).commit(List.of(a)));
+    assertEquals("conversion incomplete: 1 file(s) were not written, e.g. iter_0000001/mp_rank_01/model_optim_rng.pt; "
+        + "no completion marker written", e.getMessage());
+    assertFalse(Files.exists(save.resolve("latest_checkpointed_iteration.txt")));
+    assertFalse(Files.exists(save.resolve(CheckpointCommit.MANIFEST)));
+  }
+
+  @Test
+  void aProgressRecordIsReusedOnlyForTheSameConversionAndAnIntactFile() throws Exception {
+    Path save = work.resolve("save");
+    String rel = "iter_0000001/mp_rank_00/model_optim_rng.pt";
+    WrittenFile f = written(save, rel, "the finished bytes");
+    assertNull(ProgressRecord.reusable(save.toString(), "f", rel), "no record yet");
+    ProgressRecord.write(save.toString(), "f", f);
+    WrittenFile kept = ProgressRecord.reusable(save.toString(), "f", rel);
+    assertEquals(f.reused(), kept);
+    assertTrue(kept.reused);
+    assertNull(ProgressRecord.reusable(save.toString(), "another conversion", rel));
+    Files.writeString(save.resolve(rel), "the finished BYTES"); // same size, other bytes
+    assertNull(ProgressRecord.reusable(save.toString(), "f", rel), "a changed file is written again");
+    Files.writeString(save.resolve(rel), "the finished bytes");
+    assertEquals(f.reused(), ProgressRecord.reusable(save.toString(), "f", rel));
+    Files.writeString(Path.of(ProgressRecord.path(save.toString(), rel)), "{\"fingerprint\": \"f\", \"fi");
+    assertNull(ProgressRecord.reusable(save.toString(), "f", rel), "a torn record: written again");
+  }
+}
