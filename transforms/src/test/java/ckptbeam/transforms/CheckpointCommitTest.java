@@ -31,7 +31,10 @@ class CheckpointCommitTest {
         List.of(new WrittenFile.Tensor("model/w", "BF16", new long[] {2, 2}, List.of("w"))), false);
   }
 
-  private CheckpointCommit commit(Path in, Path save) {
+  /** The commit of a two-rank-file conversion from an input folder with a tokenizer (a side file). */
+  private CheckpointCommit commit(Path save) throws IOException {
+    Path in = Files.createDirectories(work.resolve("in"));
+    Files.writeString(in.resolve("tokenizer.json"), "{\"tok\": 1}");
     return new CheckpointCommit(save.toString(), List.of("iter_0000001/mp_rank_00/model_optim_rng.pt",
         "iter_0000001/mp_rank_01/model_optim_rng.pt"), Map.of(in.resolve("tokenizer.json").toString(),
         "tokenizer.json"), Map.of("config.json", "{\"generated\": true}".getBytes(StandardCharsets.UTF_8)),
@@ -41,14 +44,12 @@ class CheckpointCommitTest {
 
   @Test
   void aCompleteConversionGetsSideFilesManifestAndLastTheMarker() throws Exception {
-    Path in = Files.createDirectories(work.resolve("in"));
-    Files.writeString(in.resolve("tokenizer.json"), "{\"tok\": 1}");
     Path save = work.resolve("save");
     WrittenFile a = written(save, "iter_0000001/mp_rank_01/model_optim_rng.pt", "bytes of rank 1");
     WrittenFile b = written(save, "iter_0000001/mp_rank_00/model_optim_rng.pt", "bytes of rank 0");
     ProgressRecord.write(save.toString(), "f", a);
     ProgressRecord.write(save.toString(), "f", b);
-    commit(in, save).commit(List.of(a, b));
+    commit(save).commit(List.of(a, b));
 
     assertEquals("{\"tok\": 1}", Files.readString(save.resolve("tokenizer.json")));
     assertEquals("{\"generated\": true}", Files.readString(save.resolve("config.json")));
@@ -66,11 +67,10 @@ class CheckpointCommitTest {
 
   @Test
   void aMissingFileCommitsNothing() throws Exception {
-    Path in = Files.createDirectories(work.resolve("in"));
-    Files.writeString(in.resolve("tokenizer.json"), "{}");
     Path save = work.resolve("save");
     WrittenFile a = written(save, "iter_0000001/mp_rank_00/model_optim_rng.pt", "rank 0");
-    IOException e = assertThrows(IOException.class, () -> commit(in, save).commit(List.of(a)));
+    CheckpointCommit commit = commit(save);
+    IOException e = assertThrows(IOException.class, () -> commit.commit(List.of(a)));
     assertEquals("conversion incomplete: 1 file(s) were not written, e.g. iter_0000001/mp_rank_01/model_optim_rng.pt; "
         + "no completion marker written", e.getMessage());
     assertFalse(Files.exists(save.resolve("latest_checkpointed_iteration.txt")));
