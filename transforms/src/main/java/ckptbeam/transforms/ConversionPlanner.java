@@ -60,13 +60,12 @@ public final class ConversionPlanner {
     /** HF input: where every indexed tensor is, read from the shard headers while checking. */
     private final Map<String, TensorLocation> hfLocated;
 
-    Checked(ConversionRequest request, ConversionPlan plan, CheckpointCommit commit, String fingerprint,
-        List<String> notes, long plannedBytes, List<ShardRef> shards, ModelConfig config, LoraOptions lora,
-        Map<String, TensorLocation> hfLocated) {
+    Checked(ConversionRequest request, ConversionPlan plan, Commit commit, List<String> notes, long plannedBytes,
+        List<ShardRef> shards, ModelConfig config, LoraOptions lora, Map<String, TensorLocation> hfLocated) {
       this.request = request;
       this.plan = plan;
-      this.commit = commit;
-      this.fingerprint = fingerprint;
+      this.commit = commit.commit();
+      this.fingerprint = commit.fingerprint();
       this.notes = List.copyOf(notes);
       this.plannedBytes = plannedBytes;
       this.shards = shards;
@@ -220,28 +219,46 @@ public final class ConversionPlanner {
    * the model, {@link IOException} for input that is missing or malformed.
    */
   public static Checked check(ConversionRequest r) throws IOException {
-    if (!CheckpointFiles.isDirectory(r.loadDir())) {
+    return check(r, true);
+  }
+
+  /**
+   * The plan, commit and fingerprint of a request that {@link #check} accepted, derived again from its small files
+   * (config, tracker, the index for fp8-to-bf16) without reading a shard header or rank-file pickle: how a writer
+   * and the commit step get the plan, which travels through the pipeline as the request alone. Callers compare the
+   * fingerprint with the one planned: a different one means the input changed meanwhile. No notes, no located
+   * sources.
+   */
+  public static Checked derive(ConversionRequest r) throws IOException {
+    return check(r, false);
+  }
+
+  private static Checked check(ConversionRequest r, boolean validate) throws IOException {
+    if (validate && !CheckpointFiles.isDirectory(r.loadDir())) {
       throw new IOException("--load-dir " + r.loadDir() + ": no such directory");
     }
     switch (r.kind()) {
       case HF2MCORE:
-        return checkHf2Mcore(r);
+        return checkHf2Mcore(r, validate);
       case MCORE2HF:
       case LORA_EXPORT:
       case MCORE2MCORE:
-        return checkMcoreInput(r);
+        return checkMcoreInput(r, validate);
       case FP8_TO_BF16:
-        return checkFp8ToBf16(r);
+        return checkFp8ToBf16(r, validate);
       default:
         throw new IllegalStateException(r.kind().toString());
     }
   }
 
-  private static Checked checkHf2Mcore(ConversionRequest r) throws IOException {
+  private static Checked checkHf2Mcore(ConversionRequest r, boolean validate) throws IOException {
     String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
     ModelConfig cfg = ModelConfig.read(configPath);
     LayoutOptions layout = r.layout().resolve(cfg);
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
+    if (!validate) {
+      return new Checked(r, plan, hf2mcoreCommit(r, plan, layout), List.of(), -1, null, cfg, null, null);
+    }
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
     // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
     Map<String, Shape> needed = new LinkedHashMap<>();
@@ -291,15 +308,23 @@ public final class ConversionPlanner {
           + ignored.first() + mtpHint(cfg, layout));
     }
     unindexedNote(unindexed).ifPresent(notes::add);
-    Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
-    String fingerprint = fingerprint(r, identity, layout);
-    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir()), Map.of(),
-        Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), manifestHeader(r, identity,
-        fingerprint));
-    return new Checked(r, plan, commit, fingerprint, notes, planned, shards, cfg, null, located);
+    return new Checked(r, plan, hf2mcoreCommit(r, plan, layout), notes, planned, shards, cfg, null, located);
   }
 
-  private static Checked checkMcoreInput(ConversionRequest r) throws IOException {
+  /** The commit of an hf2mcore request (its manifest header carries the fingerprint). */
+  private static Commit hf2mcoreCommit(ConversionRequest r, Hf2McorePlan plan, LayoutOptions layout)
+      throws IOException {
+    Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
+    String fingerprint = fingerprint(r, identity, layout);
+    return new Commit(new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir()), Map.of(),
+        Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), manifestHeader(r, identity,
+        fingerprint)), fingerprint);
+  }
+
+  /** A conversion's commit and the fingerprint its manifest records. */
+  private record Commit(CheckpointCommit commit, String fingerprint) {}
+
+  private static Checked checkMcoreInput(ConversionRequest r, boolean validate) throws IOException {
     String configPath = r.modelConfig() != null ? r.modelConfig()
         : CheckpointFiles.resolve(r.loadDir(), "config.json");
     if (r.modelConfig() == null && !CheckpointFiles.exists(configPath)) {
@@ -339,10 +364,10 @@ public final class ConversionPlanner {
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), Map.of(),
           Map.of("adapter_config.json", PythonJson.write(plan.adapterConfig(lora.alpha), 2)),
           SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
-      return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora, null);
+      return new Checked(r, plan, new Commit(commit, fingerprint), List.of(), -1, null, in, lora, null);
     }
     Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
-    for (String rank : plan.rankFiles()) {
+    for (String rank : validate ? plan.rankFiles() : List.<String>of()) {
       String path = CheckpointFiles.resolve(r.loadDir(), rank);
       if (!CheckpointFiles.exists(path)) {
         LayoutOptions o = forward.options();
@@ -356,14 +381,15 @@ public final class ConversionPlanner {
       Mcore2McorePlan both = new Mcore2McorePlan(plan, target);
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles(r.loadDir(),
           "config.json"), generated, Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);
-      return new Checked(r, both, commit, fingerprint, List.of(), plannedBytes(target), null, in, lora, null);
+      return new Checked(r, both, new Commit(commit, fingerprint), List.of(), plannedBytes(target), null, in, lora,
+          null);
     }
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
         generated, SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
-    return new Checked(r, plan, commit, fingerprint, List.of(), -1, null, in, lora, null);
+    return new Checked(r, plan, new Commit(commit, fingerprint), List.of(), -1, null, in, lora, null);
   }
 
-  private static Checked checkFp8ToBf16(ConversionRequest r) throws IOException {
+  private static Checked checkFp8ToBf16(ConversionRequest r, boolean validate) throws IOException {
     String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
     ModelConfig cfg = ModelConfig.read(configPath);
     if (!cfg.fp8) {
@@ -371,9 +397,9 @@ public final class ConversionPlanner {
     }
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
     Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index);
-    List<ShardRef> shards = shardRefs(r.loadDir(), index);
+    List<ShardRef> shards = validate ? shardRefs(r.loadDir(), index) : null;
     Map<String, String> unindexed = new TreeMap<>();
-    Map<String, TensorLocation> located = SourceLocator.hfShards(shards, unindexed);
+    Map<String, TensorLocation> located = validate ? SourceLocator.hfShards(shards, unindexed) : null;
     Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
     String fingerprint = fingerprint(r, identity);
     ObjectNode config = (ObjectNode) JSON.readTree(CheckpointFiles.readSmallFile(configPath, 16L << 20));
@@ -381,8 +407,8 @@ public final class ConversionPlanner {
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
         Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME, new IndexMarker(plan),
         manifestHeader(r, identity, fingerprint));
-    return new Checked(r, plan, commit, fingerprint, unindexedNote(unindexed).stream().toList(), -1, shards, cfg,
-        null, located);
+    return new Checked(r, plan, new Commit(commit, fingerprint), unindexedNote(unindexed).stream().toList(), -1,
+        shards, cfg, null, located);
   }
 
   /** The note on tensors stored in shards that the index does not name. */

@@ -3,14 +3,11 @@ package ckptbeam.io.tensor;
 import ckptbeam.io.compute.ComputedSource;
 import java.io.Serializable;
 import java.util.Objects;
-import org.apache.beam.sdk.coders.DefaultCoder;
-import org.apache.beam.sdk.coders.SerializableCoder;
 
 /**
  * Where the bytes of one stored tensor are: a contiguous, row-major byte range of a file. This small description,
- * never the bytes, is what travels through a pipeline.
+ * never the bytes, is what travels through a pipeline (encoded field by field by the transforms' coders).
  */
-@DefaultCoder(SerializableCoder.class)
 public final class TensorLocation implements Serializable {
   private static final long serialVersionUID = 1L;
 

@@ -5,6 +5,7 @@ import ckptbeam.transforms.ConversionPlan;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.ProgressRecord;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -89,7 +90,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
 
   @Override
   public ConversionResults expand(PCollection<ConversionRequest> requests) {
-    KvCoder<String, CommitEvent> eventCoder = KvCoder.of(StringUtf8Coder.of(), DescriptionCoder.describing(CommitEvent.class));
+    KvCoder<String, CommitEvent> eventCoder = KvCoder.of(StringUtf8Coder.of(), ConversionCoders.CommitEventCoder.INSTANCE);
     PCollectionTuple claimed = requests
         .apply("KeyBySaveDir", ParDo.of(new KeyBySaveDirFn()))
         .setCoder(KvCoder.of(StringUtf8Coder.of(), requestCoder()))
@@ -100,7 +101,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         .apply("Plan", ParDo.of(new PlanFn()).withOutputTags(TARGETS, TupleTagList.of(EVENTS)));
     planned.get(EVENTS).setCoder(eventCoder);
     PCollection<KV<String, CommitEvent>> written = planned.get(TARGETS)
-        .setCoder(DescriptionCoder.describing(TargetWork.class))
+        .setCoder(ConversionCoders.TargetWorkCoder.INSTANCE)
         .apply("FanOut", Reshuffle.viaRandomKey())
         .apply("WriteFiles", ParDo.of(new WriteFn()))
         .setCoder(eventCoder);
@@ -201,11 +202,10 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         Map<String, Map<String, TensorLocation>> sources = checked.locateSources();
         checked.prepareSaveDir();
         checked.notes.forEach(n -> LOG.info("{}: note: {}", r.loadDir(), n));
-        out.get(EVENTS).output(KV.of(key, CommitEvent.planned(r, checked.commit, checked.notes, start)));
-        boolean resume = r.existingOutput() == ConversionRequest.ExistingOutput.RESUME;
+        out.get(EVENTS).output(KV.of(key, CommitEvent.planned(r, checked.fingerprint,
+            checked.commit.expected().size(), checked.notes, start)));
         for (Map.Entry<String, Map<String, TensorLocation>> t : sources.entrySet()) {
-          out.get(TARGETS).output(new TargetWork(key, r.saveDir(), t.getKey(), checked.plan, t.getValue(),
-              checked.fingerprint, resume));
+          out.get(TARGETS).output(new TargetWork(key, r, t.getKey(), t.getValue(), checked.fingerprint));
         }
       } catch (Exception e) {
         LOG.warn("{}: planning failed: {}", r, message(e));
@@ -222,21 +222,16 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     private final Counter bytes = Metrics.counter(METRICS_NAMESPACE, "bytes_written");
     private final Counter kept = Metrics.counter(METRICS_NAMESPACE, "files_kept");
     private final Counter failures = Metrics.counter(METRICS_NAMESPACE, "files_failed");
-    /**
-     * Plans by fingerprint: every target of a conversion carries an equal plan, and some plans derive their
-     * contents from the whole layout (mcore → HF inverts every rank file), so the first one's work is reused.
-     */
-    private transient Map<String, ConversionPlan> plans;
 
     @ProcessElement
     public void process(@Element TargetWork w, OutputReceiver<KV<String, CommitEvent>> out, PipelineOptions options) {
       try {
-        WrittenFile written = w.resume ? ProgressRecord.reusable(w.saveDir, w.fingerprint, w.target) : null;
+        WrittenFile written = w.resume() ? ProgressRecord.reusable(w.saveDir(), w.fingerprint, w.target) : null;
         if (written != null) {
           kept.inc();
         } else {
-          written = plan(w).write(w.target, w.sources, w.saveDir, options);
-          ProgressRecord.write(w.saveDir, w.fingerprint, written);
+          written = Derived.of(w.request, w.fingerprint).plan.write(w.target, w.sources, w.saveDir(), options);
+          ProgressRecord.write(w.saveDir(), w.fingerprint, written);
           files.inc();
           bytes.inc(written.bytes);
           FaultInjectionOptions.afterWriting(options, w.target);
@@ -252,17 +247,42 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         out.output(KV.of(w.conversion, CommitEvent.writeFailed(w.target, message(e))));
       }
     }
+  }
 
-    private ConversionPlan plan(TargetWork w) {
-      if (plans == null) {
-        plans = new LinkedHashMap<>(8, 0.75f, true) {
-          @Override
-          protected boolean removeEldestEntry(Map.Entry<String, ConversionPlan> eldest) {
-            return size() > 4;
-          }
-        };
+  /**
+   * Plans and commits derived again on a worker from a request ({@link ConversionPlanner#derive}), by conversion:
+   * every target of a conversion needs the same plan, and some plans derive their contents from the whole layout
+   * (mcore → HF inverts every rank file), so each worker derives one once and its writer threads share it. A derived
+   * plan whose fingerprint is not the planned one means that the input changed while it was converted.
+   */
+  static final class Derived {
+    private static final Map<String, ConversionPlanner.Checked> BY_FINGERPRINT = new LinkedHashMap<>(8, 0.75f, true) {
+      @Override
+      protected boolean removeEldestEntry(Map.Entry<String, ConversionPlanner.Checked> eldest) {
+        return size() > 8;
       }
-      return plans.computeIfAbsent(w.fingerprint, f -> w.plan);
+    };
+
+    private Derived() {}
+
+    static ConversionPlanner.Checked of(ConversionRequest r, String fingerprint) throws IOException {
+      // the same conversion into another save dir, or spelled otherwise, has its own commit (folder, provenance)
+      String key = fingerprint + "\n" + r.saveDir() + "\n" + r.options();
+      synchronized (BY_FINGERPRINT) {
+        ConversionPlanner.Checked known = BY_FINGERPRINT.get(key);
+        if (known != null) {
+          return known;
+        }
+      }
+      ConversionPlanner.Checked derived = ConversionPlanner.derive(r);
+      if (!derived.fingerprint.equals(fingerprint)) {
+        throw new IOException(r.loadDir() + ": the input changed while it was being converted (its config, index or "
+            + "tracker is not the one planned with); convert it again");
+      }
+      synchronized (BY_FINGERPRINT) {
+        BY_FINGERPRINT.put(key, derived);
+      }
+      return derived;
     }
   }
 
@@ -277,10 +297,10 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     private final Counter failed = Metrics.counter(METRICS_NAMESPACE, "conversions_failed");
 
     @StateId("plan")
-    private final StateSpec<ValueState<CommitEvent>> planSpec = StateSpecs.value(DescriptionCoder.describing(CommitEvent.class));
+    private final StateSpec<ValueState<CommitEvent>> planSpec = StateSpecs.value(ConversionCoders.CommitEventCoder.INSTANCE);
 
     @StateId("arrived")
-    private final StateSpec<BagState<CommitEvent>> arrivedSpec = StateSpecs.bag(DescriptionCoder.describing(CommitEvent.class));
+    private final StateSpec<BagState<CommitEvent>> arrivedSpec = StateSpecs.bag(ConversionCoders.CommitEventCoder.INSTANCE);
 
     @StateId("count")
     private final StateSpec<ValueState<Integer>> countSpec = StateSpecs.value(VarIntCoder.of());
@@ -314,7 +334,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
       }
       CommitEvent planned = plan.read();
       Integer n = count.read();
-      if (planned == null || n == null || n < planned.commit.expected().size()) {
+      if (planned == null || n == null || n < planned.expectedFiles) {
         return;
       }
       List<WrittenFile> files = new ArrayList<>();
@@ -339,7 +359,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         return;
       }
       try {
-        planned.commit.commit(files);
+        Derived.of(r, planned.fingerprint).commit.commit(files);
         converted.inc();
         out.output(ConversionResult.converted(r, files, planned.notes, planned.startMillis));
       } catch (Exception x) {

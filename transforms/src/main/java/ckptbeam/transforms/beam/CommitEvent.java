@@ -1,18 +1,15 @@
 package ckptbeam.transforms.beam;
 
-import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.ConversionRequest;
-import java.io.Serializable;
 import java.util.List;
 
 /**
- * What the commit step of a conversion hears, keyed by the conversion: the plan (how many files to wait for and how
- * to commit them), each written file, a writer's failure, or an outcome decided while planning (failed, already
- * converted). Small: no tensor bytes.
+ * What the commit step of a conversion hears, keyed by the conversion: that it was planned (its request, fingerprint
+ * and the number of files to wait for; the commit itself is derived again from the request), each written file, a
+ * writer's failure, or an outcome decided while planning (failed, already converted). Small: no tensor bytes. Encoded
+ * by {@link ConversionCoders.CommitEventCoder}.
  */
-final class CommitEvent implements Serializable {
-  private static final long serialVersionUID = 1L;
-
+final class CommitEvent {
   enum Kind {
     PLANNED, PLAN_FAILED, ALREADY_CONVERTED, WRITTEN, WRITE_FAILED
   }
@@ -20,8 +17,10 @@ final class CommitEvent implements Serializable {
   final Kind kind;
   /** With PLANNED, PLAN_FAILED and ALREADY_CONVERTED. */
   final ConversionRequest request;
-  /** With PLANNED. */
-  final CheckpointCommit commit;
+  /** With PLANNED: the fingerprint the commit derived again must have. */
+  final String fingerprint;
+  /** With PLANNED: how many data files the conversion writes. */
+  final int expectedFiles;
   final List<String> notes;
   final long startMillis;
   /** With WRITTEN. */
@@ -31,11 +30,12 @@ final class CommitEvent implements Serializable {
   /** With PLAN_FAILED and WRITE_FAILED. */
   final String message;
 
-  private CommitEvent(Kind kind, ConversionRequest request, CheckpointCommit commit, List<String> notes,
+  CommitEvent(Kind kind, ConversionRequest request, String fingerprint, int expectedFiles, List<String> notes,
       long startMillis, WrittenFile file, String target, String message) {
     this.kind = kind;
     this.request = request;
-    this.commit = commit;
+    this.fingerprint = fingerprint;
+    this.expectedFiles = expectedFiles;
     this.notes = notes == null ? List.of() : List.copyOf(notes);
     this.startMillis = startMillis;
     this.file = file;
@@ -43,23 +43,24 @@ final class CommitEvent implements Serializable {
     this.message = message;
   }
 
-  static CommitEvent planned(ConversionRequest r, CheckpointCommit commit, List<String> notes, long start) {
-    return new CommitEvent(Kind.PLANNED, r, commit, notes, start, null, null, null);
+  static CommitEvent planned(ConversionRequest r, String fingerprint, int expectedFiles, List<String> notes,
+      long start) {
+    return new CommitEvent(Kind.PLANNED, r, fingerprint, expectedFiles, notes, start, null, null, null);
   }
 
   static CommitEvent planFailed(ConversionRequest r, String message, long start) {
-    return new CommitEvent(Kind.PLAN_FAILED, r, null, null, start, null, null, message);
+    return new CommitEvent(Kind.PLAN_FAILED, r, null, 0, null, start, null, null, message);
   }
 
   static CommitEvent alreadyConverted(ConversionRequest r, long start) {
-    return new CommitEvent(Kind.ALREADY_CONVERTED, r, null, null, start, null, null, null);
+    return new CommitEvent(Kind.ALREADY_CONVERTED, r, null, 0, null, start, null, null, null);
   }
 
   static CommitEvent written(WrittenFile f) {
-    return new CommitEvent(Kind.WRITTEN, null, null, null, 0, f, f.relativePath, null);
+    return new CommitEvent(Kind.WRITTEN, null, null, 0, null, 0, f, f.relativePath, null);
   }
 
   static CommitEvent writeFailed(String target, String message) {
-    return new CommitEvent(Kind.WRITE_FAILED, null, null, null, 0, null, target, message);
+    return new CommitEvent(Kind.WRITE_FAILED, null, null, 0, null, 0, null, target, message);
   }
 }

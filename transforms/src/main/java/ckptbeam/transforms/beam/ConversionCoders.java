@@ -1,6 +1,13 @@
 package ckptbeam.transforms.beam;
 
+import ckptbeam.io.compute.ComputedSource;
+import ckptbeam.io.compute.Fp8Dequant;
+import ckptbeam.io.compute.LoraMerge;
 import ckptbeam.io.compute.Nf4;
+import ckptbeam.io.compute.Nf4Dequant;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.McoreKeyNames;
@@ -11,6 +18,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -247,6 +255,173 @@ public final class ConversionCoders {
       long start = in.readLong();
       long end = in.readLong();
       return new ConversionResult(request, state, message, files, notes, start, end);
+    }
+
+    @Override
+    public void verifyDeterministic() {}
+  }
+
+  /**
+   * {@link TensorLocation}: name, file, dtype, shape, offset and what computes its bytes (an FP8 or NF4
+   * dequantisation, a LoRA merge: each a tag and its own fields, sources included).
+   */
+  static void writeLocation(TensorLocation t, DataOutputStream out) throws IOException {
+    writeString(t.name(), out);
+    writeString(t.file(), out);
+    writeString(t.dtype().name(), out);
+    long[] dims = t.shape().dims();
+    out.writeInt(dims.length);
+    for (long d : dims) {
+      out.writeLong(d);
+    }
+    out.writeLong(t.offset());
+    ComputedSource c = t.computed();
+    if (c == null) {
+      out.writeByte(0);
+    } else if (c instanceof Fp8Dequant f) {
+      out.writeByte(1);
+      writeLocation(f.weight, out);
+      writeLocation(f.scale, out);
+      out.writeInt(f.blockRows);
+      out.writeInt(f.blockCols);
+    } else if (c instanceof Nf4Dequant n) {
+      out.writeByte(2);
+      writeString(n.format.name(), out);
+      writeLocation(n.packed, out);
+      writeLocation(n.absmax, out);
+      out.writeBoolean(n.nestedAbsmax != null);
+      if (n.nestedAbsmax != null) {
+        writeLocation(n.nestedAbsmax, out);
+      }
+      out.writeFloat(n.nestedOffset);
+    } else if (c instanceof LoraMerge m) {
+      out.writeByte(3);
+      writeLocation(m.left, out);
+      writeLocation(m.right, out);
+      out.writeLong(m.batches);
+      out.writeLong(m.rows);
+      out.writeLong(m.cols);
+      out.writeLong(m.rank);
+      out.writeFloat(m.scale);
+    } else {
+      throw new CoderException("no coder for a tensor computed by " + c.getClass().getName());
+    }
+  }
+
+  static TensorLocation readLocation(DataInputStream in) throws IOException {
+    String name = readString(in);
+    String file = readString(in);
+    DType dtype = DType.valueOf(readString(in));
+    long[] dims = new long[count(in)];
+    for (int i = 0; i < dims.length; i++) {
+      dims[i] = in.readLong();
+    }
+    TensorLocation stored = new TensorLocation(name, file, dtype, Shape.of(dims), in.readLong());
+    int kind = in.readByte();
+    switch (kind) {
+      case 0:
+        return stored;
+      case 1:
+        return stored.computedBy(new Fp8Dequant(readLocation(in), readLocation(in), in.readInt(), in.readInt()));
+      case 2: {
+        Nf4.Format format = Nf4.Format.valueOf(readString(in));
+        TensorLocation packed = readLocation(in);
+        TensorLocation absmax = readLocation(in);
+        TensorLocation nested = in.readBoolean() ? readLocation(in) : null;
+        return stored.computedBy(new Nf4Dequant(format, packed, absmax, nested, in.readFloat()));
+      }
+      case 3:
+        return stored.computedBy(new LoraMerge(readLocation(in), readLocation(in), in.readLong(), in.readLong(),
+            in.readLong(), in.readLong(), in.readFloat()));
+      default:
+        throw new CoderException("unknown computed-source tag " + kind);
+    }
+  }
+
+  /** {@link TargetWork}: the conversion's key, its request, the target, its located sources, fingerprint. */
+  static final class TargetWorkCoder extends AtomicCoder<TargetWork> {
+    private static final long serialVersionUID = 1L;
+    static final TargetWorkCoder INSTANCE = new TargetWorkCoder();
+
+    private TargetWorkCoder() {}
+
+    @Override
+    public void encode(TargetWork w, OutputStream os) throws IOException {
+      DataOutputStream out = new DataOutputStream(os);
+      out.writeInt(FORMAT);
+      writeString(w.conversion, out);
+      RequestCoder.write(w.request, out);
+      writeString(w.target, out);
+      out.writeInt(w.sources.size());
+      for (Map.Entry<String, TensorLocation> e : w.sources.entrySet()) { // the plan's order
+        writeString(e.getKey(), out);
+        writeLocation(e.getValue(), out);
+      }
+      writeString(w.fingerprint, out);
+      out.flush();
+    }
+
+    @Override
+    public TargetWork decode(InputStream is) throws IOException {
+      DataInputStream in = new DataInputStream(is);
+      checkFormat(in);
+      String conversion = readString(in);
+      ConversionRequest request = RequestCoder.read(in);
+      String target = readString(in);
+      Map<String, TensorLocation> sources = new LinkedHashMap<>();
+      for (int n = count(in); n > 0; n--) {
+        sources.put(readString(in), readLocation(in));
+      }
+      return new TargetWork(conversion, request, target, sources, readString(in));
+    }
+
+    @Override
+    public void verifyDeterministic() {}
+  }
+
+  /** {@link CommitEvent}: its kind and the fields that kind carries. */
+  static final class CommitEventCoder extends AtomicCoder<CommitEvent> {
+    private static final long serialVersionUID = 1L;
+    static final CommitEventCoder INSTANCE = new CommitEventCoder();
+
+    private CommitEventCoder() {}
+
+    @Override
+    public void encode(CommitEvent e, OutputStream os) throws IOException {
+      DataOutputStream out = new DataOutputStream(os);
+      out.writeInt(FORMAT);
+      writeString(e.kind.name(), out);
+      out.writeBoolean(e.request != null);
+      if (e.request != null) {
+        RequestCoder.write(e.request, out);
+      }
+      writeNullable(e.fingerprint, out);
+      out.writeInt(e.expectedFiles);
+      writeStrings(e.notes, out);
+      out.writeLong(e.startMillis);
+      out.writeBoolean(e.file != null);
+      if (e.file != null) {
+        WrittenFileCoder.INSTANCE.encode(e.file, out);
+      }
+      writeNullable(e.target, out);
+      writeNullable(e.message, out);
+      out.flush();
+    }
+
+    @Override
+    public CommitEvent decode(InputStream is) throws IOException {
+      DataInputStream in = new DataInputStream(is);
+      checkFormat(in);
+      CommitEvent.Kind kind = CommitEvent.Kind.valueOf(readString(in));
+      ConversionRequest request = in.readBoolean() ? RequestCoder.read(in) : null;
+      String fingerprint = readNullable(in);
+      int expected = in.readInt();
+      List<String> notes = readStrings(in);
+      long start = in.readLong();
+      WrittenFile file = in.readBoolean() ? WrittenFileCoder.INSTANCE.decode(in) : null;
+      String target = readNullable(in);
+      String message = readNullable(in);
+      return new CommitEvent(kind, request, fingerprint, expected, notes, start, file, target, message);
     }
 
     @Override

@@ -1,43 +1,48 @@
 package ckptbeam.transforms.beam;
 
 import ckptbeam.io.tensor.TensorLocation;
-import ckptbeam.transforms.ConversionPlan;
-import java.io.Serializable;
+import ckptbeam.transforms.ConversionRequest;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * One target file to write, as the plan step hands it to a writer: which conversion it belongs to, its path, the
- * conversion's plan (small: the config and options, from which the writer recomputes this file's contents) and where
- * each of its sources is. A description only: the writer streams the bytes.
+ * One target file to write, as the plan step hands it to a writer: which conversion it belongs to (its request,
+ * from which the writer derives the plan again: {@code ConversionPlanner.derive}), its path, where each of its sources
+ * is, and the conversion's fingerprint (the writer checks that the plan it derives is the one planned). A
+ * description only: the writer streams the bytes. Encoded by {@link ConversionCoders.TargetWorkCoder}.
  */
-final class TargetWork implements Serializable {
-  private static final long serialVersionUID = 1L;
-
+final class TargetWork {
   /** The conversion's key: its save dir. */
   final String conversion;
-  final String saveDir;
+  final ConversionRequest request;
   /** The file's path relative to the save dir. */
   final String target;
-  final ConversionPlan plan;
-  final LinkedHashMap<String, TensorLocation> sources;
+  /** Source name → location, in the plan's order. */
+  final Map<String, TensorLocation> sources;
   /** The conversion's fingerprint, recorded with the finished file for {@code --resume}. */
   final String fingerprint;
-  final boolean resume;
 
-  TargetWork(String conversion, String saveDir, String target, ConversionPlan plan, Map<String, TensorLocation> sources,
-      String fingerprint, boolean resume) {
+  TargetWork(String conversion, ConversionRequest request, String target, Map<String, TensorLocation> sources,
+      String fingerprint) {
     this.conversion = conversion;
-    this.saveDir = saveDir;
+    this.request = request;
     this.target = target;
-    this.plan = plan;
-    this.sources = new LinkedHashMap<>(sources);
+    this.sources = Collections.unmodifiableMap(new LinkedHashMap<>(sources));
     this.fingerprint = fingerprint;
-    this.resume = resume;
+  }
+
+  String saveDir() {
+    return request.saveDir();
+  }
+
+  /** Whether a file an earlier attempt finished may be kept. */
+  boolean resume() {
+    return request.existingOutput() == ConversionRequest.ExistingOutput.RESUME;
   }
 
   @Override
   public String toString() {
-    return saveDir + "/" + target + " (" + sources.size() + " sources)";
+    return saveDir() + "/" + target + " (" + sources.size() + " sources)";
   }
 }

@@ -1,10 +1,17 @@
 package ckptbeam.transforms.beam;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import ckptbeam.io.compute.Fp8Dequant;
+import ckptbeam.io.compute.LoraMerge;
 import ckptbeam.io.compute.Nf4;
+import ckptbeam.io.compute.Nf4Dequant;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.McoreKeyNames;
@@ -92,6 +99,50 @@ class ConversionCodersTest {
       assertEquals(c.startMillis, back.startMillis);
       assertEquals(c.endMillis, back.endMillis);
       CoderProperties.coderDeterministic(ConversionResult.coder(), c, back);
+    }
+  }
+
+  @Test
+  void targetsWithComputedSourcesAndCommitEventsRoundTrip() throws Exception {
+    TensorLocation w = new TensorLocation("w", "/in/a.safetensors", DType.F8_E4M3, Shape.of(256, 128), 8);
+    TensorLocation scale = new TensorLocation("w_scale_inv", "gs://b/in/b.safetensors", DType.F32, Shape.of(2, 1),
+        99);
+    TensorLocation fp8 = new Fp8Dequant(w, scale, 128, 128).asBf16();
+    TensorLocation packed = new TensorLocation("q", "/r.pt", DType.U8, Shape.of(64, 1), 0);
+    TensorLocation absmax = new TensorLocation("q.absmax", "/r.pt", DType.U8, Shape.of(2), 64);
+    TensorLocation nested = new TensorLocation("q.nested", "/r.pt", DType.F32, Shape.of(1), 66);
+    TensorLocation nf4 = new Nf4Dequant(Nf4.Format.BITSANDBYTES, packed, absmax, nested, 0.25f)
+        .as("q", DType.BF16, Shape.of(16, 8));
+    TensorLocation base = new TensorLocation("m", "/r.pt", DType.BF16, Shape.of(4, 6), 128);
+    TensorLocation lora = base.computedBy(new LoraMerge(new TensorLocation("B", "/r.pt", DType.BF16, Shape.of(4, 2),
+        0), new TensorLocation("A", "/r.pt", DType.BF16, Shape.of(2, 6), 16), 1, 4, 6, 2, 0.5f));
+    java.util.LinkedHashMap<String, TensorLocation> sources = new java.util.LinkedHashMap<>();
+    sources.put("z-first", fp8);
+    sources.put("a-second", nf4);
+    sources.put("m", lora);
+    sources.put("plain", base);
+    TargetWork work = new TargetWork("/out", requests().get(1), "model-00001-of-000005.safetensors", sources, "fp");
+    TargetWork back = CoderUtils.clone(ConversionCoders.TargetWorkCoder.INSTANCE, work);
+    assertEquals(List.copyOf(sources.keySet()), List.copyOf(back.sources.keySet()), "the plan's order");
+    assertEquals(sources, back.sources, "locations and what computes them (equals covers every field)");
+    assertEquals(work.request, back.request);
+    assertEquals(work.target + work.fingerprint + work.conversion, back.target + back.fingerprint + back.conversion);
+    assertArrayEquals(CoderUtils.encodeToByteArray(ConversionCoders.TargetWorkCoder.INSTANCE, work),
+        CoderUtils.encodeToByteArray(ConversionCoders.TargetWorkCoder.INSTANCE, back), "deterministic");
+
+    WrittenFile f = new WrittenFile("x", 1, 1, "00", List.of(), true);
+    for (CommitEvent e : List.of(CommitEvent.planned(requests().get(3), "fp", 12, List.of("n"), 3),
+        CommitEvent.planFailed(requests().get(0), "why", 4), CommitEvent.alreadyConverted(requests().get(4), 5),
+        CommitEvent.written(f), CommitEvent.writeFailed("t", "broken"))) {
+      CommitEvent c = CoderUtils.clone(ConversionCoders.CommitEventCoder.INSTANCE, e);
+      assertEquals(List.of(e.kind, String.valueOf(e.request), String.valueOf(e.fingerprint), e.expectedFiles,
+          e.notes, e.startMillis, String.valueOf(e.file), String.valueOf(e.target), String.valueOf(e.message)),
+          List.of(c.kind, String.valueOf(c.request), String.valueOf(c.fingerprint), c.expectedFiles, c.notes,
+              c.startMillis, String.valueOf(c.file), String.valueOf(c.target), String.valueOf(c.message)));
+      assertEquals(e.request, c.request);
+      assertEquals(e.file, c.file);
+      assertArrayEquals(CoderUtils.encodeToByteArray(ConversionCoders.CommitEventCoder.INSTANCE, e),
+          CoderUtils.encodeToByteArray(ConversionCoders.CommitEventCoder.INSTANCE, c), "deterministic");
     }
   }
 
