@@ -222,6 +222,14 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     private final Counter bytes = Metrics.counter(METRICS_NAMESPACE, "bytes_written");
     private final Counter kept = Metrics.counter(METRICS_NAMESPACE, "files_kept");
     private final Counter failures = Metrics.counter(METRICS_NAMESPACE, "files_failed");
+    private transient Derived derived;
+
+    private Derived derived() {
+      if (derived == null) {
+        derived = new Derived();
+      }
+      return derived;
+    }
 
     @ProcessElement
     public void process(@Element TargetWork w, OutputReceiver<KV<String, CommitEvent>> out, PipelineOptions options) {
@@ -230,7 +238,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         if (written != null) {
           kept.inc();
         } else {
-          written = Derived.of(w.request, w.fingerprint).plan.write(w.target, w.sources, w.saveDir(), options);
+          written = derived().of(w.request, w.fingerprint).plan.write(w.target, w.sources, w.saveDir(), options);
           ProgressRecord.write(w.saveDir(), w.fingerprint, written);
           files.inc();
           bytes.inc(written.bytes);
@@ -252,36 +260,31 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
   /**
    * Plans and commits derived again on a worker from a request ({@link ConversionPlanner#derive}), by conversion:
    * every target of a conversion needs the same plan, and some plans derive their contents from the whole layout
-   * (mcore → HF inverts every rank file), so each worker derives one once and its writer threads share it. A derived
-   * plan whose fingerprint is not the planned one means that the input changed while it was converted.
+   * (mcore → HF inverts every rank file), so each DoFn instance derives one once. One cache per instance, as a DoFn
+   * instance runs on one thread at a time: plans fill their caches lazily and are not shared between threads. A
+   * derived plan whose fingerprint is not the planned one means that the input changed while it was converted.
    */
   static final class Derived {
-    private static final Map<String, ConversionPlanner.Checked> BY_FINGERPRINT = new LinkedHashMap<>(8, 0.75f, true) {
+    private final Map<String, ConversionPlanner.Checked> byConversion = new LinkedHashMap<>(8, 0.75f, true) {
       @Override
       protected boolean removeEldestEntry(Map.Entry<String, ConversionPlanner.Checked> eldest) {
-        return size() > 8;
+        return size() > 4;
       }
     };
 
-    private Derived() {}
-
-    static ConversionPlanner.Checked of(ConversionRequest r, String fingerprint) throws IOException {
+    ConversionPlanner.Checked of(ConversionRequest r, String fingerprint) throws IOException {
       // the same conversion into another save dir, or spelled otherwise, has its own commit (folder, provenance)
       String key = fingerprint + "\n" + r.saveDir() + "\n" + r.options();
-      synchronized (BY_FINGERPRINT) {
-        ConversionPlanner.Checked known = BY_FINGERPRINT.get(key);
-        if (known != null) {
-          return known;
-        }
+      ConversionPlanner.Checked known = byConversion.get(key);
+      if (known != null) {
+        return known;
       }
       ConversionPlanner.Checked derived = ConversionPlanner.derive(r);
       if (!derived.fingerprint.equals(fingerprint)) {
         throw new IOException(r.loadDir() + ": the input changed while it was being converted (its config, index or "
             + "tracker is not the one planned with); convert it again");
       }
-      synchronized (BY_FINGERPRINT) {
-        BY_FINGERPRINT.put(key, derived);
-      }
+      byConversion.put(key, derived);
       return derived;
     }
   }
@@ -295,6 +298,14 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     private final Counter converted = Metrics.counter(METRICS_NAMESPACE, "conversions_converted");
     private final Counter already = Metrics.counter(METRICS_NAMESPACE, "conversions_already_converted");
     private final Counter failed = Metrics.counter(METRICS_NAMESPACE, "conversions_failed");
+    private transient Derived derived;
+
+    private Derived derived() {
+      if (derived == null) {
+        derived = new Derived();
+      }
+      return derived;
+    }
 
     @StateId("plan")
     private final StateSpec<ValueState<CommitEvent>> planSpec = StateSpecs.value(ConversionCoders.CommitEventCoder.INSTANCE);
@@ -359,7 +370,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         return;
       }
       try {
-        Derived.of(r, planned.fingerprint).commit.commit(files);
+        derived().of(r, planned.fingerprint).commit.commit(files);
         converted.inc();
         out.output(ConversionResult.converted(r, files, planned.notes, planned.startMillis));
       } catch (Exception x) {
