@@ -224,11 +224,9 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     private final Counter failures = Metrics.counter(METRICS_NAMESPACE, "files_failed");
     private transient Derived derived;
 
-    private Derived derived() {
-      if (derived == null) {
-        derived = new Derived();
-      }
-      return derived;
+    @Setup
+    public void setUp() {
+      derived = new Derived();
     }
 
     @ProcessElement
@@ -238,7 +236,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         if (written != null) {
           kept.inc();
         } else {
-          written = derived().of(w.request, w.fingerprint).plan.write(w.target, w.sources, w.saveDir(), options);
+          written = derived.of(w.request, w.fingerprint).plan.write(w.target, w.sources, w.saveDir(), options);
           ProgressRecord.write(w.saveDir(), w.fingerprint, written);
           files.inc();
           bytes.inc(written.bytes);
@@ -300,11 +298,9 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     private final Counter failed = Metrics.counter(METRICS_NAMESPACE, "conversions_failed");
     private transient Derived derived;
 
-    private Derived derived() {
-      if (derived == null) {
-        derived = new Derived();
-      }
-      return derived;
+    @Setup
+    public void setUp() {
+      derived = new Derived();
     }
 
     @StateId("plan")
@@ -370,7 +366,7 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
         return;
       }
       try {
-        derived().of(r, planned.fingerprint).commit.commit(files);
+        derived.of(r, planned.fingerprint).commit.commit(files);
         converted.inc();
         out.output(ConversionResult.converted(r, files, planned.notes, planned.startMillis));
       } catch (Exception x) {
