@@ -57,32 +57,46 @@ public final class ConversionCoders {
     }
   }
 
+  /**
+   * A coder that writes a value's fields after {@link #FORMAT} and checks the format when it reads one back. Its
+   * subclasses say how the fields go; nested values are written without a format of their own.
+   */
+  abstract static class FieldCoder<T> extends AtomicCoder<T> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public final void encode(T value, OutputStream os) throws IOException {
+      DataOutputStream out = new DataOutputStream(os);
+      out.writeInt(FORMAT);
+      write(value, out);
+      out.flush();
+    }
+
+    @Override
+    public final T decode(InputStream is) throws IOException {
+      DataInputStream in = new DataInputStream(is);
+      checkFormat(in);
+      return read(in);
+    }
+
+    /** Field by field, in a fixed order: deterministic. */
+    @Override
+    public void verifyDeterministic() {}
+
+    abstract void write(T value, DataOutputStream out) throws IOException;
+
+    abstract T read(DataInputStream in) throws IOException;
+  }
+
   /** {@link ConversionRequest}: kind, folders, layouts, model config, LoRA, target modules, mode, provenance. */
-  public static final class RequestCoder extends AtomicCoder<ConversionRequest> {
+  public static final class RequestCoder extends FieldCoder<ConversionRequest> {
     private static final long serialVersionUID = 1L;
     public static final RequestCoder INSTANCE = new RequestCoder();
 
     private RequestCoder() {}
 
     @Override
-    public void encode(ConversionRequest r, OutputStream os) throws IOException {
-      DataOutputStream out = new DataOutputStream(os);
-      out.writeInt(FORMAT);
-      write(r, out);
-      out.flush();
-    }
-
-    @Override
-    public ConversionRequest decode(InputStream is) throws IOException {
-      DataInputStream in = new DataInputStream(is);
-      checkFormat(in);
-      return read(in);
-    }
-
-    @Override
-    public void verifyDeterministic() {}
-
-    static void write(ConversionRequest r, DataOutputStream out) throws IOException {
+    void write(ConversionRequest r, DataOutputStream out) throws IOException {
       writeString(r.kind().name(), out);
       writeString(r.loadDir(), out);
       writeString(r.saveDir(), out);
@@ -114,7 +128,8 @@ public final class ConversionCoders {
       }
     }
 
-    static ConversionRequest read(DataInputStream in) throws IOException {
+    @Override
+    ConversionRequest read(DataInputStream in) throws IOException {
       ConversionRequest.Kind kind = ConversionRequest.Kind.valueOf(readString(in));
       String load = readString(in);
       String save = readString(in);
@@ -160,16 +175,14 @@ public final class ConversionCoders {
   }
 
   /** {@link WrittenFile}: path, sizes, SHA-256, every tensor with dtype, shape and sources, whether kept. */
-  public static final class WrittenFileCoder extends AtomicCoder<WrittenFile> {
+  public static final class WrittenFileCoder extends FieldCoder<WrittenFile> {
     private static final long serialVersionUID = 1L;
     public static final WrittenFileCoder INSTANCE = new WrittenFileCoder();
 
     private WrittenFileCoder() {}
 
     @Override
-    public void encode(WrittenFile f, OutputStream os) throws IOException {
-      DataOutputStream out = new DataOutputStream(os);
-      out.writeInt(FORMAT);
+    void write(WrittenFile f, DataOutputStream out) throws IOException {
       writeString(f.relativePath, out);
       out.writeLong(f.bytes);
       out.writeLong(f.tensorBytes);
@@ -185,13 +198,10 @@ public final class ConversionCoders {
         writeStrings(t.sources, out);
       }
       out.writeBoolean(f.reused);
-      out.flush();
     }
 
     @Override
-    public WrittenFile decode(InputStream is) throws IOException {
-      DataInputStream in = new DataInputStream(is);
-      checkFormat(in);
+    WrittenFile read(DataInputStream in) throws IOException {
       String path = readString(in);
       long bytes = in.readLong();
       long tensorBytes = in.readLong();
@@ -209,22 +219,18 @@ public final class ConversionCoders {
       return new WrittenFile(path, bytes, tensorBytes, sha256, contents, in.readBoolean());
     }
 
-    @Override
-    public void verifyDeterministic() {}
   }
 
   /** {@link ConversionResult}: the request, state, message, files, notes and times. */
-  public static final class ResultCoder extends AtomicCoder<ConversionResult> {
+  public static final class ResultCoder extends FieldCoder<ConversionResult> {
     private static final long serialVersionUID = 1L;
     public static final ResultCoder INSTANCE = new ResultCoder();
 
     private ResultCoder() {}
 
     @Override
-    public void encode(ConversionResult r, OutputStream os) throws IOException {
-      DataOutputStream out = new DataOutputStream(os);
-      out.writeInt(FORMAT);
-      RequestCoder.write(r.request, out);
+    void write(ConversionResult r, DataOutputStream out) throws IOException {
+      RequestCoder.INSTANCE.write(r.request, out);
       writeString(r.state.name(), out);
       writeNullable(r.message, out);
       out.writeInt(r.files.size());
@@ -237,14 +243,11 @@ public final class ConversionCoders {
       writeStrings(r.notes, out);
       out.writeLong(r.startMillis);
       out.writeLong(r.endMillis);
-      out.flush();
     }
 
     @Override
-    public ConversionResult decode(InputStream is) throws IOException {
-      DataInputStream in = new DataInputStream(is);
-      checkFormat(in);
-      ConversionRequest request = RequestCoder.read(in);
+    ConversionResult read(DataInputStream in) throws IOException {
+      ConversionRequest request = RequestCoder.INSTANCE.read(in);
       ConversionResult.State state = ConversionResult.State.valueOf(readString(in));
       String message = readNullable(in);
       List<ConversionResult.File> files = new ArrayList<>();
@@ -257,8 +260,6 @@ public final class ConversionCoders {
       return new ConversionResult(request, state, message, files, notes, start, end);
     }
 
-    @Override
-    public void verifyDeterministic() {}
   }
 
   /**
@@ -339,18 +340,16 @@ public final class ConversionCoders {
   }
 
   /** {@link TargetWork}: the conversion's key, its request, the target, its located sources, fingerprint. */
-  static final class TargetWorkCoder extends AtomicCoder<TargetWork> {
+  static final class TargetWorkCoder extends FieldCoder<TargetWork> {
     private static final long serialVersionUID = 1L;
     static final TargetWorkCoder INSTANCE = new TargetWorkCoder();
 
     private TargetWorkCoder() {}
 
     @Override
-    public void encode(TargetWork w, OutputStream os) throws IOException {
-      DataOutputStream out = new DataOutputStream(os);
-      out.writeInt(FORMAT);
+    void write(TargetWork w, DataOutputStream out) throws IOException {
       writeString(w.conversion, out);
-      RequestCoder.write(w.request, out);
+      RequestCoder.INSTANCE.write(w.request, out);
       writeString(w.target, out);
       out.writeInt(w.sources.size());
       for (Map.Entry<String, TensorLocation> e : w.sources.entrySet()) { // the plan's order
@@ -358,15 +357,12 @@ public final class ConversionCoders {
         writeLocation(e.getValue(), out);
       }
       writeString(w.fingerprint, out);
-      out.flush();
     }
 
     @Override
-    public TargetWork decode(InputStream is) throws IOException {
-      DataInputStream in = new DataInputStream(is);
-      checkFormat(in);
+    TargetWork read(DataInputStream in) throws IOException {
       String conversion = readString(in);
-      ConversionRequest request = RequestCoder.read(in);
+      ConversionRequest request = RequestCoder.INSTANCE.read(in);
       String target = readString(in);
       Map<String, TensorLocation> sources = new LinkedHashMap<>();
       for (int n = count(in); n > 0; n--) {
@@ -375,25 +371,21 @@ public final class ConversionCoders {
       return new TargetWork(conversion, request, target, sources, readString(in));
     }
 
-    @Override
-    public void verifyDeterministic() {}
   }
 
   /** {@link CommitEvent}: its kind and the fields that kind carries. */
-  static final class CommitEventCoder extends AtomicCoder<CommitEvent> {
+  static final class CommitEventCoder extends FieldCoder<CommitEvent> {
     private static final long serialVersionUID = 1L;
     static final CommitEventCoder INSTANCE = new CommitEventCoder();
 
     private CommitEventCoder() {}
 
     @Override
-    public void encode(CommitEvent e, OutputStream os) throws IOException {
-      DataOutputStream out = new DataOutputStream(os);
-      out.writeInt(FORMAT);
+    void write(CommitEvent e, DataOutputStream out) throws IOException {
       writeString(e.kind.name(), out);
       out.writeBoolean(e.request != null);
       if (e.request != null) {
-        RequestCoder.write(e.request, out);
+        RequestCoder.INSTANCE.write(e.request, out);
       }
       writeNullable(e.fingerprint, out);
       out.writeInt(e.expectedFiles);
@@ -401,31 +393,26 @@ public final class ConversionCoders {
       out.writeLong(e.startMillis);
       out.writeBoolean(e.file != null);
       if (e.file != null) {
-        WrittenFileCoder.INSTANCE.encode(e.file, out);
+        WrittenFileCoder.INSTANCE.write(e.file, out);
       }
       writeNullable(e.target, out);
       writeNullable(e.message, out);
-      out.flush();
     }
 
     @Override
-    public CommitEvent decode(InputStream is) throws IOException {
-      DataInputStream in = new DataInputStream(is);
-      checkFormat(in);
+    CommitEvent read(DataInputStream in) throws IOException {
       CommitEvent.Kind kind = CommitEvent.Kind.valueOf(readString(in));
-      ConversionRequest request = in.readBoolean() ? RequestCoder.read(in) : null;
+      ConversionRequest request = in.readBoolean() ? RequestCoder.INSTANCE.read(in) : null;
       String fingerprint = readNullable(in);
       int expected = in.readInt();
       List<String> notes = readStrings(in);
       long start = in.readLong();
-      WrittenFile file = in.readBoolean() ? WrittenFileCoder.INSTANCE.decode(in) : null;
+      WrittenFile file = in.readBoolean() ? WrittenFileCoder.INSTANCE.read(in) : null;
       String target = readNullable(in);
       String message = readNullable(in);
       return new CommitEvent(kind, request, fingerprint, expected, notes, start, file, target, message);
     }
 
-    @Override
-    public void verifyDeterministic() {}
   }
 
   private static void writeLayout(LayoutOptions o, DataOutputStream out) throws IOException {
