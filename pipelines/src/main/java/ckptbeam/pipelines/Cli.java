@@ -5,7 +5,6 @@ import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.FaultInjectionOptions;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Paths;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -28,7 +27,7 @@ final class Cli {
     if (!CheckpointFiles.isLocal(path)) {
       return path;
     }
-    return Paths.get(path.startsWith("file:") ? path.substring(5) : path).toAbsolutePath().normalize().toString();
+    return CheckpointFiles.localPath(path).toAbsolutePath().normalize().toString();
   }
 
   /**

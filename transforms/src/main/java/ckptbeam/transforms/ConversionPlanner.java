@@ -10,6 +10,7 @@ import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.beam.WrittenFile;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -17,7 +18,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -79,20 +79,25 @@ public final class ConversionPlanner {
      * fingerprint. Only asked for with {@link ConversionRequest.ExistingOutput#RESUME}.
      */
     public boolean alreadyConverted() throws IOException {
-      String saveDir = request.saveDir();
-      if (request.existingOutput() != ConversionRequest.ExistingOutput.RESUME
-          || !CheckpointFiles.exists(CheckpointFiles.resolve(saveDir, commit.markerName()))) {
-        return false;
-      }
-      String manifest = CheckpointFiles.resolve(saveDir, CheckpointCommit.MANIFEST);
-      if (!CheckpointFiles.exists(manifest)) {
-        return false;
+      return request.existingOutput() == ConversionRequest.ExistingOutput.RESUME
+          && CheckpointFiles.exists(CheckpointFiles.resolve(request.saveDir(), commit.markerName()))
+          && fingerprint.equals(recordedFingerprint(CheckpointCommit.MANIFEST));
+    }
+
+    /**
+     * The fingerprint a manifest or progress record in the save dir carries ({@code relative} to it); empty when the
+     * file is missing or torn (it will be written again).
+     */
+    private String recordedFingerprint(String relative) throws IOException {
+      String path = CheckpointFiles.resolve(request.saveDir(), relative);
+      if (!CheckpointFiles.exists(path)) {
+        return "";
       }
       try {
-        JsonNode root = JSON.readTree(CheckpointFiles.readSmallFile(manifest, 256L << 20));
-        return root != null && fingerprint.equals(root.path("fingerprint").asText());
-      } catch (IOException e) {
-        return false; // a torn manifest: convert again
+        JsonNode root = JSON.readTree(CheckpointFiles.readSmallFile(path, 256L << 20));
+        return root == null ? "" : root.path("fingerprint").asText();
+      } catch (JsonProcessingException e) {
+        return "";
       }
     }
 
@@ -143,24 +148,14 @@ public final class ConversionPlanner {
      * fingerprint (a torn one is ignored: it will be written again).
      */
     private String otherConversion(List<String> present) throws IOException {
-      String manifest = present.contains(CheckpointCommit.MANIFEST) ? CheckpointCommit.MANIFEST
+      String record = present.contains(CheckpointCommit.MANIFEST) ? CheckpointCommit.MANIFEST
           : present.stream().filter(f -> f.startsWith(ProgressRecord.DIR + "/")).findFirst().orElse(null);
-      if (manifest == null) {
-        return null;
-      }
-      JsonNode root;
-      try {
-        root = JSON.readTree(CheckpointFiles.readSmallFile(CheckpointFiles.resolve(request.saveDir(), manifest),
-            256L << 20));
-      } catch (IOException e) {
-        return null;
-      }
-      String theirs = root == null ? "" : root.path("fingerprint").asText();
+      String theirs = record == null ? "" : recordedFingerprint(record);
       if (theirs.isEmpty() || theirs.equals(fingerprint)) {
         return null;
       }
-      return (manifest.equals(CheckpointCommit.MANIFEST) ? "the output" : "part of the output") + " of another "
-          + "conversion (" + manifest + " has fingerprint " + theirs.substring(0, Math.min(12, theirs.length()))
+      return (record.equals(CheckpointCommit.MANIFEST) ? "the output" : "part of the output") + " of another "
+          + "conversion (" + record + " has fingerprint " + theirs.substring(0, Math.min(12, theirs.length()))
           + "…, this one is " + fingerprint.substring(0, 12) + "…)";
     }
 

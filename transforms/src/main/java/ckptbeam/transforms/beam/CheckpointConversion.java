@@ -171,12 +171,14 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
 
   /**
    * Whether two requests that differ as given (a default spelled out, {@code --overwrite} beside {@code --resume})
-   * are the same conversion: equal fingerprints, which resolve the layouts against the model. Asked only when two
-   * requests meet at one save dir; a request that cannot be checked is a different one.
+   * are the same conversion: equal fingerprints, which resolve the layouts against the model (derived from the small
+   * files alone: no shard header is read for it). Asked only when two requests meet at one save dir; a request that
+   * cannot be derived is a different one.
    */
   static boolean sameConversion(ConversionRequest a, ConversionRequest b) {
     try {
-      return a.kind() == b.kind() && ConversionPlanner.check(a).fingerprint.equals(ConversionPlanner.check(b).fingerprint);
+      return a.kind() == b.kind()
+          && ConversionPlanner.derive(a).fingerprint.equals(ConversionPlanner.derive(b).fingerprint);
     } catch (Exception x) {
       return false;
     }
