@@ -58,9 +58,9 @@ public final class Hf2Mcore {
     if (a.has("qlora-nf4")) {
       String f = a.has("nf4-format") ? a.get("nf4-format") : "npu";
       if (f.equals("npu")) {
-        o.nf4 = Nf4.Format.NPU;
+        o = o.toBuilder().nf4(Nf4.Format.NPU).build();
       } else if (f.equals("bitsandbytes")) {
-        o.nf4 = Nf4.Format.BITSANDBYTES;
+        o = o.toBuilder().nf4(Nf4.Format.BITSANDBYTES).build();
       } else {
         throw new IllegalArgumentException("--nf4-format must be \"npu\" (what MindSpeed's QLoRA loads) or "
             + "\"bitsandbytes\" (upstream bitsandbytes 0.50 on the CPU), got \"" + f + "\"");

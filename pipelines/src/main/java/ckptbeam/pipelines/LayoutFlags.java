@@ -1,8 +1,11 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.transforms.LayoutException;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.McoreKeyNames;
 import java.util.List;
+import java.util.Locale;
+import java.util.TreeSet;
 
 /**
  * The layout flags, named as in MindSpeed-LLM: {@code --target-…-parallel-size} for hf2mcore,
@@ -75,38 +78,97 @@ final class LayoutFlags {
    * "target-"), the shared ones.
    */
   static LayoutOptions parse(Args a, String side, String prefix) {
-    LayoutOptions o = new LayoutOptions();
-    o.side = side;
-    o.tp = a.intValue(side + "-tensor-parallel-size", 1);
-    o.pp = a.intValue(side + "-pipeline-parallel-size", 1);
-    o.ep = a.intValue(side + "-expert-parallel-size", 1);
-    o.layersPerVirtualStage = a.intValue(prefix + "num-layers-per-virtual-pipeline-stage", 0);
-    o.numLayerList = a.intList(prefix + "num-layer-list");
+    LayoutOptions.Builder o = LayoutOptions.builder()
+        .tp(a.intValue(side + "-tensor-parallel-size", 1))
+        .pp(a.intValue(side + "-pipeline-parallel-size", 1))
+        .ep(a.intValue(side + "-expert-parallel-size", 1))
+        .layersPerVirtualStage(a.intValue(prefix + "num-layers-per-virtual-pipeline-stage", 0))
+        .numLayerList(a.intList(prefix + "num-layer-list"))
+        .numLayers(a.intValue(prefix + "num-layers", -1))
+        .firstKDense(a.intValue("first-k-dense-replace", -1))
+        .mtpLayers(a.intValue("mtp-num-layers", 0))
+        .groupedGemm(a.has(prefix + "moe-grouped-gemm"))
+        .tpExtendEp(a.has(prefix + "moe-tp-extend-ep"))
+        .mlaMmSplit(a.has(prefix + "mla-mm-split"));
     int[] noop = a.intList(prefix + "noop-layers");
     if (noop != null) {
+      TreeSet<Integer> slots = new TreeSet<>();
       for (int n : noop) {
-        if (!o.noopLayers.add(n)) {
+        if (!slots.add(n)) {
           throw new IllegalArgumentException("--" + prefix + "noop-layers lists layer " + n + " twice");
         }
       }
+      o.noopLayers(slots);
     }
-    o.numLayers = a.intValue(prefix + "num-layers", -1);
-    o.firstKDense = a.intValue("first-k-dense-replace", -1);
-    o.mtpLayers = a.intValue("mtp-num-layers", 0);
-    o.groupedGemm = a.has(prefix + "moe-grouped-gemm");
-    o.tpExtendEp = a.has(prefix + "moe-tp-extend-ep");
-    o.mlaMmSplit = a.has(prefix + "mla-mm-split");
     if (a.has(prefix + "schedules-method")) {
       if (!a.get(prefix + "schedules-method").equals("dualpipev")) {
         throw new IllegalArgumentException("--" + prefix + "schedules-method supports only \"dualpipev\", got \""
             + a.get(prefix + "schedules-method") + "\"");
       }
-      o.dualpipe = true;
+      o.dualpipe(true);
     }
     if (a.has(prefix + "mcore-key-names")) {
-      o.keyNames = McoreKeyNames.Scheme.fromFlag(a.get(prefix + "mcore-key-names"));
+      o.keyNames(McoreKeyNames.Scheme.fromFlag(a.get(prefix + "mcore-key-names")));
     }
-    return o;
+    return o.build();
+  }
+
+  /**
+   * How this command line names a layout setting in a message: the flag its user typed. {@code sided}: mcore2mcore,
+   * where every per-side flag carries its side; otherwise only the parallel sizes do, and {@code side} null means
+   * the command's one layout ({@code defaultSide}).
+   */
+  static String flag(LayoutException.Setting s, LayoutException.Side side, LayoutException.Side defaultSide,
+      boolean sided) {
+    String which = (side != null ? side : defaultSide).name().toLowerCase(Locale.ROOT);
+    String prefix = sided ? which + "-" : "";
+    switch (s) {
+      case TP:
+        return "--" + which + "-tensor-parallel-size";
+      case PP:
+        return "--" + which + "-pipeline-parallel-size";
+      case EP:
+        return "--" + which + "-expert-parallel-size";
+      case FIRST_K_DENSE:
+        return "--first-k-dense-replace";
+      case MTP_LAYERS:
+        return "--mtp-num-layers";
+      case LAYERS_PER_VIRTUAL_STAGE:
+        return "--" + prefix + "num-layers-per-virtual-pipeline-stage";
+      case NUM_LAYER_LIST:
+        return "--" + prefix + "num-layer-list";
+      case NOOP_LAYERS:
+        return "--" + prefix + "noop-layers";
+      case NUM_LAYERS:
+        return "--" + prefix + "num-layers";
+      case GROUPED_GEMM:
+        return "--" + prefix + "moe-grouped-gemm";
+      case TP_EXTEND_EP:
+        return "--" + prefix + "moe-tp-extend-ep";
+      case MLA_MM_SPLIT:
+        return "--" + prefix + "mla-mm-split";
+      case DUALPIPE:
+        return "--" + prefix + "schedules-method dualpipev";
+      case KEY_NAMES:
+        return "--" + prefix + "mcore-key-names";
+      case NF4:
+        return "--qlora-nf4";
+      default:
+        throw new IllegalStateException(s.toString());
+    }
+  }
+
+  /**
+   * A layout error as the user of {@code command} reads it: each setting named by the flag that sets it. hf2mcore
+   * (also watch with {@code --direction hf2mcore}) has the target's layout; the others read rank files and have
+   * the source's; mcore2mcore has both.
+   */
+  static String message(LayoutException e, String command, List<String> args) {
+    boolean hf2mcore = command.equals("hf2mcore") || args.contains("hf2mcore")
+        || args.contains("--direction=hf2mcore");
+    LayoutException.Side defaultSide = hf2mcore ? LayoutException.Side.TARGET : LayoutException.Side.SOURCE;
+    boolean sided = command.equals("mcore2mcore");
+    return e.message((setting, side) -> flag(setting, side, defaultSide, sided));
   }
 
   /** mcore2mcore: a per-side layout flag given without its side is an error that names both sides. */

@@ -1,6 +1,7 @@
 package ckptbeam.pipelines;
 
 import ckptbeam.transforms.ConversionPlanner;
+import ckptbeam.transforms.LayoutException;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -155,6 +156,10 @@ public final class Main {
     }
     try {
       return c.runner.run(rest, out);
+    } catch (LayoutException e) {
+      err.println("ckptbeam: error: " + LayoutFlags.message(e, argv[0], Arrays.asList(rest)));
+      stackTraceIfDebug(e, err);
+      return 2;
     } catch (IllegalArgumentException e) {
       err.println("ckptbeam: error: " + e.getMessage());
       stackTraceIfDebug(e, err);

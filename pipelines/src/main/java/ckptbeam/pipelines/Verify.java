@@ -181,7 +181,7 @@ final class Verify {
       return true;
     }
     if (layer >= cfg.hiddenLayers) {
-      return layer - cfg.hiddenLayers >= plan.options().mtpLayers || name.endsWith(".embed_tokens.weight");
+      return layer - cfg.hiddenLayers >= plan.options().mtpLayers() || name.endsWith(".embed_tokens.weight");
     }
     return layer >= 0; // a decoder layer the layout does not take (fewer layers, or skipped dense ones)
   }

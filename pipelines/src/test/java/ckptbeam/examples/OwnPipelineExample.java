@@ -18,10 +18,8 @@ public final class OwnPipelineExample {
 
   public static PCollection<String> build(Pipeline p, String hfDir, String mcoreDir) {
     // README example begins
-    LayoutOptions layout = new LayoutOptions(); // the flags of hf2mcore, as fields
-    layout.tp = 2;
-    layout.ep = 4;
-    layout.groupedGemm = true;
+    LayoutOptions layout = LayoutOptions.builder() // the layout flags of hf2mcore, as settings
+        .tp(2).ep(4).groupedGemm(true).build();
     ConversionResults results = p
         .apply(Create.of(ConversionRequest.hf2mcore(hfDir, mcoreDir, layout)))
         .apply(CheckpointConversion.convert());

@@ -51,11 +51,7 @@ class CheckpointConversionTest {
   }
 
   private static LayoutOptions layout(int tp, int ep) {
-    LayoutOptions o = new LayoutOptions();
-    o.tp = tp;
-    o.ep = ep;
-    o.groupedGemm = true;
-    return o;
+    return LayoutOptions.builder().tp(tp).ep(ep).groupedGemm(true).build();
   }
 
   private static Pipeline pipeline() {
@@ -164,9 +160,8 @@ class CheckpointConversionTest {
   void theSameConversionSpelledOtherwiseClaimsTheOutputOnce() throws Exception {
     String out = work.resolve("out").toString();
     ConversionRequest r = ConversionRequest.hf2mcore(hf.toString(), out, layout(2, 2));
-    LayoutOptions explicit = layout(2, 2);
-    explicit.numLayers = 4; // the model's num_hidden_layers: the default, spelled out
-    explicit.firstKDense = 1;
+    // the model's num_hidden_layers and first_k_dense_replace: the defaults, spelled out
+    LayoutOptions explicit = layout(2, 2).toBuilder().numLayers(4).firstKDense(1).build();
     ConversionRequest same = ConversionRequest.hf2mcore(hf.toString(), out, explicit)
         .withOptions(Map.of("target-pipeline-parallel-size", "1", "num-layers", "4"));
     assertFalse(r.equals(same), "different as given");

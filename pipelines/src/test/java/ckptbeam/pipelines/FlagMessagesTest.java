@@ -35,5 +35,12 @@ class FlagMessagesTest {
     assertEquals("ckptbeam: error: --num-layers 5 is not divisible by --source-pipeline-parallel-size 2", error(
         "mcore2hf", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
         "--source-pipeline-parallel-size", "2", "--num-layers", "5"));
+    // mcore2mcore: each per-side flag carries its side; the layout that failed is the one named
+    assertEquals("ckptbeam: error: --target-num-layers 5 is not divisible by --target-pipeline-parallel-size 2",
+        error("mcore2mcore", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
+            "--target-pipeline-parallel-size", "2", "--target-num-layers", "5"));
+    assertEquals("ckptbeam: error: --source-num-layer-list has 2 entries but --source-pipeline-parallel-size is 1",
+        error("mcore2mcore", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
+            "--source-num-layer-list", "2,2"));
   }
 }

@@ -249,7 +249,7 @@ public final class ConversionPlanner {
   private static Checked checkHf2Mcore(ConversionRequest r, boolean validate) throws IOException {
     String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
     ModelConfig cfg = ModelConfig.read(configPath);
-    LayoutOptions layout = r.layout().resolve(cfg);
+    LayoutOptions layout = targetLayout(r.layout(), cfg);
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
     if (!validate) {
       return new Checked(r, plan, hf2mcoreCommit(r, plan, layout), List.of(), -1, null, cfg, null, null);
@@ -316,6 +316,15 @@ public final class ConversionPlanner {
         fingerprint)), fingerprint);
   }
 
+  /** The output's layout resolved against the model it is written for; its errors say so. */
+  private static LayoutOptions targetLayout(LayoutOptions layout, ModelConfig cfg) {
+    try {
+      return layout.resolve(cfg);
+    } catch (LayoutException e) {
+      throw e.on(LayoutException.Side.TARGET);
+    }
+  }
+
   /** A conversion's commit and the fingerprint its manifest records. */
   private record Commit(CheckpointCommit commit, String fingerprint) {}
 
@@ -345,10 +354,11 @@ public final class ConversionPlanner {
     if (r.kind() == ConversionRequest.Kind.MCORE2MCORE) {
       // what hf2mcore would do with the HF checkpoint mcore2hf writes: its config, the new layout
       to = r.targetLayout();
-      if (to.mtpLayers != r.layout().mtpLayers || to.firstKDense != r.layout().firstKDense) {
-        throw new IllegalArgumentException("--mtp-num-layers and --first-k-dense-replace are shared by both layouts");
+      if (to.mtpLayers() != r.layout().mtpLayers() || to.firstKDense() != r.layout().firstKDense()) {
+        throw new LayoutException(List.of(LayoutException.Setting.MTP_LAYERS, " and ",
+            LayoutException.Setting.FIRST_K_DENSE, " are shared by both layouts: the source and target must agree"));
       }
-      to = to.resolve(forward.config());
+      to = targetLayout(to, forward.config());
     }
     String fingerprint = fingerprint(r, identity, forward.options(), to);
     byte[] header = manifestHeader(r, identity, fingerprint);
@@ -366,8 +376,9 @@ public final class ConversionPlanner {
       String path = CheckpointFiles.resolve(r.loadDir(), rank);
       if (!CheckpointFiles.exists(path)) {
         LayoutOptions o = forward.options();
-        throw new IOException(path + ": rank file missing; the layout (--source-tensor/pipeline/expert-parallel-size "
-            + o.tp + "/" + o.pp + "/" + o.ep + ") needs " + plan.rankFiles().size() + " of them");
+        throw new IOException(path + ": rank file missing; the layout it was written with (tensor/pipeline/expert "
+            + "parallel sizes " + o.tp() + "/" + o.pp() + "/" + o.ep() + ") needs " + plan.rankFiles().size()
+            + " of them");
       }
     }
     Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
@@ -431,7 +442,7 @@ public final class ConversionPlanner {
 
   /** A hint when the input has MTP layers that the chosen layout leaves out. */
   public static String mtpHint(ModelConfig cfg, LayoutOptions o) {
-    if (cfg.nextnPredictLayers > o.mtpLayers) {
+    if (cfg.nextnPredictLayers > o.mtpLayers()) {
       return " (the checkpoint has " + cfg.nextnPredictLayers + " MTP layer(s); pass --mtp-num-layers "
           + cfg.nextnPredictLayers + " to convert them)";
     }

@@ -98,8 +98,8 @@ public final class ConversionRequest implements Serializable {
     this.kind = Objects.requireNonNull(kind);
     this.loadDir = Objects.requireNonNull(loadDir, "loadDir");
     this.saveDir = Objects.requireNonNull(saveDir, "saveDir");
-    this.layout = layout == null ? new LayoutOptions() : layout.copy();
-    this.targetLayout = targetLayout == null ? null : targetLayout.copy();
+    this.layout = layout == null ? LayoutOptions.defaults() : layout;
+    this.targetLayout = targetLayout;
     this.modelConfig = modelConfig;
     this.lora = lora;
     this.loraTargetModules = loraTargetModules == null ? null : List.copyOf(loraTargetModules);
@@ -115,7 +115,7 @@ public final class ConversionRequest implements Serializable {
 
   /** mcore → HF; {@code layout} is the one the rank files were written with. */
   public static ConversionRequest mcore2hf(String loadDir, String saveDir, LayoutOptions layout) {
-    return new ConversionRequest(Kind.MCORE2HF, loadDir, saveDir, sourceSide(layout), null, null, null,
+    return new ConversionRequest(Kind.MCORE2HF, loadDir, saveDir, layout, null, null, null,
         ExistingOutput.REFUSE, Map.of());
   }
 
@@ -125,15 +125,8 @@ public final class ConversionRequest implements Serializable {
     if (lora == null || targetModules == null || targetModules.isEmpty()) {
       throw new IllegalArgumentException("--save-lora-to-hf needs --lora-r, --lora-alpha and --lora-target-modules");
     }
-    return new ConversionRequest(Kind.LORA_EXPORT, loadDir, saveDir, sourceSide(layout), null, lora, targetModules,
+    return new ConversionRequest(Kind.LORA_EXPORT, loadDir, saveDir, layout, null, lora, targetModules,
         ExistingOutput.REFUSE, Map.of());
-  }
-
-  /** The layout of the input: its messages name {@code --source-…} flags. */
-  private static LayoutOptions sourceSide(LayoutOptions layout) {
-    LayoutOptions o = layout == null ? new LayoutOptions() : layout.copy();
-    o.side = "source";
-    return o;
   }
 
   /**
@@ -141,7 +134,7 @@ public final class ConversionRequest implements Serializable {
    * in one pass. {@code --mtp-num-layers} and {@code --first-k-dense-replace} must agree between the two.
    */
   public static ConversionRequest mcore2mcore(String loadDir, String saveDir, LayoutOptions from, LayoutOptions to) {
-    return new ConversionRequest(Kind.MCORE2MCORE, loadDir, saveDir, sourceSide(from), Objects.requireNonNull(to),
+    return new ConversionRequest(Kind.MCORE2MCORE, loadDir, saveDir, from, Objects.requireNonNull(to),
         null, null, null, ExistingOutput.REFUSE, Map.of());
   }
 
@@ -195,14 +188,14 @@ public final class ConversionRequest implements Serializable {
     return saveDir;
   }
 
-  /** A copy of the layout options. */
+  /** The layout: the output's for hf2mcore, the input's for conversions that read mcore rank files. */
   public LayoutOptions layout() {
-    return layout.copy();
+    return layout;
   }
 
-  /** A copy of the output's layout (mcore → mcore), or null. */
+  /** The output's layout (mcore → mcore), or null. */
   public LayoutOptions targetLayout() {
-    return targetLayout == null ? null : targetLayout.copy();
+    return targetLayout;
   }
 
   public String modelConfig() {

@@ -71,10 +71,10 @@ public final class Hf2McorePlan implements ConversionPlan {
   /** Every rank file of the layout, sorted by directory name. */
   public List<RankFile> rankFiles() {
     List<RankFile> files = new ArrayList<>();
-    for (int p = 0; p < opts.pp; p++) {
-      for (int e = 0; e < opts.ep; e++) {
-        for (int t = 0; t < opts.tp; t++) {
-          files.add(new RankFile(t, p, e, opts.pp, opts.ep));
+    for (int p = 0; p < opts.pp(); p++) {
+      for (int e = 0; e < opts.ep(); e++) {
+        for (int t = 0; t < opts.tp(); t++) {
+          files.add(new RankFile(t, p, e, opts.pp(), opts.ep()));
         }
       }
     }
@@ -152,7 +152,7 @@ public final class Hf2McorePlan implements ConversionPlan {
   private final class ChunkBuilder {
     private final int t;
     private final int r;
-    private final McoreKeyNames keys = new McoreKeyNames(opts.keyNames);
+    private final McoreKeyNames keys = new McoreKeyNames(opts.keyNames());
     private final List<AssembledTensor> out = new ArrayList<>();
     final Map<String, Shape> sources = new LinkedHashMap<>();
 
@@ -194,7 +194,7 @@ public final class Hf2McorePlan implements ConversionPlan {
       // the reference's dict then keeps one copy, so with several MTP layers we write the first layer's.
       for (Row row : rows(Part.MTP_EMBEDDING)) {
         boolean sharedKey = !keys.template(row.logical()).contains("{m}");
-        if (opts.pp > 1 && (m == 0 || !sharedKey)) {
+        if (opts.pp() > 1 && (m == 0 || !sharedKey)) {
           emit(row, keys.mtp(row.logical(), m), hf, -1);
         }
       }
@@ -211,11 +211,11 @@ public final class Hf2McorePlan implements ConversionPlan {
         return;
       }
       layerPart(Part.MOE, prefix, hf);
-      if (opts.groupedGemm) {
+      if (opts.groupedGemm()) {
         layerPart(Part.GROUPED_EXPERTS, prefix, hf);
         return;
       }
-      long local = cfg.routedExperts / opts.ep;
+      long local = cfg.routedExperts / opts.ep();
       for (int l = 0; l < local; l++) {
         for (Row row : rows(Part.EXPERT)) {
           emit(row, prefix + keys.expert(row.logical(), l), hf, r * local + l);
@@ -248,12 +248,12 @@ public final class Hf2McorePlan implements ConversionPlan {
           emit(key, Shape.of(dims), List.of(Band.of(SourceSlice.whole(name, rows, cols))));
           break;
         case ROWS: {
-          long part = rows / opts.tp;
+          long part = rows / opts.tp();
           emit(key, Shape.of(part, cols), List.of(Band.of(SourceSlice.rows(name, t * part, part, cols))));
           break;
         }
         case COLUMNS: {
-          long part = cols / opts.tp;
+          long part = cols / opts.tp();
           emit(key, Shape.of(rows, part), List.of(Band.of(SourceSlice.cols(name, rows, t * part, part))));
           break;
         }
@@ -270,7 +270,7 @@ public final class Hf2McorePlan implements ConversionPlan {
         }
         case GATED: {
           // fc1 = [gate rows of part t ; up rows of part t] (§3.5)
-          long w = rows / opts.tp;
+          long w = rows / opts.tp();
           emit(key, Shape.of(2 * w, cols), List.of(Band.of(SourceSlice.rows(names.get(0), t * w, w, cols)),
               Band.of(SourceSlice.rows(names.get(1), t * w, w, cols))));
           break;
@@ -288,7 +288,7 @@ public final class Hf2McorePlan implements ConversionPlan {
       long headDim = h.headDim().applyAsLong(cfg);
       long offset = h.offset().applyAsLong(cfg);
       long count = h.count().applyAsLong(cfg);
-      long headsPerRank = cfg.attentionHeads / opts.tp;
+      long headsPerRank = cfg.attentionHeads / opts.tp();
       List<Band> bands = new ArrayList<>();
       for (long n = t * headsPerRank; n < (t + 1) * headsPerRank; n++) {
         bands.add(Band.of(SourceSlice.rows(src, n * headDim + offset, count, cols)));
@@ -304,9 +304,9 @@ public final class Hf2McorePlan implements ConversionPlan {
       long h = cfg.hiddenSize;
       long f = cfg.moeIntermediateSize;
       long ft = f / opts.expertTp();
-      long local = cfg.routedExperts / ((long) opts.ep * (opts.tpExtendEp ? opts.tp : 1));
-      long firstExpert = opts.tpExtendEp ? ((long) r * opts.tp + t) * local : r * local;
-      int c = opts.tpExtendEp ? 0 : t;
+      long local = cfg.routedExperts / ((long) opts.ep() * (opts.tpExtendEp() ? opts.tp() : 1));
+      long firstExpert = opts.tpExtendEp() ? ((long) r * opts.tp() + t) * local : r * local;
+      int c = opts.tpExtendEp() ? 0 : t;
       boolean w1 = row.split() == Split.GROUPED_W1;
       List<Band> bands = new ArrayList<>();
       for (long l = 0; l < local; l++) {

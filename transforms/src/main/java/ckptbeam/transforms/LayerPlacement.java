@@ -51,23 +51,23 @@ public final class LayerPlacement {
 
   /** Computes the placement for resolved options ({@link LayoutOptions#resolve}). */
   public static LayerPlacement compute(ModelConfig cfg, LayoutOptions o) {
-    LayerPlacement lp = new LayerPlacement(o.pp, o.virtualChunks(), o.dualpipe);
-    if (o.dualpipe) {
+    LayerPlacement lp = new LayerPlacement(o.pp(), o.virtualChunks(), o.dualpipe());
+    if (o.dualpipe()) {
       lp.placeDualpipe(o);
     } else {
       List<Integer> source = hfSequence(cfg, o);
-      if (o.numLayerList != null) {
+      if (o.numLayerList() != null) {
         lp.placeList(o, source);
-      } else if (o.layersPerVirtualStage > 0) {
+      } else if (o.layersPerVirtualStage() > 0) {
         lp.placeVirtual(o, source);
       } else {
         lp.placeEven(o, source);
       }
     }
     lp.chunk(0, 0).embedding = true;
-    Chunk last = o.dualpipe ? lp.chunk(0, 1) : lp.chunk(o.pp - 1, lp.chunks - 1);
+    Chunk last = o.dualpipe() ? lp.chunk(0, 1) : lp.chunk(o.pp() - 1, lp.chunks - 1);
     last.finalNorm = true;
-    for (int m = 0; m < o.mtpLayers; m++) {
+    for (int m = 0; m < o.mtpLayers(); m++) {
       last.mtp.add(cfg.hiddenLayers + m);
     }
     return lp;
@@ -78,9 +78,9 @@ public final class LayerPlacement {
    * value the first k dense layers followed by the MoE layers from the config's first MoE layer on.
    */
   static List<Integer> hfSequence(ModelConfig cfg, LayoutOptions o) {
-    int real = o.numLayers - o.noopLayers.size();
+    int real = o.numLayers() - o.noopLayers().size();
     List<Integer> s = new ArrayList<>();
-    int k = o.firstKDense;
+    int k = o.firstKDense();
     int firstMoe = cfg.firstKDenseReplace;
     for (int i = 0; i < real; i++) {
       s.add(k < firstMoe && i >= k ? firstMoe + (i - k) : i);
@@ -89,11 +89,11 @@ public final class LayerPlacement {
   }
 
   private void placeEven(LayoutOptions o, List<Integer> source) {
-    int c = o.numLayers / o.pp;
+    int c = o.numLayers() / o.pp();
     int next = 0;
-    for (int p = 0; p < o.pp; p++) {
+    for (int p = 0; p < o.pp(); p++) {
       for (int slot = 0; slot < c; slot++) {
-        if (!o.noopLayers.contains(p * c + slot)) {
+        if (!o.noopLayers().contains(p * c + slot)) {
           chunk(p, 0).layers.add(new Placed(source.get(next++), slot));
         }
       }
@@ -102,21 +102,21 @@ public final class LayerPlacement {
 
   private void placeList(LayoutOptions o, List<Integer> source) {
     int next = 0;
-    for (int p = 0; p < o.pp; p++) {
-      for (int slot = 0; slot < o.numLayerList[p]; slot++) {
+    for (int p = 0; p < o.pp(); p++) {
+      for (int slot = 0; slot < o.numLayerList()[p]; slot++) {
         chunk(p, 0).layers.add(new Placed(source.get(next++), slot));
       }
     }
   }
 
   private void placeVirtual(LayoutOptions o, List<Integer> source) {
-    int s = o.layersPerVirtualStage;
+    int s = o.layersPerVirtualStage();
     int next = 0;
     for (int v = 0; v < chunks; v++) {
-      for (int p = 0; p < o.pp; p++) {
-        int first = (v * o.pp + p) * s;
+      for (int p = 0; p < o.pp(); p++) {
+        int first = (v * o.pp() + p) * s;
         for (int slot = 0; slot < s; slot++) {
-          if (!o.noopLayers.contains(first + slot)) {
+          if (!o.noopLayers().contains(first + slot)) {
             chunk(p, v).layers.add(new Placed(source.get(next++), slot));
           }
         }
@@ -125,9 +125,9 @@ public final class LayerPlacement {
   }
 
   private void placeDualpipe(LayoutOptions o) {
-    int s = o.numLayers / o.pp / 2;
+    int s = o.numLayers() / o.pp() / 2;
     List<Integer> remaining = new ArrayList<>();
-    for (int i = 0; i < o.numLayers; i++) {
+    for (int i = 0; i < o.numLayers(); i++) {
       remaining.add(i);
     }
     List<Integer> order = new ArrayList<>();
@@ -139,15 +139,15 @@ public final class LayerPlacement {
       remaining.subList(remaining.size() - s, remaining.size()).clear();
       remaining.subList(0, s).clear();
     }
-    for (int p = 0; p < o.pp; p++) {
+    for (int p = 0; p < o.pp(); p++) {
       for (int v = 0; v < 2; v++) {
         int local = 0;
         for (int k = 0; k < s; k++) {
           int slot = order.get(p * 2 * s + v * s + k);
-          if (o.noopLayers.contains(slot)) {
+          if (o.noopLayers().contains(slot)) {
             continue;
           }
-          int hf = slot - o.noopLayers.headSet(slot).size();
+          int hf = slot - o.noopLayers().headSet(slot).size();
           chunk(p, v).layers.add(new Placed(hf, local++));
         }
       }

@@ -1,46 +1,39 @@
 package ckptbeam.transforms;
 
 import ckptbeam.io.compute.Nf4;
-import java.io.Serializable;
-import java.util.ArrayList;
+import ckptbeam.transforms.LayoutException.Setting;
 import java.util.Arrays;
+import java.util.Collection;
+import java.util.Collections;
 import java.util.List;
+import java.util.Objects;
+import java.util.SortedSet;
 import java.util.TreeSet;
+import java.util.stream.Collectors;
 
 /**
- * The parallel layout and variant flags of a conversion, named after the MindSpeed-LLM converter's flags. Unset
- * numeric values are -1 and take their defaults from {@code config.json} in {@link #resolve}.
+ * The parallel layout and variant settings of an mcore checkpoint (the MindSpeed-LLM converter's layout flags, as
+ * typed values). Immutable: built with {@link #builder()} or changed with {@link #toBuilder()}. Unset numeric values
+ * are -1 and take their defaults from {@code config.json} in {@link #resolve}. Validation errors are
+ * {@link LayoutException}s that name settings, not flags: the command line renders them as the flags its user typed.
  */
-public final class LayoutOptions implements Serializable {
-  private static final long serialVersionUID = 1L;
-
-  /**
-   * Whose layout this is, for messages: {@code "target"} (hf2mcore writes it) or {@code "source"} (mcore2hf reads
-   * it); a message names the flag the user typed, {@code --target-…} or {@code --source-…}.
-   */
-  public String side = "target";
-  public int tp = 1;
-  public int pp = 1;
-  public int ep = 1;
-  /** {@code --num-layers-per-virtual-pipeline-stage}; 0 when absent. */
-  public int layersPerVirtualStage = 0;
-  /** {@code --num-layer-list}; null when absent. */
-  public int[] numLayerList;
-  /** {@code --noop-layers}: global mcore slot numbers. */
-  public TreeSet<Integer> noopLayers = new TreeSet<>();
-  /** {@code --num-layers}: mcore layer slots including noop slots, excluding MTP; -1 = from config. */
-  public int numLayers = -1;
-  /** {@code --first-k-dense-replace}; -1 = from config. */
-  public int firstKDense = -1;
-  /** {@code --mtp-num-layers} / {@code --num-nextn-predict-layers}; 0 like the reference. */
-  public int mtpLayers = 0;
-  public boolean groupedGemm;
-  public boolean tpExtendEp;
-  public boolean mlaMmSplit;
-  public boolean dualpipe;
-  public McoreKeyNames.Scheme keyNames = McoreKeyNames.Scheme.CURRENT;
-  /** {@code --qlora-nf4}: the NF4 encoding to quantise the linear weights with, or null. */
-  public Nf4.Format nf4;
+public final class LayoutOptions implements java.io.Serializable {
+  private static final long serialVersionUID = 2L;
+  private final int tp;
+  private final int pp;
+  private final int ep;
+  private final int layersPerVirtualStage;
+  private final int[] numLayerList;
+  private final SortedSet<Integer> noopLayers;
+  private final int numLayers;
+  private final int firstKDense;
+  private final int mtpLayers;
+  private final boolean groupedGemm;
+  private final boolean tpExtendEp;
+  private final boolean mlaMmSplit;
+  private final boolean dualpipe;
+  private final McoreKeyNames.Scheme keyNames;
+  private final Nf4.Format nf4;
 
   /**
    * The key endings {@code --qlora-nf4} quantises (docs/mapping.md §7.1): the {@link TensorMapping} rows marked NF4,
@@ -48,122 +41,246 @@ public final class LayoutOptions implements Serializable {
    */
   private static final List<String> NF4_SUFFIXES = McoreKeyNames.keyEndings(TensorMapping.nf4Rows());
 
-  /** Whether {@code --qlora-nf4} quantises this mcore key. */
+  private LayoutOptions(Builder b) {
+    tp = b.tp;
+    pp = b.pp;
+    ep = b.ep;
+    layersPerVirtualStage = b.layersPerVirtualStage;
+    numLayerList = b.numLayerList == null ? null : b.numLayerList.clone();
+    noopLayers = Collections.unmodifiableSortedSet(new TreeSet<>(b.noopLayers));
+    numLayers = b.numLayers;
+    firstKDense = b.firstKDense;
+    mtpLayers = b.mtpLayers;
+    groupedGemm = b.groupedGemm;
+    tpExtendEp = b.tpExtendEp;
+    mlaMmSplit = b.mlaMmSplit;
+    dualpipe = b.dualpipe;
+    keyNames = Objects.requireNonNull(b.keyNames, "keyNames");
+    nf4 = b.nf4;
+  }
+
+  /** tp = pp = ep = 1, every other setting absent or from the model's config. */
+  public static LayoutOptions defaults() {
+    return builder().build();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** A builder holding these settings, to change some of them. */
+  public Builder toBuilder() {
+    Builder b = new Builder();
+    b.tp = tp;
+    b.pp = pp;
+    b.ep = ep;
+    b.layersPerVirtualStage = layersPerVirtualStage;
+    b.numLayerList = numLayerList;
+    b.noopLayers = new TreeSet<>(noopLayers);
+    b.numLayers = numLayers;
+    b.firstKDense = firstKDense;
+    b.mtpLayers = mtpLayers;
+    b.groupedGemm = groupedGemm;
+    b.tpExtendEp = tpExtendEp;
+    b.mlaMmSplit = mlaMmSplit;
+    b.dualpipe = dualpipe;
+    b.keyNames = keyNames;
+    b.nf4 = nf4;
+    return b;
+  }
+
+  /** Tensor-parallel size. */
+  public int tp() {
+    return tp;
+  }
+
+  /** Pipeline-parallel size (stages). */
+  public int pp() {
+    return pp;
+  }
+
+  /** Expert-parallel size. */
+  public int ep() {
+    return ep;
+  }
+
+  /** Virtual pipeline: layers per chunk; 0 when absent. */
+  public int layersPerVirtualStage() {
+    return layersPerVirtualStage;
+  }
+
+  /** Uneven stages: the layers of each stage, or null. */
+  public int[] numLayerList() {
+    return numLayerList == null ? null : numLayerList.clone();
+  }
+
+  /** Global mcore layer slots left empty. */
+  public SortedSet<Integer> noopLayers() {
+    return noopLayers;
+  }
+
+  /** mcore layer slots including noop slots, excluding MTP; -1 = from config until resolved. */
+  public int numLayers() {
+    return numLayers;
+  }
+
+  /** Dense layers taken before the MoE layers; -1 = the config's {@code first_k_dense_replace} until resolved. */
+  public int firstKDense() {
+    return firstKDense;
+  }
+
+  /** MTP layers, on the last stage; 0 like the reference. */
+  public int mtpLayers() {
+    return mtpLayers;
+  }
+
+  /** Experts as {@code weight1/weight2} instead of {@code local_experts.{l}}. */
+  public boolean groupedGemm() {
+    return groupedGemm;
+  }
+
+  /** Whole experts per TP rank. */
+  public boolean tpExtendEp() {
+    return tpExtendEp;
+  }
+
+  /** Four per-head up-projection matrices instead of two. */
+  public boolean mlaMmSplit() {
+    return mlaMmSplit;
+  }
+
+  /** DualPipeV: two chunks per stage. */
+  public boolean dualpipe() {
+    return dualpipe;
+  }
+
+  public McoreKeyNames.Scheme keyNames() {
+    return keyNames;
+  }
+
+  /** The NF4 encoding to quantise the linear weights with, or null. */
+  public Nf4.Format nf4() {
+    return nf4;
+  }
+
+  /** Whether NF4 quantisation applies to this mcore key. */
   public boolean quantises(String key) {
     return nf4 != null && NF4_SUFFIXES.stream().anyMatch(key::endsWith);
   }
 
-  /** Fills defaults from the model config and checks every rule; the message names the flag and the numbers. */
+  /** Fills defaults from the model config and checks every rule; the message names the settings and the numbers. */
   public LayoutOptions resolve(ModelConfig cfg) {
-    LayoutOptions o = copy();
-    if (o.numLayers < 0) {
-      o.numLayers = cfg.hiddenLayers + o.noopLayers.size();
+    Builder b = toBuilder();
+    if (b.numLayers < 0) {
+      b.numLayers = cfg.hiddenLayers + noopLayers.size();
     }
-    if (o.firstKDense < 0) {
-      o.firstKDense = cfg.firstKDenseReplace;
+    if (b.firstKDense < 0) {
+      b.firstKDense = cfg.firstKDenseReplace;
     }
+    LayoutOptions o = b.build();
     o.validate(cfg);
     return o;
   }
 
   private void validate(ModelConfig cfg) {
-    positive(flag("tensor"), tp);
-    positive(flag("pipeline"), pp);
-    positive(flag("expert"), ep);
-    positive("--num-layers", numLayers);
+    positive(Setting.TP, tp);
+    positive(Setting.PP, pp);
+    positive(Setting.EP, ep);
+    positive(Setting.NUM_LAYERS, numLayers);
     if (layersPerVirtualStage < 0) {
-      fail("--num-layers-per-virtual-pipeline-stage must be positive, got " + layersPerVirtualStage);
+      fail(Setting.LAYERS_PER_VIRTUAL_STAGE, " must be positive, got " + layersPerVirtualStage);
     }
     if (dualpipe && layersPerVirtualStage > 0) {
-      fail("--schedules-method dualpipev is not compatible with --num-layers-per-virtual-pipeline-stage");
+      fail(Setting.DUALPIPE, " is not compatible with ", Setting.LAYERS_PER_VIRTUAL_STAGE);
     }
     if (firstKDense > cfg.firstKDenseReplace) {
-      fail("--first-k-dense-replace " + firstKDense + " is more than the checkpoint's first_k_dense_replace "
+      fail(Setting.FIRST_K_DENSE, " " + firstKDense + " is more than the checkpoint's first_k_dense_replace "
           + cfg.firstKDenseReplace + " (config.json): there are only " + cfg.firstKDenseReplace + " dense layers");
     }
     if (dualpipe && tp > 1 && !tpExtendEp) {
-      fail("--schedules-method dualpipev with " + flag("tensor") + " " + tp
-          + " needs --moe-tp-extend-ep");
+      fail(Setting.DUALPIPE, " with ", Setting.TP, " " + tp + " needs ", Setting.TP_EXTEND_EP);
     }
     if (tpExtendEp && !groupedGemm) {
-      fail("--moe-tp-extend-ep needs --moe-grouped-gemm (without it the reference writes experts that do not "
-          + "convert back, docs/mapping.md §8.7)");
+      fail(Setting.TP_EXTEND_EP, " needs ", Setting.GROUPED_GEMM, " (without it the reference writes experts that "
+          + "do not convert back, docs/mapping.md §8.7)");
     }
     if (mtpLayers < 0) {
-      fail("--mtp-num-layers must not be negative, got " + mtpLayers);
+      fail(Setting.MTP_LAYERS, " must not be negative, got " + mtpLayers);
     }
     if (mtpLayers > cfg.nextnPredictLayers) {
-      fail("--mtp-num-layers " + mtpLayers + " is more than the checkpoint's num_nextn_predict_layers "
+      fail(Setting.MTP_LAYERS, " " + mtpLayers + " is more than the checkpoint's num_nextn_predict_layers "
           + cfg.nextnPredictLayers + " (config.json)");
     }
     for (int n : noopLayers) {
       if (n < 0 || n >= numLayers) {
-        fail("--noop-layers " + n + " is outside the layer slots 0.." + (numLayers - 1) + " of --num-layers "
-            + numLayers);
+        fail(Setting.NOOP_LAYERS, " " + n + " is outside the layer slots 0.." + (numLayers - 1) + " of ",
+            Setting.NUM_LAYERS, " " + numLayers);
       }
     }
     int real = numLayers - noopLayers.size();
     if (real <= 0) {
-      fail("--noop-layers leaves no real layer out of --num-layers " + numLayers);
+      fail(Setting.NOOP_LAYERS, " leaves no real layer out of ", Setting.NUM_LAYERS, " " + numLayers);
     }
     if (numLayerList != null) {
-      if (layersPerVirtualStage > 0) {
-        fail("--num-layer-list cannot be combined with --num-layers-per-virtual-pipeline-stage");
-      }
-      if (!noopLayers.isEmpty()) {
-        fail("--num-layer-list cannot be combined with --noop-layers");
-      }
-      if (dualpipe) {
-        fail("--num-layer-list cannot be combined with --schedules-method dualpipev");
-      }
-      if (numLayerList.length != pp) {
-        fail("--num-layer-list has " + numLayerList.length + " entries but " + flag("pipeline") + " is " + pp);
-      }
-      int sum = Arrays.stream(numLayerList).sum();
-      for (int a : numLayerList) {
-        if (a < 0) {
-          fail("--num-layer-list entries must not be negative: " + Arrays.toString(numLayerList));
-        }
-      }
-      if (sum != numLayers) {
-        fail("--num-layer-list " + join(numLayerList) + " sums to " + sum + " but --num-layers is " + numLayers);
-      }
+      validateLayerList();
     } else {
       if (numLayers % pp != 0) {
-        fail("--num-layers " + numLayers + " is not divisible by " + flag("pipeline") + " " + pp);
+        fail(Setting.NUM_LAYERS, " " + numLayers + " is not divisible by ", Setting.PP, " " + pp);
       }
       int perStage = numLayers / pp;
       if (layersPerVirtualStage > 0 && perStage % layersPerVirtualStage != 0) {
-        fail("--num-layers-per-virtual-pipeline-stage " + layersPerVirtualStage + " does not divide the "
-            + perStage + " layers per pipeline stage (--num-layers " + numLayers + " / " + flag("pipeline") + " "
-            + pp + "); the reference would silently drop the remaining layers");
+        fail(Setting.LAYERS_PER_VIRTUAL_STAGE, " " + layersPerVirtualStage + " does not divide the " + perStage
+            + " layers per pipeline stage (", Setting.NUM_LAYERS, " " + numLayers + " / ", Setting.PP, " " + pp
+            + "); the reference would silently drop the remaining layers");
       }
       if (dualpipe && perStage % 2 != 0) {
-        fail("--schedules-method dualpipev needs an even number of layers per stage, got " + perStage);
+        fail(Setting.DUALPIPE, " needs an even number of layers per stage, got " + perStage);
       }
     }
-    int hfAvailable = cfg.hiddenLayers;
     int needed = firstKDense < cfg.firstKDenseReplace && !dualpipe
         ? cfg.firstKDenseReplace + (real - firstKDense) : real;
-    if (needed > hfAvailable) {
-      fail("the layout needs " + needed + " HF decoder layers (--num-layers " + numLayers + " minus "
+    if (needed > cfg.hiddenLayers) {
+      fail("the layout needs " + needed + " HF decoder layers (", Setting.NUM_LAYERS, " " + numLayers + " minus "
           + noopLayers.size() + " noop layers" + (needed != real ? ", after skipping dense layers " + firstKDense
-          + ".." + (cfg.firstKDenseReplace - 1) : "") + ") but config.json has num_hidden_layers " + hfAvailable);
+          + ".." + (cfg.firstKDenseReplace - 1) : "") + ") but config.json has num_hidden_layers " + cfg.hiddenLayers);
     }
-    divisible("num_attention_heads", cfg.attentionHeads, flag("tensor"), tp);
-    divisible("vocab_size", cfg.vocabSize, flag("tensor"), tp);
-    divisible("intermediate_size", cfg.intermediateSize, flag("tensor"), tp);
-    divisible("hidden_size (eh_proj rows)", cfg.hiddenSize, flag("tensor"), tp);
+    divisible("num_attention_heads", cfg.attentionHeads, tp, Setting.TP);
+    divisible("vocab_size", cfg.vocabSize, tp, Setting.TP);
+    divisible("intermediate_size", cfg.intermediateSize, tp, Setting.TP);
+    divisible("hidden_size (eh_proj rows)", cfg.hiddenSize, tp, Setting.TP);
     if (cfg.sharedExperts > 0) {
-      divisible("n_shared_experts * moe_intermediate_size", cfg.sharedIntermediateSize(),
-          flag("tensor"), tp);
+      divisible("n_shared_experts * moe_intermediate_size", cfg.sharedIntermediateSize(), tp, Setting.TP);
     }
     if (tpExtendEp) {
-      divisible("n_routed_experts", cfg.routedExperts, flag("expert") + " x " + flag("tensor"),
-          (long) ep * tp);
+      divisible("n_routed_experts", cfg.routedExperts, (long) ep * tp, Setting.EP, " x ", Setting.TP);
     } else {
-      divisible("n_routed_experts", cfg.routedExperts, flag("expert"), ep);
-      divisible("moe_intermediate_size", cfg.moeIntermediateSize, flag("tensor"), tp);
+      divisible("n_routed_experts", cfg.routedExperts, ep, Setting.EP);
+      divisible("moe_intermediate_size", cfg.moeIntermediateSize, tp, Setting.TP);
+    }
+  }
+
+  private void validateLayerList() {
+    if (layersPerVirtualStage > 0) {
+      fail(Setting.NUM_LAYER_LIST, " cannot be combined with ", Setting.LAYERS_PER_VIRTUAL_STAGE);
+    }
+    if (!noopLayers.isEmpty()) {
+      fail(Setting.NUM_LAYER_LIST, " cannot be combined with ", Setting.NOOP_LAYERS);
+    }
+    if (dualpipe) {
+      fail(Setting.NUM_LAYER_LIST, " cannot be combined with ", Setting.DUALPIPE);
+    }
+    if (numLayerList.length != pp) {
+      fail(Setting.NUM_LAYER_LIST, " has " + numLayerList.length + " entries but ", Setting.PP, " is " + pp);
+    }
+    for (int a : numLayerList) {
+      if (a < 0) {
+        fail(Setting.NUM_LAYER_LIST, " entries must not be negative: " + Arrays.toString(numLayerList));
+      }
+    }
+    int sum = Arrays.stream(numLayerList).sum();
+    if (sum != numLayers) {
+      fail(Setting.NUM_LAYER_LIST, " " + join(numLayerList) + " sums to " + sum + " but ", Setting.NUM_LAYERS,
+          " is " + numLayers);
     }
   }
 
@@ -183,38 +300,12 @@ public final class LayoutOptions implements Serializable {
     return dualpipe || layersPerVirtualStage > 0;
   }
 
-  /** Expert-TP degree: tp normally, 1 with {@code --moe-tp-extend-ep}. */
+  /** Expert-TP degree: tp normally, 1 with {@code tpExtendEp}. */
   public int expertTp() {
     return tpExtendEp ? 1 : tp;
   }
 
-  public LayoutOptions copy() {
-    LayoutOptions o = new LayoutOptions();
-    o.side = side;
-    o.tp = tp;
-    o.pp = pp;
-    o.ep = ep;
-    o.layersPerVirtualStage = layersPerVirtualStage;
-    o.numLayerList = numLayerList == null ? null : numLayerList.clone();
-    o.noopLayers = new TreeSet<>(noopLayers);
-    o.numLayers = numLayers;
-    o.firstKDense = firstKDense;
-    o.mtpLayers = mtpLayers;
-    o.groupedGemm = groupedGemm;
-    o.tpExtendEp = tpExtendEp;
-    o.mlaMmSplit = mlaMmSplit;
-    o.dualpipe = dualpipe;
-    o.keyNames = keyNames;
-    o.nf4 = nf4;
-    return o;
-  }
-
-  /** The parallel-size flag of this side: {@code --target-tensor-parallel-size}, {@code --source-…}. */
-  private String flag(String dim) {
-    return "--" + side + "-" + dim + "-parallel-size";
-  }
-
-  /** Every field, deterministically: part of a conversion's fingerprint. */
+  /** Every setting, deterministically: part of a conversion's fingerprint. */
   @Override
   public String toString() {
     return "tp=" + tp + " pp=" + pp + " ep=" + ep + " vpp-layers=" + layersPerVirtualStage + " num-layer-list="
@@ -224,27 +315,139 @@ public final class LayoutOptions implements Serializable {
         + nf4;
   }
 
-  private static void positive(String flag, int v) {
+  /** Equal settings, as given (defaults left to the config are compared unresolved). */
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof LayoutOptions && toString().equals(o.toString());
+  }
+
+  @Override
+  public int hashCode() {
+    return toString().hashCode();
+  }
+
+  private static void positive(Setting s, int v) {
     if (v <= 0) {
-      fail(flag + " must be positive, got " + v);
+      fail(s, " must be positive, got " + v);
     }
   }
 
-  private static void divisible(String field, long value, String flag, long by) {
+  private static void divisible(String field, long value, long by, Object... setting) {
+    Object[] parts = new Object[setting.length + 2];
+    parts[0] = "config.json " + field + " = " + value + " is not divisible by ";
+    System.arraycopy(setting, 0, parts, 1, setting.length);
+    parts[parts.length - 1] = " = " + by;
     if (value % by != 0) {
-      fail("config.json " + field + " = " + value + " is not divisible by " + flag + " = " + by);
+      fail(parts);
     }
   }
 
   private static String join(int[] a) {
-    List<String> s = new ArrayList<>();
-    for (int x : a) {
-      s.add(Integer.toString(x));
-    }
-    return String.join(",", s);
+    return Arrays.stream(a).mapToObj(Integer::toString).collect(Collectors.joining(","));
   }
 
-  private static void fail(String message) {
-    throw new IllegalArgumentException(message);
+  private static void fail(Object... parts) {
+    throw new LayoutException(List.of(parts));
+  }
+
+  /** Settings to build a {@link LayoutOptions} from; every setting starts at its default. */
+  public static final class Builder {
+    private int tp = 1;
+    private int pp = 1;
+    private int ep = 1;
+    private int layersPerVirtualStage = 0;
+    private int[] numLayerList;
+    private TreeSet<Integer> noopLayers = new TreeSet<>();
+    private int numLayers = -1;
+    private int firstKDense = -1;
+    private int mtpLayers = 0;
+    private boolean groupedGemm;
+    private boolean tpExtendEp;
+    private boolean mlaMmSplit;
+    private boolean dualpipe;
+    private McoreKeyNames.Scheme keyNames = McoreKeyNames.Scheme.CURRENT;
+    private Nf4.Format nf4;
+
+    private Builder() {}
+
+    public Builder tp(int v) {
+      tp = v;
+      return this;
+    }
+
+    public Builder pp(int v) {
+      pp = v;
+      return this;
+    }
+
+    public Builder ep(int v) {
+      ep = v;
+      return this;
+    }
+
+    public Builder layersPerVirtualStage(int v) {
+      layersPerVirtualStage = v;
+      return this;
+    }
+
+    /** Uneven stages (one entry per stage), or null for an even split. */
+    public Builder numLayerList(int... v) {
+      numLayerList = v == null ? null : v.clone();
+      return this;
+    }
+
+    public Builder noopLayers(Collection<Integer> v) {
+      noopLayers = new TreeSet<>(v);
+      return this;
+    }
+
+    public Builder numLayers(int v) {
+      numLayers = v;
+      return this;
+    }
+
+    public Builder firstKDense(int v) {
+      firstKDense = v;
+      return this;
+    }
+
+    public Builder mtpLayers(int v) {
+      mtpLayers = v;
+      return this;
+    }
+
+    public Builder groupedGemm(boolean v) {
+      groupedGemm = v;
+      return this;
+    }
+
+    public Builder tpExtendEp(boolean v) {
+      tpExtendEp = v;
+      return this;
+    }
+
+    public Builder mlaMmSplit(boolean v) {
+      mlaMmSplit = v;
+      return this;
+    }
+
+    public Builder dualpipe(boolean v) {
+      dualpipe = v;
+      return this;
+    }
+
+    public Builder keyNames(McoreKeyNames.Scheme v) {
+      keyNames = v;
+      return this;
+    }
+
+    public Builder nf4(Nf4.Format v) {
+      nf4 = v;
+      return this;
+    }
+
+    public LayoutOptions build() {
+      return new LayoutOptions(this);
+    }
   }
 }

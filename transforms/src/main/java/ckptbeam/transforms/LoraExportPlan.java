@@ -37,11 +37,11 @@ public final class LoraExportPlan extends HfShardsPlan {
   public LoraExportPlan(Hf2McorePlan forward, String iterationDir, int rank, List<String> modules) {
     super(forward, iterationDir);
     LayoutOptions o = forward.options();
-    if (o.groupedGemm) {
+    if (o.groupedGemm()) {
       throw new IllegalArgumentException("--save-lora-to-hf with --moe-grouped-gemm: grouped-GEMM expert LoRA has no "
           + "per-expert HF form (the reference refuses it too)");
     }
-    if (o.mlaMmSplit && (modules.contains("linear_q_up_proj") || modules.contains("linear_kv_up_proj"))) {
+    if (o.mlaMmSplit() && (modules.contains("linear_q_up_proj") || modules.contains("linear_kv_up_proj"))) {
       throw new IllegalArgumentException("--save-lora-to-hf of the up-projections with --mla-mm-split: the four split "
           + "matrices have separate factors that do not form one HF LoRA pair");
     }
@@ -131,7 +131,7 @@ public final class LoraExportPlan extends HfShardsPlan {
     ModelConfig c = forward.config();
     LayoutOptions o = forward.options();
     LayerPlacement lp = forward.placement();
-    McoreKeyNames keys = new McoreKeyNames(o.keyNames);
+    McoreKeyNames keys = new McoreKeyNames(o.keyNames());
     TreeMap<Integer, List<AssembledTensor>> byLayer = new TreeMap<>();
     for (LayerPlacement.Chunk chunk : lp.chunks()) {
       String chunkKey = o.hasVirtualChunks() ? "model" + chunk.v : "model";
@@ -148,7 +148,7 @@ public final class LoraExportPlan extends HfShardsPlan {
         }
       }
     }
-    int total = c.hiddenLayers + o.mtpLayers;
+    int total = c.hiddenLayers + o.mtpLayers();
     byLayer.forEach((layer, ts) -> {
       if (!ts.isEmpty()) {
         files.put(SafetensorsIndex.shardName(layer + 1, total), ts);
@@ -164,8 +164,8 @@ public final class LoraExportPlan extends HfShardsPlan {
       return;
     }
     layerPart(out, Part.MOE, pp, chunk, prefix, hf, keys);
-    long local = c.routedExperts / forward.options().ep;
-    for (int r = 0; r < forward.options().ep; r++) {
+    long local = c.routedExperts / forward.options().ep();
+    for (int r = 0; r < forward.options().ep(); r++) {
       for (int l = 0; l < local; l++) {
         for (Row row : loraRows(Part.EXPERT)) {
           export(out, row, pp, r, chunk, prefix + keys.expert(row.logical(), l), hf, r * local + l);
@@ -246,7 +246,7 @@ public final class LoraExportPlan extends HfShardsPlan {
   /** fc1 (column-parallel, gate and up interleaved per rank): A replicated, B's halves per rank to gate and up. */
   private void gated(List<AssembledTensor> out, int pp, int ep, String chunk, String x, long width, long in,
       List<String> hfModules) {
-    int tp = forward.options().tp;
+    int tp = forward.options().tp();
     long w = width / tp;
     String a = src(pp, 0, ep, chunk, x + ".lora_A.default.weight", rank, in);
     for (String hfm : hfModules) {
@@ -266,7 +266,7 @@ public final class LoraExportPlan extends HfShardsPlan {
   /** W [out/tp, in] per rank: A [r, in] replicated (rank 0), B [out/tp, r] stacked over tp. */
   private void columnParallel(List<AssembledTensor> out, int pp, int ep, String chunk, String x, long rows, long cols,
       String hfModule) {
-    int tp = forward.options().tp;
+    int tp = forward.options().tp();
     String a = src(pp, 0, ep, chunk, x + ".lora_A.default.weight", rank, cols);
     emit(out, hfModule + ".lora_A.weight", Shape.of(rank, cols), List.of(Band.of(SourceSlice.whole(a, rank, cols))));
     List<Band> b = new ArrayList<>();
@@ -280,7 +280,7 @@ public final class LoraExportPlan extends HfShardsPlan {
   /** W [out, in/tp] per rank: A [r, in/tp] side by side over tp, B [out, r] replicated (rank 0). */
   private void rowParallel(List<AssembledTensor> out, int pp, int ep, String chunk, String x, long rows, long cols,
       String hfModule) {
-    int tp = forward.options().tp;
+    int tp = forward.options().tp();
     List<SourceSlice> a = new ArrayList<>();
     for (int t = 0; t < tp; t++) {
       a.add(SourceSlice.whole(src(pp, t, ep, chunk, x + ".lora_A.default.weight", rank, cols / tp), rank, cols / tp));
@@ -292,7 +292,7 @@ public final class LoraExportPlan extends HfShardsPlan {
 
   private String src(int pp, int tp, int ep, String chunk, String key, long rows, long cols) {
     LayoutOptions o = forward.options();
-    String name = Mcore2HfPlan.sourceName(new RankFile(tp, pp, ep, o.pp, o.ep), chunk, key);
+    String name = Mcore2HfPlan.sourceName(new RankFile(tp, pp, ep, o.pp(), o.ep()), chunk, key);
     shapes.put(name, Shape.of(rows, cols));
     return name;
   }

@@ -38,14 +38,15 @@ public final class Mcore2HfPlan extends HfShardsPlan {
    * R-1, §4.1): the model config with the layer counts the layout actually holds.
    */
   public static Hf2McorePlan forwardPlan(ModelConfig cfg, LayoutOptions layout) {
-    int numLayers = layout.numLayers >= 0 ? layout.numLayers : cfg.hiddenLayers + layout.noopLayers.size();
-    int real = numLayers - layout.noopLayers.size();
-    int k = Math.min(layout.firstKDense >= 0 ? layout.firstKDense : cfg.firstKDenseReplace, Math.max(real, 0));
-    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers);
-    LayoutOptions o = layout.copy();
-    o.numLayers = numLayers;
-    o.firstKDense = k;
-    return new Hf2McorePlan(out, o.resolve(out));
+    int numLayers = layout.numLayers() >= 0 ? layout.numLayers() : cfg.hiddenLayers + layout.noopLayers().size();
+    int real = numLayers - layout.noopLayers().size();
+    int k = Math.min(layout.firstKDense() >= 0 ? layout.firstKDense() : cfg.firstKDenseReplace, Math.max(real, 0));
+    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers());
+    try {
+      return new Hf2McorePlan(out, layout.toBuilder().numLayers(numLayers).firstKDense(k).build().resolve(out));
+    } catch (LayoutException e) {
+      throw e.on(LayoutException.Side.SOURCE);
+    }
   }
 
   public Hf2McorePlan forward() {
@@ -96,7 +97,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     LayoutOptions o = forward.options();
     int real = cfg.hiddenLayers;
     // MTP extras the forward direction does not write: the head is lm_head's copy, the embedding the stage's
-    for (int m = 0; m < o.mtpLayers; m++) {
+    for (int m = 0; m < o.mtpLayers(); m++) {
       String head = HfNames.layer(real + m, "shared_head.head.weight");
       regions.put(head, regions.get(HfNames.LM_HEAD));
       hfShapes.put(head, hfShapes.get(HfNames.LM_HEAD));
@@ -108,7 +109,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       }
     }
     int lastSaved = lastSavedLayer();
-    int total = real + o.mtpLayers;
+    int total = real + o.mtpLayers();
     TreeMap<Integer, List<AssembledTensor>> byLayer = new TreeMap<>();
     for (Map.Entry<String, Map<String, HfRegion>> e : regions.entrySet()) {
       String name = e.getKey();
@@ -186,7 +187,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
    */
   int lastSavedLayer() {
     LayerPlacement lp = forward.placement();
-    if (forward.options().dualpipe) {
+    if (forward.options().dualpipe()) {
       for (int v = 1; v >= 0; v--) {
         List<LayerPlacement.Placed> l = lp.chunk(0, v).layers;
         if (!l.isEmpty()) {

@@ -42,7 +42,7 @@ public final class RankFileWriter {
           TensorSpec spec = out.spec(t);
           // --qlora-nf4: the weight becomes its packed data plus the quant-state entries (§7.1, §7.6)
           List<TensorSpec> entries = plan.options().quantises(t.key())
-              ? new Nf4Quantizer(plan.options().nf4, spec.dtype(), t.shape(), spec.bytes()).entries(t.key())
+              ? new Nf4Quantizer(plan.options().nf4(), spec.dtype(), t.shape(), spec.bytes()).entries(t.key())
               : List.of(spec);
           for (TensorSpec e : entries) {
             if (model.put(e.name(), new TorchCheckpointWriter.Tensor(e)) != null) {

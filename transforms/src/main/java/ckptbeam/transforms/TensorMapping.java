@@ -76,10 +76,10 @@ public final class TensorMapping {
 
     boolean holds(ModelConfig c, LayoutOptions o) {
       switch (this) {
-        case WITHOUT_MTP: return o.mtpLayers == 0;
-        case WITH_MTP: return o.mtpLayers > 0;
-        case FUSED_MLA: return !o.mlaMmSplit;
-        case SPLIT_MLA: return o.mlaMmSplit;
+        case WITHOUT_MTP: return o.mtpLayers() == 0;
+        case WITH_MTP: return o.mtpLayers() > 0;
+        case FUSED_MLA: return !o.mlaMmSplit();
+        case SPLIT_MLA: return o.mlaMmSplit();
         default: return holdsForConfig(c);
       }
     }

@@ -33,7 +33,7 @@ class Hf2McorePlanTest {
 
   @Test
   void defaultLayoutHoldsEveryMainTensorInTheReferenceOrder() {
-    Hf2McorePlan p = plan(new LayoutOptions());
+    Hf2McorePlan p = plan(LayoutOptions.defaults());
     List<RankFile> files = p.rankFiles();
     assertEquals(1, files.size());
     assertEquals("iter_0000001/mp_rank_00/model_optim_rng.pt", files.get(0).relativePath(1));
@@ -61,7 +61,7 @@ class Hf2McorePlanTest {
 
   @Test
   void linearQkvStacksQaOnKva() {
-    AssembledTensor qkv = find(plan(new LayoutOptions()).contents(plan(new LayoutOptions()).rankFiles().get(0))
+    AssembledTensor qkv = find(plan(LayoutOptions.defaults()).contents(plan(LayoutOptions.defaults()).rankFiles().get(0))
         .get("model"), "decoder.layers.5.self_attention.linear_qkv.weight");
     assertEquals(Shape.of(2112, 7168), qkv.shape());
     assertEquals("model.layers.5.self_attn.q_a_proj.weight", qkv.bands().get(0).slices().get(0).source());
@@ -71,11 +71,11 @@ class Hf2McorePlanTest {
 
   @Test
   void groupedGemmTp2Ep32() {
-    LayoutOptions o = new LayoutOptions();
-    o.tp = 2;
-    o.ep = 32;
-    o.groupedGemm = true;
-    Hf2McorePlan p = plan(o);
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.tp(2);
+    o.ep(32);
+    o.groupedGemm(true);
+    Hf2McorePlan p = plan(o.build());
     assertEquals(64, p.rankFiles().size());
     RankFile f = new RankFile(1, 0, 3, 1, 32);
     assertEquals("mp_rank_01_003", f.dirName());
@@ -103,12 +103,12 @@ class Hf2McorePlanTest {
 
   @Test
   void tpExtendEpGivesWholeExpertsPerTpRank() {
-    LayoutOptions o = new LayoutOptions();
-    o.tp = 2;
-    o.ep = 4;
-    o.groupedGemm = true;
-    o.tpExtendEp = true;
-    Hf2McorePlan p = plan(o);
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.tp(2);
+    o.ep(4);
+    o.groupedGemm(true);
+    o.tpExtendEp(true);
+    Hf2McorePlan p = plan(o.build());
     List<AssembledTensor> model = p.contents(new RankFile(1, 0, 2, 1, 4)).get("model");
     AssembledTensor w1 = find(model, "decoder.layers.3.mlp.experts.weight1");
     assertEquals(Shape.of(7168, 32 * 4096), w1.shape());
@@ -120,10 +120,10 @@ class Hf2McorePlanTest {
 
   @Test
   void mlaMmSplitTakesThePerHeadRowsOfThisRank() {
-    LayoutOptions o = new LayoutOptions();
-    o.tp = 2;
-    o.mlaMmSplit = true;
-    List<AssembledTensor> model = plan(o).contents(new RankFile(1, 0, 0, 1, 1)).get("model");
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.tp(2);
+    o.mlaMmSplit(true);
+    List<AssembledTensor> model = plan(o.build()).contents(new RankFile(1, 0, 0, 1, 1)).get("model");
     AssembledTensor rope = find(model, "decoder.layers.0.self_attention.linear_qk_rope.weight");
     assertEquals(Shape.of(64 * 64, 1536), rope.shape());
     assertEquals(64, rope.bands().size());
@@ -137,10 +137,10 @@ class Hf2McorePlanTest {
 
   @Test
   void mtpGoesToTheLastStageWithItsEmbeddingCopyOnlyWhenPipelined() {
-    LayoutOptions o = new LayoutOptions();
-    o.mtpLayers = 1;
-    o.pp = 61;
-    Hf2McorePlan p = plan(o);
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.mtpLayers(1);
+    o.pp(61);
+    Hf2McorePlan p = plan(o.build());
     List<AssembledTensor> last = p.contents(new RankFile(0, 60, 0, 61, 1)).get("model");
     assertEquals("mtp.layers.0.enorm.weight", last.get(0).key());
     assertEquals("embedding.word_embeddings.weight", last.get(3).key());
@@ -148,17 +148,17 @@ class Hf2McorePlanTest {
     assertEquals("final_layernorm.weight", last.get(last.size() - 2).key());
     assertEquals("mtp.final_layernorms.0.weight", find(last, "mtp.final_layernorms.0.weight").key());
 
-    o.pp = 1;
-    List<AssembledTensor> only = plan(o).contents(new RankFile(0, 0, 0, 1, 1)).get("model");
+    o.pp(1);
+    List<AssembledTensor> only = plan(o.build()).contents(new RankFile(0, 0, 0, 1, 1)).get("model");
     assertEquals(1, only.stream().filter(t -> t.key().equals("embedding.word_embeddings.weight")).count());
   }
 
   @Test
   void oldKeyNames() {
-    LayoutOptions o = new LayoutOptions();
-    o.mtpLayers = 1;
-    o.keyNames = McoreKeyNames.Scheme.V2025_03;
-    List<AssembledTensor> model = plan(o).contents(new RankFile(0, 0, 0, 1, 1)).get("model");
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.mtpLayers(1);
+    o.keyNames(McoreKeyNames.Scheme.V2025_03);
+    List<AssembledTensor> model = plan(o.build()).contents(new RankFile(0, 0, 0, 1, 1)).get("model");
     Set<String> keys = new HashSet<>();
     model.forEach(t -> keys.add(t.key()));
     assertTrue(keys.contains("decoder.layers.0.self_attention.linear_qb.weight"), keys::toString);
@@ -170,13 +170,13 @@ class Hf2McorePlanTest {
 
   @Test
   void virtualPipelineFilesHoldOneMappingPerChunk() {
-    LayoutOptions o = new LayoutOptions();
-    o.pp = 8;
-    o.numLayers = 64;
-    o.noopLayers.addAll(List.of(47, 62, 63));
-    o.layersPerVirtualStage = 2;
-    o.mtpLayers = 1;
-    Map<String, List<AssembledTensor>> last = plan(o).contents(new RankFile(0, 7, 0, 8, 1));
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.pp(8);
+    o.numLayers(64);
+    o.noopLayers(List.of(47, 62, 63));
+    o.layersPerVirtualStage(2);
+    o.mtpLayers(1);
+    Map<String, List<AssembledTensor>> last = plan(o.build()).contents(new RankFile(0, 7, 0, 8, 1));
     assertEquals(List.of("model0", "model1", "model2", "model3"), new ArrayList<>(last.keySet()));
     List<AssembledTensor> m3 = last.get("model3");
     assertEquals("mtp.layers.0.enorm.weight", m3.get(0).key());

@@ -30,22 +30,20 @@ class InversePlansTest {
       .replace("\"n_routed_experts\":256", "\"n_routed_experts\":16"));
 
   private static LayoutOptions layout(String name) {
-    LayoutOptions o = new LayoutOptions();
-    o.side = "source";
-    o.mtpLayers = 1;
-    Map<String, Consumer<LayoutOptions>> layouts = Map.of(
-        "tp2 pp2 ep2 grouped", l -> { l.tp = 2; l.pp = 2; l.ep = 2; l.groupedGemm = true; l.numLayers = 6;
-          l.noopLayers.add(5); },
-        "tp2 mla-mm-split per-expert", l -> { l.tp = 2; l.mlaMmSplit = true; },
-        "tp2 ep4 tp-extend-ep", l -> { l.tp = 2; l.ep = 4; l.groupedGemm = true; l.tpExtendEp = true; },
-        "pp2 vpp noop", l -> { l.pp = 2; l.numLayers = 8; l.noopLayers.addAll(List.of(3, 7, 6));
-          l.layersPerVirtualStage = 2; },
-        "pp3 num-layer-list", l -> { l.pp = 3; l.numLayerList = new int[] {1, 2, 2}; },
-        "pp2 dualpipev", l -> { l.pp = 2; l.dualpipe = true; l.numLayers = 8; l.noopLayers.addAll(List.of(5, 6, 7));
+    LayoutOptions.Builder o = LayoutOptions.builder().mtpLayers(1);
+    Map<String, Consumer<LayoutOptions.Builder>> layouts = Map.of(
+        "tp2 pp2 ep2 grouped", l -> { l.tp(2); l.pp(2); l.ep(2); l.groupedGemm(true); l.numLayers(6);
+          l.noopLayers(List.of(5)); },
+        "tp2 mla-mm-split per-expert", l -> { l.tp(2); l.mlaMmSplit(true); },
+        "tp2 ep4 tp-extend-ep", l -> { l.tp(2); l.ep(4); l.groupedGemm(true); l.tpExtendEp(true); },
+        "pp2 vpp noop", l -> { l.pp(2); l.numLayers(8); l.noopLayers(List.of(3, 7, 6));
+          l.layersPerVirtualStage(2); },
+        "pp3 num-layer-list", l -> { l.pp(3); l.numLayerList(1, 2, 2); },
+        "pp2 dualpipev", l -> { l.pp(2); l.dualpipe(true); l.numLayers(8); l.noopLayers(List.of(5, 6, 7));
         },
-        "2025.03 key names", l -> { l.keyNames = McoreKeyNames.Scheme.V2025_03; l.ep = 2; });
+        "2025.03 key names", l -> { l.keyNames(McoreKeyNames.Scheme.V2025_03); l.ep(2); });
     layouts.get(name).accept(o);
-    return o;
+    return o.build();
   }
 
   @ParameterizedTest(name = "{0}")
@@ -91,12 +89,7 @@ class InversePlansTest {
   void mcore2mcoreReadsOnlyWhatTheSourceLayoutWrites(String name) {
     Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(CFG, layout(name));
     Mcore2HfPlan source = new Mcore2HfPlan(forward, "iter_0000001");
-    LayoutOptions to = new LayoutOptions();
-    to.pp = 2;
-    to.numLayerList = new int[] {3, 2};
-    to.ep = 4;
-    to.groupedGemm = true;
-    to.mtpLayers = 1;
+    LayoutOptions to = LayoutOptions.builder().pp(2).numLayerList(3, 2).ep(4).groupedGemm(true).mtpLayers(1).build();
     Hf2McorePlan target = new Hf2McorePlan(forward.config(), to.resolve(forward.config()));
     Mcore2McorePlan both = new Mcore2McorePlan(source, target);
     assertEquals(target.targets(), both.targets(), "the target layout's rank files");

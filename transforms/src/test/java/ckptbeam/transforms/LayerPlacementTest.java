@@ -6,22 +6,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /** The worked examples of docs/mapping.md §4.7, obtained there by running the reference's placement routines. */
 class LayerPlacementTest {
-  private static LayoutOptions opts(int numLayers, int pp, int... noop) {
-    LayoutOptions o = new LayoutOptions();
-    o.numLayers = numLayers;
-    o.pp = pp;
-    for (int n : noop) {
-      o.noopLayers.add(n);
-    }
-    return o;
+  private static LayoutOptions.Builder opts(int numLayers, int pp, int... noop) {
+    return LayoutOptions.builder().numLayers(numLayers).pp(pp)
+        .noopLayers(IntStream.of(noop).boxed().collect(Collectors.toList()));
   }
 
-  private static LayerPlacement place(ModelConfig cfg, LayoutOptions o) {
-    return LayerPlacement.compute(cfg, o.resolve(cfg));
+  private static LayerPlacement place(ModelConfig cfg, LayoutOptions.Builder o) {
+    return LayerPlacement.compute(cfg, o.build().resolve(cfg));
   }
 
   /** "hf->local" pairs of a chunk. */
@@ -45,8 +42,8 @@ class LayerPlacementTest {
 
   @Test
   void example3VirtualPipeline() {
-    LayoutOptions o = opts(8, 2);
-    o.layersPerVirtualStage = 2;
+    LayoutOptions.Builder o = opts(8, 2);
+    o.layersPerVirtualStage(2);
     LayerPlacement lp = place(Configs.withLayers(61, 3), o);
     assertEquals(2, lp.virtualChunks());
     assertEquals("[0->0, 1->1]", chunk(lp, 0, 0));
@@ -54,11 +51,11 @@ class LayerPlacementTest {
     assertEquals("[2->0, 3->1]", chunk(lp, 1, 0));
     assertEquals("[6->0, 7->1]", chunk(lp, 1, 1));
 
-    o.noopLayers.add(7);
+    o.noopLayers(List.of(7));
     lp = place(Configs.withLayers(61, 3), o);
     assertEquals("[6->0]", chunk(lp, 1, 1));
 
-    o.noopLayers = new TreeSet<>(List.of(4, 5));
+    o.noopLayers(List.of(4, 5));
     lp = place(Configs.withLayers(61, 3), o);
     assertEquals("[]", chunk(lp, 0, 1));
     assertEquals("[4->0, 5->1]", chunk(lp, 1, 1));
@@ -66,9 +63,9 @@ class LayerPlacementTest {
 
   @Test
   void example4FirstKDenseQuirkAndMtp() {
-    LayoutOptions o = opts(8, 2);
-    o.firstKDense = 1;
-    o.mtpLayers = 1;
+    LayoutOptions.Builder o = opts(8, 2);
+    o.firstKDense(1);
+    o.mtpLayers(1);
     LayerPlacement lp = place(Configs.withLayers(61, 3), o);
     assertEquals("[0->0, 3->1, 4->2, 5->3]", chunk(lp, 0, 0));
     assertEquals("[6->0, 7->1, 8->2, 9->3]", chunk(lp, 1, 0));
@@ -79,17 +76,17 @@ class LayerPlacementTest {
 
   @Test
   void example4GeneralisesTheLiteral3ToTheConfigValue() {
-    LayoutOptions o = opts(6, 1);
-    o.firstKDense = 2;
+    LayoutOptions.Builder o = opts(6, 1);
+    o.firstKDense(2);
     LayerPlacement lp = place(Configs.withLayers(20, 5), o);
     assertEquals("[0->0, 1->1, 5->2, 6->3, 7->4, 8->5]", chunk(lp, 0, 0));
   }
 
   @Test
   void example5TheShippedShellDefaults() {
-    LayoutOptions o = opts(64, 8, 47, 62, 63);
-    o.layersPerVirtualStage = 2;
-    o.mtpLayers = 1;
+    LayoutOptions.Builder o = opts(64, 8, 47, 62, 63);
+    o.layersPerVirtualStage(2);
+    o.mtpLayers(1);
     LayerPlacement lp = place(Configs.deepseekV3(), o);
     assertEquals(4, lp.virtualChunks());
     for (int p = 0; p < 8; p++) {
@@ -108,8 +105,8 @@ class LayerPlacementTest {
 
   @Test
   void example6Dualpipe() {
-    LayoutOptions o = opts(8, 2);
-    o.dualpipe = true;
+    LayoutOptions.Builder o = opts(8, 2);
+    o.dualpipe(true);
     LayerPlacement lp = place(Configs.withLayers(61, 3), o);
     assertEquals("[0->0, 1->1]", chunk(lp, 0, 0));
     assertEquals("[6->0, 7->1]", chunk(lp, 0, 1));
@@ -118,15 +115,15 @@ class LayerPlacementTest {
     assertTrue(lp.chunk(0, 1).finalNorm);
     assertTrue(lp.finalFirst());
 
-    o.pp = 4;
+    o.pp(4);
     lp = place(Configs.withLayers(61, 3), o);
     for (int p = 0; p < 4; p++) {
       assertEquals("[" + p + "->0]", chunk(lp, p, 0));
       assertEquals("[" + (7 - p) + "->0]", chunk(lp, p, 1));
     }
 
-    o.pp = 2;
-    o.noopLayers.add(5);
+    o.pp(2);
+    o.noopLayers(List.of(5));
     lp = place(Configs.withLayers(61, 3), o);
     assertEquals("[4->0]", chunk(lp, 1, 1));
     assertEquals("[5->0, 6->1]", chunk(lp, 0, 1));
@@ -134,8 +131,8 @@ class LayerPlacementTest {
 
   @Test
   void numLayerListTakesConsecutiveLayers() {
-    LayoutOptions o = opts(61, 4);
-    o.numLayerList = new int[] {16, 15, 15, 15};
+    LayoutOptions.Builder o = opts(61, 4);
+    o.numLayerList(16, 15, 15, 15);
     LayerPlacement lp = place(Configs.deepseekV3(), o);
     assertEquals(16, lp.chunk(0, 0).layers.size());
     assertEquals(16, lp.chunk(1, 0).layers.get(0).hfIndex());
@@ -146,16 +143,16 @@ class LayerPlacementTest {
   @Test
   void everyRealLayerIsPlacedExactlyOnceInEveryMode() {
     ModelConfig cfg = Configs.withLayers(24, 3);
-    List<LayoutOptions> modes = new ArrayList<>();
+    List<LayoutOptions.Builder> modes = new ArrayList<>();
     modes.add(opts(24, 4));
     modes.add(opts(26, 2, 0, 25));
-    LayoutOptions vpp = opts(24, 2);
-    vpp.layersPerVirtualStage = 3;
+    LayoutOptions.Builder vpp = opts(24, 2);
+    vpp.layersPerVirtualStage(3);
     modes.add(vpp);
-    LayoutOptions dual = opts(28, 2, 1, 9, 17, 27);
-    dual.dualpipe = true;
+    LayoutOptions.Builder dual = opts(28, 2, 1, 9, 17, 27);
+    dual.dualpipe(true);
     modes.add(dual);
-    for (LayoutOptions o : modes) {
+    for (LayoutOptions.Builder o : modes) {
       LayerPlacement lp = place(cfg, o);
       TreeSet<Integer> seen = new TreeSet<>();
       for (LayerPlacement.Chunk c : lp.chunks()) {

@@ -33,9 +33,9 @@ class TensorMappingTest {
     assertEquals(Split.COLUMNS, proj.split());
 
     ModelConfig cfg = Configs.deepseekV3();
-    LayoutOptions o = new LayoutOptions();
-    o.tp = 4;
-    Hf2McorePlan plan = new Hf2McorePlan(cfg, o.resolve(cfg));
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.tp(4);
+    Hf2McorePlan plan = new Hf2McorePlan(cfg, o.build().resolve(cfg));
     for (RankFile f : plan.rankFiles()) {
       AssembledTensor t = plan.contents(f).get("model").stream()
           .filter(x -> x.key().equals("decoder.layers.0.self_attention.linear_proj.weight")).findFirst().orElseThrow();
@@ -51,10 +51,10 @@ class TensorMappingTest {
   void theForwardPlanReadsEveryTensorOfTheInventoryButTheOnesTheTableDeclaresUnconverted() {
     ModelConfig cfg = Configs.parse(TINY_V32);
     for (boolean grouped : new boolean[] {false, true}) {
-      LayoutOptions o = new LayoutOptions();
-      o.mtpLayers = 1;
-      o.groupedGemm = grouped;
-      Hf2McorePlan plan = new Hf2McorePlan(cfg, o.resolve(cfg));
+      LayoutOptions.Builder o = LayoutOptions.builder();
+      o.mtpLayers(1);
+      o.groupedGemm(grouped);
+      Hf2McorePlan plan = new Hf2McorePlan(cfg, o.build().resolve(cfg));
       TreeSet<String> unread = new TreeSet<>();
       HfInventory.of(cfg).forEach(e -> unread.add(e.name()));
       unread.removeAll(plan.sourcesOf(plan.rankFiles().get(0)).keySet());
@@ -67,9 +67,9 @@ class TensorMappingTest {
   @Test
   void theShapesTheTableGivesAreTheInventorysShapes() {
     ModelConfig cfg = Configs.parse(TINY_V32);
-    LayoutOptions o = new LayoutOptions();
-    o.mtpLayers = 1;
-    Hf2McorePlan plan = new Hf2McorePlan(cfg, o.resolve(cfg));
+    LayoutOptions.Builder o = LayoutOptions.builder();
+    o.mtpLayers(1);
+    Hf2McorePlan plan = new Hf2McorePlan(cfg, o.build().resolve(cfg));
     Map<String, Shape> read = plan.sourcesOf(plan.rankFiles().get(0));
     List<String> wrong = new ArrayList<>();
     for (HfInventory.Entry e : HfInventory.of(cfg)) {
@@ -91,8 +91,7 @@ class TensorMappingTest {
 
   @Test
   void nf4QuantisesTheLinearWeightsInBothKeySchemesAndNothingElse() {
-    LayoutOptions o = new LayoutOptions();
-    o.nf4 = Nf4.Format.NPU;
+    LayoutOptions o = LayoutOptions.builder().nf4(Nf4.Format.NPU).build();
     List<String> quantised = List.of("output_layer.weight", "mtp.layers.0.eh_proj.weight",
         "mtp_layers.0.eh_proj.weight", "decoder.layers.1.self_attention.linear_qkv.weight",
         "decoder.layers.1.self_attention.linear_proj.weight", "decoder.layers.1.self_attention.linear_q_up_proj.weight",

@@ -39,7 +39,7 @@ import org.apache.beam.sdk.values.TypeDescriptor;
  */
 public final class ConversionCoders {
   /** The encoding's version, written before every value. */
-  static final int FORMAT = 1;
+  static final int FORMAT = 2;
 
   private ConversionCoders() {}
 
@@ -416,61 +416,52 @@ public final class ConversionCoders {
   }
 
   private static void writeLayout(LayoutOptions o, DataOutputStream out) throws IOException {
-    writeString(o.side, out);
-    out.writeInt(o.tp);
-    out.writeInt(o.pp);
-    out.writeInt(o.ep);
-    out.writeInt(o.layersPerVirtualStage);
-    out.writeBoolean(o.numLayerList != null);
-    if (o.numLayerList != null) {
-      out.writeInt(o.numLayerList.length);
-      for (int n : o.numLayerList) {
+    out.writeInt(o.tp());
+    out.writeInt(o.pp());
+    out.writeInt(o.ep());
+    out.writeInt(o.layersPerVirtualStage());
+    int[] list = o.numLayerList();
+    out.writeBoolean(list != null);
+    if (list != null) {
+      out.writeInt(list.length);
+      for (int n : list) {
         out.writeInt(n);
       }
     }
-    out.writeInt(o.noopLayers.size());
-    for (int n : o.noopLayers) { // a TreeSet: sorted
+    out.writeInt(o.noopLayers().size());
+    for (int n : o.noopLayers()) { // sorted
       out.writeInt(n);
     }
-    out.writeInt(o.numLayers);
-    out.writeInt(o.firstKDense);
-    out.writeInt(o.mtpLayers);
-    out.writeBoolean(o.groupedGemm);
-    out.writeBoolean(o.tpExtendEp);
-    out.writeBoolean(o.mlaMmSplit);
-    out.writeBoolean(o.dualpipe);
-    writeString(o.keyNames.name(), out);
-    writeNullable(o.nf4 == null ? null : o.nf4.name(), out);
+    out.writeInt(o.numLayers());
+    out.writeInt(o.firstKDense());
+    out.writeInt(o.mtpLayers());
+    out.writeBoolean(o.groupedGemm());
+    out.writeBoolean(o.tpExtendEp());
+    out.writeBoolean(o.mlaMmSplit());
+    out.writeBoolean(o.dualpipe());
+    writeString(o.keyNames().name(), out);
+    writeNullable(o.nf4() == null ? null : o.nf4().name(), out);
   }
 
   private static LayoutOptions readLayout(DataInputStream in) throws IOException {
-    LayoutOptions o = new LayoutOptions();
-    o.side = readString(in);
-    o.tp = in.readInt();
-    o.pp = in.readInt();
-    o.ep = in.readInt();
-    o.layersPerVirtualStage = in.readInt();
+    LayoutOptions.Builder o = LayoutOptions.builder().tp(in.readInt()).pp(in.readInt()).ep(in.readInt())
+        .layersPerVirtualStage(in.readInt());
     if (in.readBoolean()) {
-      o.numLayerList = new int[count(in)];
-      for (int i = 0; i < o.numLayerList.length; i++) {
-        o.numLayerList[i] = in.readInt();
+      int[] list = new int[count(in)];
+      for (int i = 0; i < list.length; i++) {
+        list[i] = in.readInt();
       }
+      o.numLayerList(list);
     }
-    o.noopLayers = new TreeSet<>();
+    TreeSet<Integer> noop = new TreeSet<>();
     for (int n = count(in); n > 0; n--) {
-      o.noopLayers.add(in.readInt());
+      noop.add(in.readInt());
     }
-    o.numLayers = in.readInt();
-    o.firstKDense = in.readInt();
-    o.mtpLayers = in.readInt();
-    o.groupedGemm = in.readBoolean();
-    o.tpExtendEp = in.readBoolean();
-    o.mlaMmSplit = in.readBoolean();
-    o.dualpipe = in.readBoolean();
-    o.keyNames = McoreKeyNames.Scheme.valueOf(readString(in));
+    o.noopLayers(noop).numLayers(in.readInt()).firstKDense(in.readInt()).mtpLayers(in.readInt())
+        .groupedGemm(in.readBoolean()).tpExtendEp(in.readBoolean()).mlaMmSplit(in.readBoolean())
+        .dualpipe(in.readBoolean()).keyNames(McoreKeyNames.Scheme.valueOf(readString(in)));
     String nf4 = readNullable(in);
-    o.nf4 = nf4 == null ? null : Nf4.Format.valueOf(nf4);
-    return o;
+    return o.nf4(nf4 == null ? null : Nf4.Format.valueOf(nf4)).build();
   }
 
   private static void checkFormat(DataInputStream in) throws IOException {
