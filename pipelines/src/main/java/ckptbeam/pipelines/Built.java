@@ -14,8 +14,12 @@ final class Built {
   /** The data files alone, and about how many bytes they take (0: unknown), for progress. */
   final List<String> dataFiles;
   final long plannedBytes;
+  /** The notes printed before the job (the manifest may record more, found while reading the input). */
+  final List<String> notesShown;
 
-  Built(Pipeline pipeline, String saveDir, List<String> files, List<String> dataFiles, long plannedBytes) {
+  Built(Pipeline pipeline, String saveDir, List<String> files, List<String> dataFiles, long plannedBytes,
+      List<String> notesShown) {
+    this.notesShown = List.copyOf(notesShown);
     this.pipeline = pipeline;
     this.saveDir = saveDir;
     this.files = List.copyOf(files);

@@ -1,11 +1,16 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.transforms.CheckedConversion;
+import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.OutputRecords;
 import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.ConversionResult;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.beam.runners.flink.FlinkPipelineOptions;
@@ -56,10 +61,10 @@ final class Conversion {
   }
 
   /** The planner's checks, on the driver, before a job is submitted; prints the plan's notes. */
-  static ConversionPlanner.Checked check(ConversionRequest r, PipelineOptions options, PrintStream log)
+  static CheckedConversion check(ConversionRequest r, PipelineOptions options, PrintStream log)
       throws IOException {
     FileSystems.setDefaultPipelineOptions(options);
-    ConversionPlanner.Checked checked = ConversionPlanner.check(r);
+    CheckedConversion checked = ConversionPlanner.check(r);
     checked.notes.forEach(n -> log.println("note: " + n));
     return checked;
   }
@@ -70,11 +75,11 @@ final class Conversion {
    */
   static Built build(ConversionRequest r, PipelineOptions options, PrintStream log) throws IOException {
     refuseIgnoredFlinkRetries(options);
-    ConversionPlanner.Checked checked = check(r, options, log);
+    CheckedConversion checked = check(r, options, log);
     if (checked.alreadyConverted()) {
       log.println(r.saveDir() + " already holds this conversion, complete (manifest and "
           + checked.commit.markerName() + "); nothing to do");
-      return new Built(null, r.saveDir(), checked.commit.allFiles(), checked.commit.expected(), 0);
+      return new Built(null, r.saveDir(), checked.commit.allFiles(), checked.commit.expected(), 0, checked.notes);
     }
     checked.checkSaveDir();
     // The save dir passed the refusal rule now; a job restarted by its runner must not refuse its own first attempt.
@@ -87,7 +92,7 @@ final class Conversion {
         .failed()
         .apply("FailOnFailure", ParDo.of(new FailOnFailureFn()));
     return new Built(p, r.saveDir(), checked.commit.allFiles(), checked.commit.expected(),
-        Math.max(0, checked.plannedBytes));
+        Math.max(0, checked.plannedBytes), checked.notes);
   }
 
   /** Builds, runs (with progress unless {@code quiet}) and reports; returns the bytes of the output. */
@@ -107,7 +112,23 @@ final class Conversion {
         progress.finish(ok);
       }
     }
+    printLaterNotes(b, log);
     return Cli.report(log, b.saveDir, b.files, System.nanoTime() - start);
+  }
+
+  /**
+   * The notes the conversion found while reading the input's headers (tensors a shard stores but the index does not
+   * name), which the checks before the job could not see: the manifest records every note; those not printed
+   * before the job are printed now.
+   */
+  private static void printLaterNotes(Built b, PrintStream log) throws IOException {
+    String manifest = CheckpointFiles.resolve(b.saveDir, CheckpointCommit.MANIFEST);
+    for (String note : OutputRecords.read(CheckpointFiles.readSmallFile(manifest, 256L << 20),
+        OutputRecords.Manifest.class).notes()) {
+      if (!b.notesShown.contains(note)) {
+        log.println("note: " + note);
+      }
+    }
   }
 
   /**

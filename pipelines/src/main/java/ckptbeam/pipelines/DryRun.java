@@ -8,7 +8,7 @@ import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.HfShardsPlan;
 import ckptbeam.transforms.LayerPlacement;
 import ckptbeam.transforms.RankFile;
-import ckptbeam.transforms.ShardRef;
+import ckptbeam.transforms.SourceFile;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -20,9 +20,9 @@ import java.util.Map;
 final class DryRun {
   private DryRun() {}
 
-  static void print(Hf2McorePlan plan, List<ShardRef> shards, String saveDir, PrintStream log) throws IOException {
+  static void print(Hf2McorePlan plan, List<SourceFile> shards, String saveDir, PrintStream log) throws IOException {
     Map<String, DType> dtypes = new HashMap<>();
-    for (ShardRef s : shards) {
+    for (SourceFile s : shards) {
       for (TensorLocation t : SafetensorsHeader.read(s.path()).tensors()) {
         dtypes.put(t.name(), t.dtype() == DType.F8_E4M3 ? DType.BF16 : t.dtype()); // FP8 is dequantised
       }

@@ -1,6 +1,7 @@
 package ckptbeam.pipelines;
 
 import ckptbeam.io.compute.Nf4;
+import ckptbeam.transforms.CheckedConversion;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.Hf2McorePlan;
@@ -86,7 +87,7 @@ public final class Hf2Mcore {
   }
 
   private static void dryRun(Request r, PrintStream log) throws IOException {
-    ConversionPlanner.Checked checked = Conversion.check(r.conversion, r.pipelineOptions, log);
+    CheckedConversion checked = Conversion.check(r.conversion, r.pipelineOptions, log);
     DryRun.print((Hf2McorePlan) checked.plan, checked.shards, r.conversion.saveDir(), log);
   }
 }

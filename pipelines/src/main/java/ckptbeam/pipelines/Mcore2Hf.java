@@ -1,5 +1,6 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.transforms.CheckedConversion;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.HfShardsPlan;
@@ -75,7 +76,7 @@ public final class Mcore2Hf {
   public static long run(String[] argv, PrintStream log) throws Exception {
     Request r = parse(argv);
     if (r.dryRun) {
-      ConversionPlanner.Checked checked = Conversion.check(r.conversion, r.pipelineOptions, log);
+      CheckedConversion checked = Conversion.check(r.conversion, r.pipelineOptions, log);
       DryRun.print((HfShardsPlan) checked.plan, r.conversion.saveDir(), log);
       return 0;
     }

@@ -18,9 +18,8 @@ import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.HfNames;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
+import ckptbeam.transforms.OutputRecords;
 import ckptbeam.transforms.RankFile;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -67,18 +66,19 @@ final class Verify {
     if (!CheckpointFiles.exists(path)) {
       throw new IOException(path + ": no manifest (not written by ckptbeam, or the conversion did not finish)");
     }
-    JsonNode m = new ObjectMapper().readTree(CheckpointFiles.readSmallFile(path, 1L << 30));
+    OutputRecords.Manifest m = OutputRecords.read(CheckpointFiles.readSmallFile(path, 1L << 30),
+        OutputRecords.Manifest.class);
     List<String> problems = new ArrayList<>();
     int files = 0;
-    for (JsonNode f : m.path("files")) {
-      String rel = f.path("path").asText();
+    for (OutputRecords.FileEntry f : m.files()) {
+      String rel = f.path();
       String file = CheckpointFiles.resolve(dir, rel);
       long size = CheckpointFiles.sizeOrMissing(file);
       if (size < 0) {
         problems.add(rel + ": missing");
-      } else if (size != f.path("size").asLong()) {
-        problems.add(rel + ": " + size + " bytes, the manifest says " + f.path("size").asLong());
-      } else if (!Sha256.ofFile(file).equals(f.path("sha256").asText())) {
+      } else if (size != f.size()) {
+        problems.add(rel + ": " + size + " bytes, the manifest says " + f.size());
+      } else if (!Sha256.ofFile(file).equals(f.sha256())) {
         problems.add(rel + ": SHA-256 differs from the manifest");
       }
       files++;
@@ -93,10 +93,10 @@ final class Verify {
    * trainer finds, the tensors an HF loader finds), so they fail verification. The completion marker of the
    * manifest's own command is not listed (it is written after the manifest) and is expected.
    */
-  static List<String> unlisted(String dir, JsonNode manifest) throws IOException {
+  static List<String> unlisted(String dir, OutputRecords.Manifest manifest) throws IOException {
     TreeSet<String> listed = new TreeSet<>();
-    manifest.path("files").forEach(f -> listed.add(f.path("path").asText()));
-    String command = manifest.path("command").asText();
+    manifest.files().forEach(f -> listed.add(f.path()));
+    String command = String.valueOf(manifest.command());
     boolean mcoreOutput = command.equals("hf2mcore") || command.equals("mcore2mcore");
     listed.add(mcoreOutput ? McoreTracker.FILE_NAME : SafetensorsIndex.FILE_NAME);
     List<String> problems = new ArrayList<>();

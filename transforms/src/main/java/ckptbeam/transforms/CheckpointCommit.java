@@ -1,11 +1,7 @@
 package ckptbeam.transforms;
 
-import ckptbeam.io.safetensors.PythonJson;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.beam.WrittenFile;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
@@ -39,7 +35,7 @@ public final class CheckpointCommit implements Serializable {
   private final LinkedHashMap<String, byte[]> generated;
   private final String markerName;
   private final Marker marker;
-  private final byte[] manifestHeader;
+  private final OutputRecords.Manifest manifestHeader;
 
   /**
    * @param expected relative paths of every data file the conversion must write
@@ -50,14 +46,14 @@ public final class CheckpointCommit implements Serializable {
    *     size, SHA-256 and tensors are added under {@code "files"}
    */
   public CheckpointCommit(String saveDir, List<String> expected, Map<String, String> sideFiles,
-      Map<String, byte[]> generated, String markerName, Marker marker, byte[] manifestHeader) {
+      Map<String, byte[]> generated, String markerName, Marker marker, OutputRecords.Manifest manifestHeader) {
     this.saveDir = saveDir;
     this.expected = List.copyOf(expected);
     this.sideFiles = new LinkedHashMap<>(sideFiles);
     this.generated = new LinkedHashMap<>(generated);
     this.markerName = markerName;
     this.marker = marker;
-    this.manifestHeader = manifestHeader.clone();
+    this.manifestHeader = manifestHeader;
   }
 
   /** The tracker file of an mcore checkpoint, naming {@code iteration}. */
@@ -86,10 +82,11 @@ public final class CheckpointCommit implements Serializable {
   }
 
   /**
-   * Commits {@code files}, which must be every expected file: side files, generated files, manifest, marker; then
-   * the per-file progress records, which the manifest now holds, are removed.
+   * Commits {@code files}, which must be every expected file: side files, generated files, the manifest (with the
+   * conversion's {@code notes}), marker; then the per-file progress records, which the manifest now holds, are
+   * removed.
    */
-  public void commit(List<WrittenFile> files) throws IOException {
+  public void commit(List<WrittenFile> files, List<String> notes) throws IOException {
     List<WrittenFile> list = new ArrayList<>(files);
     TreeSet<String> missing = new TreeSet<>(expected);
     list.forEach(f -> missing.remove(f.relativePath));
@@ -104,12 +101,10 @@ public final class CheckpointCommit implements Serializable {
       CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(saveDir, g.getKey()), g.getValue());
     }
     list.sort(null);
-    ObjectNode manifest = (ObjectNode) new ObjectMapper().readTree(manifestHeader);
-    ArrayNode entries = manifest.putArray("files");
-    for (WrittenFile f : list) {
-      entries.add(ProgressRecord.toJson(f));
-    }
-    CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(saveDir, MANIFEST), PythonJson.write(manifest, 1));
+    List<OutputRecords.FileEntry> entries = new ArrayList<>();
+    list.forEach(f -> entries.add(OutputRecords.FileEntry.of(f)));
+    CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(saveDir, MANIFEST),
+        OutputRecords.write(manifestHeader.with(notes, entries)));
     CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(saveDir, markerName), marker.content(list));
     List<String> records = new ArrayList<>();
     for (WrittenFile f : list) {

@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,10 +28,11 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
- * Plans one {@link ConversionRequest}: reads the input's small files (config, index, tracker), validates the layout
- * against the model, decides every target file, and locates every source tensor from headers. Pure Java: the same
- * code checks a request on the driver before a job is submitted ({@link #check}) and plans it inside the pipeline
- * ({@link #plan}), so a request's errors are the same wherever they are found.
+ * Plans {@link ConversionRequest}s: one {@link KindPlanner} per kind of conversion reads the input's small files
+ * (config, index, tracker), validates the layout against the model, and decides every target file, the commit and
+ * where the sources are. Pure Java: the same code checks a request on the driver before a job is submitted
+ * ({@link #check}) and plans it inside the pipeline, so a request's errors are the same wherever they are found.
+ * What the planners share (the input's identity, the fingerprint, the manifest's header, side files) is here.
  */
 public final class ConversionPlanner {
   public static final String VERSION = "0.1.0";
@@ -39,285 +41,47 @@ public final class ConversionPlanner {
       "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "configuration_deepseek.py",
       "modeling_deepseek.py");
   private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Map<ConversionRequest.Kind, KindPlanner> PLANNERS = new EnumMap<>(Map.of(
+      ConversionRequest.Kind.HF2MCORE, new Hf2McorePlanner(),
+      ConversionRequest.Kind.FP8_TO_BF16, new Fp8ToBf16Planner(),
+      ConversionRequest.Kind.MCORE2HF, new McoreInputPlanner(),
+      ConversionRequest.Kind.MCORE2MCORE, new McoreInputPlanner(),
+      ConversionRequest.Kind.LORA_EXPORT, new McoreInputPlanner()));
 
   private ConversionPlanner() {}
 
-  /** A request checked against its input: what it writes and from what, before any source is located. */
-  public static final class Checked {
-    public final ConversionRequest request;
-    public final ConversionPlan plan;
-    public final CheckpointCommit commit;
-    /** Identifies the conversion and its input; a resumed run keeps only files recorded with the same one. */
-    public final String fingerprint;
-    /** Things the user should know that are not errors (input tensors the layout leaves out). */
-    public final List<String> notes;
-    /** About how many bytes the data files take (bf16), for the disk-space preflight. */
-    public final long plannedBytes;
-    /** The HF shards with the tensors the index places in each (HF input only). */
-    public final List<ShardRef> shards;
-    private final ModelConfig config;
-    private final LoraOptions lora;
-    /** HF input: where every indexed tensor is, read from the shard headers while checking. */
-    private final Map<String, TensorLocation> hfLocated;
-
-    Checked(ConversionRequest request, ConversionPlan plan, Commit commit, List<String> notes, long plannedBytes,
-        List<ShardRef> shards, ModelConfig config, LoraOptions lora, Map<String, TensorLocation> hfLocated) {
-      this.request = request;
-      this.plan = plan;
-      this.commit = commit.commit();
-      this.fingerprint = commit.fingerprint();
-      this.notes = List.copyOf(notes);
-      this.plannedBytes = plannedBytes;
-      this.shards = shards;
-      this.config = config;
-      this.lora = lora;
-      this.hfLocated = hfLocated;
-    }
-
-    /**
-     * Whether the save dir already holds this very conversion, complete: its marker, and a manifest with the same
-     * fingerprint. Only asked for with {@link ConversionRequest.ExistingOutput#RESUME}.
-     */
-    public boolean alreadyConverted() throws IOException {
-      return request.existingOutput() == ConversionRequest.ExistingOutput.RESUME
-          && CheckpointFiles.exists(CheckpointFiles.resolve(request.saveDir(), commit.markerName()))
-          && fingerprint.equals(recordedFingerprint(CheckpointCommit.MANIFEST));
-    }
-
-    /**
-     * The fingerprint a manifest or progress record in the save dir carries ({@code relative} to it); empty when the
-     * file is missing or torn (it will be written again).
-     */
-    private String recordedFingerprint(String relative) throws IOException {
-      String path = CheckpointFiles.resolve(request.saveDir(), relative);
-      if (!CheckpointFiles.exists(path)) {
-        return "";
-      }
-      try {
-        JsonNode root = JSON.readTree(CheckpointFiles.readSmallFile(path, 256L << 20));
-        return root == null ? "" : root.path("fingerprint").asText();
-      } catch (JsonProcessingException e) {
-        return "";
-      }
-    }
-
-    /**
-     * Read-only save-dir rules, the same for a local folder and a gs:// prefix: it must not be a file; one that holds
-     * anything is refused with {@link ConversionRequest.ExistingOutput#REFUSE}; with
-     * {@link ConversionRequest.ExistingOutput#RESUME} it must hold this conversion or nothing of another (its manifest
-     * and progress records carry the fingerprint of the conversion that wrote them); a local one must have room for
-     * the data files (less what a resumed run keeps; an estimate, there to fail before hours of writing).
-     */
-    public void checkSaveDir() throws IOException {
-      String saveDir = request.saveDir();
-      if (CheckpointFiles.isLocal(saveDir)) {
-        Path dir = CheckpointFiles.localPath(saveDir);
-        if (Files.exists(dir) && !Files.isDirectory(dir)) {
-          throw new IOException("--save-dir " + saveDir + " exists and is not a directory");
-        }
-      }
-      List<String> present = CheckpointFiles.list(saveDir);
-      if (!present.isEmpty() && request.existingOutput() == ConversionRequest.ExistingOutput.REFUSE) {
-        throw new IOException("--save-dir " + saveDir + " is not empty"
-            + (present.contains(commit.markerName()) ? " (it holds a checkpoint)" : " (it holds " + present.size()
-            + " file(s), e.g. " + present.get(0) + ")") + "; pass --overwrite to replace its content");
-      }
-      if (request.existingOutput() == ConversionRequest.ExistingOutput.RESUME) {
-        String other = otherConversion(present);
-        if (other != null) {
-          throw new IOException("--save-dir " + saveDir + " holds " + other + "; --resume continues only the same "
-              + "conversion (same input, layout and LoRA settings): pass --overwrite to replace it");
-        }
-      }
-      if (plannedBytes > 0 && CheckpointFiles.isLocal(saveDir)
-          && request.existingOutput() != ConversionRequest.ExistingOutput.RESUME) {
-        Path dir = CheckpointFiles.localPath(saveDir);
-        while (dir != null && !Files.exists(dir)) {
-          dir = dir.getParent();
-        }
-        long free = dir == null ? Long.MAX_VALUE : Files.getFileStore(dir).getUsableSpace();
-        if (free < plannedBytes) {
-          throw new IOException("--save-dir " + saveDir + ": the conversion writes about " + plannedBytes / (1 << 20)
-              + " MiB but only " + free / (1 << 20) + " MiB are free there");
-        }
-      }
-    }
-
-    /**
-     * What of another conversion the save dir holds, or null: a manifest or a progress record with another
-     * fingerprint (a torn one is ignored: it will be written again).
-     */
-    private String otherConversion(List<String> present) throws IOException {
-      String record = present.contains(CheckpointCommit.MANIFEST) ? CheckpointCommit.MANIFEST
-          : present.stream().filter(f -> f.startsWith(ProgressRecord.DIR + "/")).findFirst().orElse(null);
-      String theirs = record == null ? "" : recordedFingerprint(record);
-      if (theirs.isEmpty() || theirs.equals(fingerprint)) {
-        return null;
-      }
-      return (record.equals(CheckpointCommit.MANIFEST) ? "the output" : "part of the output") + " of another "
-          + "conversion (" + record + " has fingerprint " + theirs.substring(0, Math.min(12, theirs.length()))
-          + "…, this one is " + fingerprint.substring(0, 12) + "…)";
-    }
-
-    /**
-     * Makes the save dir ready to be written: the rules of {@link #checkSaveDir}, then the completion marker and the
-     * manifest are removed, so an old output can never pass for the new one while it is being replaced.
-     */
-    public void prepareSaveDir() throws IOException {
-      checkSaveDir();
-      String saveDir = request.saveDir();
-      CheckpointFiles.deleteIfExists(List.of(CheckpointFiles.resolve(saveDir, commit.markerName()),
-          CheckpointFiles.resolve(saveDir, CheckpointCommit.MANIFEST)));
-    }
-
-    /** Where every source of every target is, read from the input's headers (never tensor bytes). */
-    public Map<String, Map<String, TensorLocation>> locateSources() throws IOException {
-      Map<String, TensorLocation> located;
-      switch (request.kind()) {
-        case HF2MCORE:
-        case FP8_TO_BF16:
-          located = hfLocated;
-          if (config.fp8) {
-            located = SourceLocator.dequantizeFp8(located, config.fp8BlockRows, config.fp8BlockCols);
-          }
-          break;
-        case MCORE2HF:
-          located = SourceLocator.rankFiles((Mcore2HfPlan) plan, request.loadDir(), lora);
-          break;
-        case MCORE2MCORE:
-          located = SourceLocator.rankFiles(((Mcore2McorePlan) plan).source(), request.loadDir(), lora);
-          break;
-        case LORA_EXPORT:
-          LoraExportPlan export = (LoraExportPlan) plan;
-          located = SourceLocator.loraFactors(export.rankFiles(), lora.loraDir != null ? lora.loraDir
-              : request.loadDir());
-          break;
-        default:
-          throw new IllegalStateException(request.kind().toString());
-      }
-      Map<String, Map<String, TensorLocation>> out = new LinkedHashMap<>();
-      for (String target : plan.targets()) {
-        Map<String, TensorLocation> sources = SourceLocator.forTarget(plan, target, located);
-        for (AssembledTensor t : plan.tensorsOf(target)) {
-          TensorAssembler.dtypeOf(t, sources); // mixed dtypes are refused here, before any file is written
-        }
-        out.put(target, sources);
-      }
-      return out;
-    }
-  }
-
   /**
    * Checks a request against its input without writing anything: config, layout rules, index, every shard or rank
-   * file present; for HF input also every shard header (a tensor in two shards is refused, one the index does not
-   * name is noted). Tensor bytes are never read. Throws {@link IllegalArgumentException} for options that do not fit
-   * the model, {@link IOException} for input that is missing or malformed.
+   * file present. Headers and pickles are not read here: they are read once, file by file, when the sources are
+   * located ({@link CheckedConversion#sources}). Throws {@link IllegalArgumentException} ({@link LayoutException}
+   * for the layout) for options that do not fit the model, {@link IOException} for input that is missing or
+   * malformed.
    */
-  public static Checked check(ConversionRequest r) throws IOException {
-    return check(r, true);
+  public static CheckedConversion check(ConversionRequest r) throws IOException {
+    if (!CheckpointFiles.isDirectory(r.loadDir())) {
+      throw new IOException("--load-dir " + r.loadDir() + ": no such directory");
+    }
+    return PLANNERS.get(r.kind()).plan(r, true);
   }
 
   /**
-   * The plan, commit and fingerprint of a request that {@link #check} accepted, derived again from its small files
-   * (config, tracker, the index for fp8-to-bf16) without reading a shard header or rank-file pickle: how a writer
-   * and the commit step get the plan, which travels through the pipeline as the request alone. Callers compare the
-   * fingerprint with the one planned: a different one means the input changed meanwhile. No notes, no located
-   * sources.
+   * The plan, commit, fingerprint and source locator of a request that {@link #check} accepted, derived again from
+   * its small files (config, tracker, the index for fp8-to-bf16): how a worker gets them, as the request alone
+   * travels through the pipeline. Callers compare the fingerprint with the one planned: a different one means the
+   * input changed meanwhile. No notes; the sources' file list is not known for HF input (the elements carry it).
    */
-  public static Checked derive(ConversionRequest r) throws IOException {
-    return check(r, false);
+  public static CheckedConversion derive(ConversionRequest r) throws IOException {
+    return PLANNERS.get(r.kind()).plan(r, false);
   }
 
-  private static Checked check(ConversionRequest r, boolean validate) throws IOException {
-    if (validate && !CheckpointFiles.isDirectory(r.loadDir())) {
-      throw new IOException("--load-dir " + r.loadDir() + ": no such directory");
-    }
-    switch (r.kind()) {
-      case HF2MCORE:
-        return checkHf2Mcore(r, validate);
-      case MCORE2HF:
-      case LORA_EXPORT:
-      case MCORE2MCORE:
-        return checkMcoreInput(r, validate);
-      case FP8_TO_BF16:
-        return checkFp8ToBf16(r, validate);
-      default:
-        throw new IllegalStateException(r.kind().toString());
-    }
-  }
-
-  private static Checked checkHf2Mcore(ConversionRequest r, boolean validate) throws IOException {
-    String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
-    ModelConfig cfg = ModelConfig.read(configPath);
-    LayoutOptions layout = targetLayout(r.layout(), cfg);
-    Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
-    if (!validate) {
-      return new Checked(r, plan, hf2mcoreCommit(r, plan, layout), List.of(), -1, null, cfg, null, null);
-    }
-    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
-    // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
-    Map<String, Shape> needed = new LinkedHashMap<>();
-    long planned = 0;
-    for (RankFile f : plan.rankFiles()) {
-      Hf2McorePlan.RankPlan rank = plan.plan(f);
-      needed.putAll(rank.sources);
-      for (List<AssembledTensor> chunk : rank.contents.values()) {
-        for (AssembledTensor t : chunk) {
-          planned += t.shape().numel() * 2;
-        }
-      }
-    }
-    List<String> missing = new ArrayList<>();
-    for (String name : needed.keySet()) {
-      if (!index.weightMap().containsKey(name)) {
-        missing.add(name);
-      }
-    }
-    if (!missing.isEmpty()) {
-      throw new IOException(CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME) + ": " + missing.size()
-          + " tensor(s) the layout needs are not in the index, e.g. \"" + missing.get(0) + "\"");
-    }
-    if (!cfg.dsaIndexer()) {
-      // a V3.2 checkpoint read with a V3 config would silently lose its indexer
-      String indexer = index.weightMap().keySet().stream().filter(n -> n.contains(".self_attn.indexer.")).findFirst()
-          .orElse(null);
-      if (indexer != null) {
-        throw new IOException(CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME) + ": holds DeepSeek-V3.2 "
-            + "DSA indexer tensors (e.g. \"" + indexer + "\") that config.json does not declare (no model_type "
-            + "deepseek_v32 / index_n_heads); they would not be converted");
-      }
-    }
-    List<ShardRef> shards = shardRefs(r.loadDir(), index);
-    Map<String, String> unindexed = new TreeMap<>();
-    Map<String, TensorLocation> located = SourceLocator.hfShards(shards, unindexed);
-    TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
-    ignored.removeAll(needed.keySet());
-    if (cfg.fp8) {
-      // the block scales of the FP8 weights are used to dequantise them
-      ignored.removeIf(n -> n.endsWith(SourceLocator.SCALE_SUFFIX)
-          && needed.containsKey(n.substring(0, n.length() - SourceLocator.SCALE_SUFFIX.length())));
-    }
-    List<String> notes = new ArrayList<>();
-    if (!ignored.isEmpty()) {
-      notes.add(ignored.size() + " input tensor(s) are not part of this layout and are not converted, e.g. "
-          + ignored.first() + mtpHint(cfg, layout));
-    }
-    unindexedNote(unindexed).ifPresent(notes::add);
-    return new Checked(r, plan, hf2mcoreCommit(r, plan, layout), notes, planned, shards, cfg, null, located);
-  }
-
-  /** The commit of an hf2mcore request (its manifest header carries the fingerprint). */
-  private static Commit hf2mcoreCommit(ConversionRequest r, Hf2McorePlan plan, LayoutOptions layout)
-      throws IOException {
-    Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
-    String fingerprint = fingerprint(r, identity, layout);
-    return new Commit(new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir()), Map.of(),
-        Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), manifestHeader(r, identity,
-        fingerprint)), fingerprint);
+  /** The file that marks a complete output of this kind, written last: the tracker or the HF index. */
+  public static String markerName(ConversionRequest.Kind kind) {
+    return kind == ConversionRequest.Kind.HF2MCORE || kind == ConversionRequest.Kind.MCORE2MCORE
+        ? Hf2McorePlan.TRACKER : SafetensorsIndex.FILE_NAME;
   }
 
   /** The output's layout resolved against the model it is written for; its errors say so. */
-  private static LayoutOptions targetLayout(LayoutOptions layout, ModelConfig cfg) {
+  static LayoutOptions targetLayout(LayoutOptions layout, ModelConfig cfg) {
     try {
       return layout.resolve(cfg);
     } catch (LayoutException e) {
@@ -325,110 +89,8 @@ public final class ConversionPlanner {
     }
   }
 
-  /** A conversion's commit and the fingerprint its manifest records. */
-  private record Commit(CheckpointCommit commit, String fingerprint) {}
-
-  private static Checked checkMcoreInput(ConversionRequest r, boolean validate) throws IOException {
-    String configPath = r.modelConfig() != null ? r.modelConfig()
-        : CheckpointFiles.resolve(r.loadDir(), "config.json");
-    if (r.modelConfig() == null && !CheckpointFiles.exists(configPath)) {
-      throw new IOException("no --model-config given and " + configPath + " does not exist (hf2mcore copies the HF "
-          + "config.json there; pass --model-config FILE)");
-    }
-    ModelConfig in = ModelConfig.read(configPath);
-    Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(in, r.layout());
-    LoraOptions lora = null;
-    if (r.lora() != null) {
-      String loraDir = r.lora().loraDir;
-      lora = new LoraOptions(r.lora().rank, r.lora().alpha, loraDir,
-          loraDir == null ? null : McoreTracker.iterationDir(loraDir));
-    }
-    Map<String, String> identity = identity(r.loadDir(), McoreTracker.FILE_NAME);
-    identity.put("config.json", sha256IfExists(configPath));
-    if (lora != null && lora.loraDir != null) {
-      identity.put("lora/" + McoreTracker.FILE_NAME,
-          sha256IfExists(CheckpointFiles.resolve(lora.loraDir, McoreTracker.FILE_NAME)));
-    }
-    identity.values().removeIf(v -> v == null);
-    LayoutOptions to = null;
-    if (r.kind() == ConversionRequest.Kind.MCORE2MCORE) {
-      // what hf2mcore would do with the HF checkpoint mcore2hf writes: its config, the new layout
-      to = r.targetLayout();
-      if (to.mtpLayers() != r.layout().mtpLayers() || to.firstKDense() != r.layout().firstKDense()) {
-        throw new LayoutException(List.of(LayoutException.Setting.MTP_LAYERS, " and ",
-            LayoutException.Setting.FIRST_K_DENSE, " are shared by both layouts: the source and target must agree"));
-      }
-      to = targetLayout(to, forward.config());
-    }
-    String fingerprint = fingerprint(r, identity, forward.options(), to);
-    byte[] header = manifestHeader(r, identity, fingerprint);
-    String iterationDir = McoreTracker.iterationDir(r.loadDir());
-    if (r.kind() == ConversionRequest.Kind.LORA_EXPORT) {
-      String iteration = lora.loraDir != null ? lora.loraIterationDir : iterationDir;
-      LoraExportPlan plan = new LoraExportPlan(forward, iteration, lora.rank, r.loraTargetModules());
-      CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), Map.of(),
-          Map.of("adapter_config.json", PythonJson.write(plan.adapterConfig(lora.alpha), 2)),
-          SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
-      return new Checked(r, plan, new Commit(commit, fingerprint), List.of(), -1, null, in, lora, null);
-    }
-    Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
-    for (String rank : validate ? plan.rankFiles() : List.<String>of()) {
-      String path = CheckpointFiles.resolve(r.loadDir(), rank);
-      if (!CheckpointFiles.exists(path)) {
-        LayoutOptions o = forward.options();
-        throw new IOException(path + ": rank file missing; the layout it was written with (tensor/pipeline/expert "
-            + "parallel sizes " + o.tp() + "/" + o.pp() + "/" + o.ep() + ") needs " + plan.rankFiles().size()
-            + " of them");
-      }
-    }
-    Map<String, byte[]> generated = Map.of("config.json", outputConfig(configPath, in, forward.config()));
-    if (to != null) {
-      Hf2McorePlan target = new Hf2McorePlan(forward.config(), to);
-      Mcore2McorePlan both = new Mcore2McorePlan(plan, target);
-      CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles(r.loadDir(),
-          "config.json"), generated, Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);
-      return new Checked(r, both, new Commit(commit, fingerprint), List.of(), plannedBytes(target), null, in, lora,
-          null);
-    }
-    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
-        generated, SafetensorsIndex.FILE_NAME, new IndexMarker(plan), header);
-    return new Checked(r, plan, new Commit(commit, fingerprint), List.of(), -1, null, in, lora, null);
-  }
-
-  private static Checked checkFp8ToBf16(ConversionRequest r, boolean validate) throws IOException {
-    String configPath = CheckpointFiles.resolve(r.loadDir(), "config.json");
-    ModelConfig cfg = ModelConfig.read(configPath);
-    if (!cfg.fp8) {
-      throw new IOException(configPath + " declares no quantization_config: the checkpoint is not FP8");
-    }
-    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
-    Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index);
-    List<ShardRef> shards = validate ? shardRefs(r.loadDir(), index) : null;
-    Map<String, String> unindexed = new TreeMap<>();
-    Map<String, TensorLocation> located = validate ? SourceLocator.hfShards(shards, unindexed) : null;
-    Map<String, String> identity = identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
-    String fingerprint = fingerprint(r, identity);
-    ObjectNode config = (ObjectNode) JSON.readTree(CheckpointFiles.readSmallFile(configPath, 16L << 20));
-    config.remove("quantization_config");
-    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles(r.loadDir(), "config.json"),
-        Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME, new IndexMarker(plan),
-        manifestHeader(r, identity, fingerprint));
-    return new Checked(r, plan, new Commit(commit, fingerprint), unindexedNote(unindexed).stream().toList(), -1,
-        shards, cfg, null, located);
-  }
-
-  /** The note on tensors stored in shards that the index does not name. */
-  private static Optional<String> unindexedNote(Map<String, String> unindexed) {
-    if (unindexed.isEmpty()) {
-      return Optional.empty();
-    }
-    Map.Entry<String, String> first = unindexed.entrySet().iterator().next();
-    return Optional.of(unindexed.size() + " tensor(s) stored in shards but absent from the index are not "
-        + "converted, e.g. " + first.getKey() + " in " + first.getValue());
-  }
-
   /** About how many bytes a layout's rank files take (bf16, as nearly every tensor is). */
-  private static long plannedBytes(Hf2McorePlan plan) {
+  static long plannedBytes(Hf2McorePlan plan) {
     long planned = 0;
     for (RankFile f : plan.rankFiles()) {
       for (List<AssembledTensor> chunk : plan.contents(f).values()) {
@@ -453,10 +115,10 @@ public final class ConversionPlanner {
    * The shards an index names, each with the tensors the index places in it; every shard must exist and stay inside
    * the checkpoint folder (no symbolic link out of it).
    */
-  static List<ShardRef> shardRefs(String loadDir, SafetensorsIndex index) throws IOException {
+  static List<SourceFile> shards(String loadDir, SafetensorsIndex index) throws IOException {
     Map<String, List<String>> byShard = new TreeMap<>();
     index.weightMap().forEach((name, shard) -> byShard.computeIfAbsent(shard, x -> new ArrayList<>()).add(name));
-    List<ShardRef> shards = new ArrayList<>();
+    List<SourceFile> shards = new ArrayList<>();
     for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
       String path = CheckpointFiles.resolve(loadDir, e.getKey());
       if (!CheckpointFiles.exists(path)) {
@@ -464,7 +126,7 @@ public final class ConversionPlanner {
             + "\") but it does not exist");
       }
       CheckpointFiles.checkInside(loadDir, path);
-      shards.add(new ShardRef(path, e.getValue()));
+      shards.add(new SourceFile(path, e.getValue()));
     }
     return shards;
   }
@@ -482,7 +144,7 @@ public final class ConversionPlanner {
   }
 
   /** The SHA-256 of the input's small files (index, config, tracker) that exist: the input's identity. */
-  private static Map<String, String> identity(String loadDir, String... names) throws IOException {
+  static Map<String, String> identity(String loadDir, String... names) throws IOException {
     Map<String, String> out = new LinkedHashMap<>();
     for (String name : names) {
       String sha = sha256IfExists(CheckpointFiles.resolve(loadDir, name));
@@ -493,7 +155,7 @@ public final class ConversionPlanner {
     return out;
   }
 
-  private static String sha256IfExists(String path) throws IOException {
+  static String sha256IfExists(String path) throws IOException {
     return CheckpointFiles.exists(path) ? Sha256.ofFile(path) : null;
   }
 
@@ -520,28 +182,14 @@ public final class ConversionPlanner {
     return Sha256.of(b.toString().getBytes(StandardCharsets.UTF_8));
   }
 
-  private static byte[] manifestHeader(ConversionRequest r, Map<String, String> identity, String fingerprint) {
-    ObjectNode root = JSON.createObjectNode();
-    root.put("tool", "ckptbeam");
-    root.put("version", VERSION);
-    root.put("command", r.kind().command);
-    ObjectNode opts = root.putObject("options");
+  /** The manifest's header: tool, command, provenance (the options as given), the input's identity, fingerprint. */
+  static OutputRecords.Manifest manifestHeader(ConversionRequest r, Map<String, String> identity, String fingerprint) {
     Map<String, String> options = r.options();
     if (options.isEmpty()) {
       // a request built in code rather than from flags: record what it says
       options.put("request", r.describe().strip().replace('\n', ';'));
     }
-    options.forEach(opts::put);
-    ObjectNode input = root.putObject("input");
-    input.put("dir", r.loadDir());
-    ObjectNode id = input.putObject("sha256");
-    identity.forEach(id::put);
-    root.put("fingerprint", fingerprint);
-    try {
-      return JSON.writeValueAsBytes(root);
-    } catch (IOException e) {
-      throw new IllegalStateException(e);
-    }
+    return OutputRecords.header(r.kind().command, options, r.loadDir(), identity, fingerprint);
   }
 
   /** config.json for HF output: the input's, with the layer structure the output actually has. */

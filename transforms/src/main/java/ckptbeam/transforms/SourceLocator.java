@@ -13,6 +13,7 @@ import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -40,37 +41,61 @@ public final class SourceLocator {
    * lacks is an error naming both; so is a tensor stored in two shards, whatever the index says (loaders disagree
    * on which copy wins, so neither is taken).
    */
-  public static Map<String, TensorLocation> hfShards(List<ShardRef> shards) throws IOException {
-    return hfShards(shards, new TreeMap<>());
+  public static Map<String, TensorLocation> hfShards(List<SourceFile> shards) throws IOException {
+    List<LocatedFile> located = new ArrayList<>();
+    for (SourceFile shard : shards) {
+      located.add(hfShard(shard));
+    }
+    return hfShardsLocated(located, new TreeMap<>());
   }
 
   /**
-   * {@link #hfShards(List)}, and in {@code unindexed} every tensor a shard stores that the index does not name
-   * (tensor → shard): loaders that go by the index never see them, so they are not converted.
+   * One shard, from its header: every tensor the index places in it (one it lacks is an error naming both), and
+   * the tensors it stores that the index does not name (loaders that go by the index never see them).
    */
-  public static Map<String, TensorLocation> hfShards(List<ShardRef> shards, Map<String, String> unindexed)
+  public static LocatedFile hfShard(SourceFile shard) throws IOException {
+    SafetensorsHeader header = SafetensorsHeader.read(shard.path());
+    Map<String, TensorLocation> placed = new LinkedHashMap<>();
+    for (String name : shard.tensors()) {
+      TensorLocation loc = header.tensor(name);
+      if (loc == null) {
+        throw new IOException(shard.path() + ": the index places tensor \"" + name + "\" in this shard, but the "
+            + "shard does not hold it");
+      }
+      placed.put(name, loc);
+    }
+    List<String> unindexed = new ArrayList<>();
+    for (TensorLocation t : header.tensors()) {
+      if (!placed.containsKey(t.name())) {
+        unindexed.add(t.name());
+      }
+    }
+    return new LocatedFile(shard.path(), placed, unindexed);
+  }
+
+  /**
+   * The located shards as one map (shards taken in path order, whatever order they were located in); a tensor
+   * stored in two shards is refused whatever the index says, and in {@code unindexed} go the tensors a shard stores
+   * that the index does not name (tensor → shard).
+   */
+  public static Map<String, TensorLocation> hfShardsLocated(List<LocatedFile> shards, Map<String, String> unindexed)
       throws IOException {
+    List<LocatedFile> sorted = new ArrayList<>(shards);
+    sorted.sort(Comparator.comparing(LocatedFile::path));
     Map<String, TensorLocation> out = new LinkedHashMap<>();
     Map<String, String> storedIn = new HashMap<>();
-    for (ShardRef shard : shards) {
-      SafetensorsHeader header = SafetensorsHeader.read(shard.path());
-      for (TensorLocation t : header.tensors()) {
-        String other = storedIn.putIfAbsent(t.name(), shard.path());
+    for (LocatedFile shard : sorted) {
+      List<String> stored = new ArrayList<>(shard.tensors().keySet());
+      stored.addAll(shard.unindexed());
+      for (String name : stored) {
+        String other = storedIn.putIfAbsent(name, shard.path());
         if (other != null) {
-          throw new IOException("tensor \"" + t.name() + "\" is stored in two shards, " + other + " and "
+          throw new IOException("tensor \"" + name + "\" is stored in two shards, " + other + " and "
               + shard.path() + "; refusing to choose one copy (loaders disagree on which wins)");
         }
-        unindexed.put(t.name(), shard.path());
       }
-      shard.tensors().forEach(unindexed::remove);
-      for (String name : shard.tensors()) {
-        TensorLocation loc = header.tensor(name);
-        if (loc == null) {
-          throw new IOException(shard.path() + ": the index places tensor \"" + name + "\" in this shard, but the "
-              + "shard does not hold it");
-        }
-        out.put(name, loc);
-      }
+      shard.unindexed().forEach(n -> unindexed.put(n, shard.path()));
+      out.putAll(shard.tensors());
     }
     return out;
   }
@@ -115,84 +140,111 @@ public final class SourceLocator {
    */
   public static Map<String, TensorLocation> rankFiles(Mcore2HfPlan plan, String loadDir, LoraOptions lora)
       throws IOException {
-    Map<String, TensorLocation> out = new LinkedHashMap<>();
-    // the dtype a key has in the first rank file that holds it: its copies and slices in other rank files must agree
-    Map<String, TensorLocation> firstOfKey = new LinkedHashMap<>();
-    boolean warnedNf4 = false;
+    List<LocatedFile> located = new ArrayList<>();
     for (RankFile rank : plan.forward().rankFiles()) {
-      String path = CheckpointFiles.resolve(loadDir, plan.rankPath(rank));
-      TorchCheckpointReader reader = TorchCheckpointReader.open(path);
-      TorchCheckpointReader loraReader = reader;
-      if (lora != null && lora.loraDir != null) {
-        String loraPath = CheckpointFiles.resolve(lora.loraDir, lora.loraIterationDir + "/" + rank.dirName() + "/"
-            + RankFile.FILE_NAME);
-        if (!CheckpointFiles.exists(loraPath)) {
-          throw new IOException(loraPath + ": the --lora-load checkpoint has no rank file for " + rank.dirName());
-        }
-        loraReader = TorchCheckpointReader.open(loraPath);
+      located.add(rankFile(plan, rank, loadDir, lora));
+    }
+    return rankFilesLocated(located);
+  }
+
+  /**
+   * One rank file (and its --lora-load counterpart), from its pickle: every tensor the layout expects in it, checked
+   * against the layout (see {@link #rankFiles}).
+   */
+  public static LocatedFile rankFile(Mcore2HfPlan plan, RankFile rank, String loadDir, LoraOptions lora)
+      throws IOException {
+    Map<String, TensorLocation> out = new LinkedHashMap<>();
+    boolean warnedNf4 = false;
+    String path = CheckpointFiles.resolve(loadDir, plan.rankPath(rank));
+    TorchCheckpointReader reader = TorchCheckpointReader.open(path);
+    TorchCheckpointReader loraReader = reader;
+    if (lora != null && lora.loraDir != null) {
+      String loraPath = CheckpointFiles.resolve(lora.loraDir, lora.loraIterationDir + "/" + rank.dirName() + "/"
+          + RankFile.FILE_NAME);
+      if (!CheckpointFiles.exists(loraPath)) {
+        throw new IOException(loraPath + ": the --lora-load checkpoint has no rank file for " + rank.dirName());
       }
-      for (Map.Entry<String, List<AssembledTensor>> chunk : plan.forward().contents(rank).entrySet()) {
-        Map<String, PickleReader.TorchTensor> present = reader.tensors(chunk.getKey());
-        Map<String, PickleReader.TorchTensor> loraTensors = loraReader == reader ? present
-            : loraReader.tensors(chunk.getKey());
-        LoraLookup lookup = new LoraLookup(present, loraTensors, lora);
-        TreeSet<String> unexpected = new TreeSet<>(present.keySet());
-        chunk.getValue().forEach(t -> unexpected.removeAll(lookup.keysOf(t.key())));
-        chunk.getValue().forEach(t -> unexpected.removeAll(Nf4Entries.siblings(t.key())));
-        unexpected.removeIf(k -> k.endsWith("_extra_state"));
-        // name the most telling one: an MTP or LoRA key says which flag is missing
-        String example = unexpected.stream().filter(k -> !hint(k, lora).equals(hint("", lora))).findFirst()
-            .orElse(unexpected.isEmpty() ? "" : unexpected.first());
-        String also = unexpected.isEmpty() ? "" : "; it also holds " + unexpected.size() + " tensor(s) the layout "
-            + "would not convert, e.g. \"" + example + "\"" + hint(example, lora);
-        for (AssembledTensor t : chunk.getValue()) {
-          String baseKey = lookup.baseKey(t.key());
-          PickleReader.TorchTensor found = present.get(baseKey);
-          if (found == null) {
-            throw new IOException(path + ": " + chunk.getKey() + " has no tensor \"" + t.key() + "\", which the "
-                + "layout expects" + (also.isEmpty() ? "; check the layout flags against the ones used to write the "
-                + "checkpoint" : also));
-          }
-          String name = Mcore2HfPlan.sourceName(rank, chunk.getKey(), t.key());
-          if (Nf4Entries.isNf4(present, baseKey)) {
-            TensorLocation nf4 = Nf4Entries.dequantised(reader, present, baseKey, name);
-            if (!nf4.shape().equals(t.shape())) {
-              throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " is NF4 of shape " + nf4.shape()
-                  + " but the layout and config.json imply " + t.shape());
-            }
-            if (!warnedNf4) {
-              LOG.warn("{}: NF4-quantised weights are dequantised to {}; the result is lossy (the NF4 code points, "
-                  + "not the original weights)", path, nf4.dtype());
-              warnedNf4 = true;
-            }
-            out.put(name, nf4);
-            continue;
-          }
-          if (!found.shape().equals(t.shape())) {
-            throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " has shape " + found.shape()
+      loraReader = TorchCheckpointReader.open(loraPath);
+    }
+    for (Map.Entry<String, List<AssembledTensor>> chunk : plan.forward().contents(rank).entrySet()) {
+      Map<String, PickleReader.TorchTensor> present = reader.tensors(chunk.getKey());
+      Map<String, PickleReader.TorchTensor> loraTensors = loraReader == reader ? present
+          : loraReader.tensors(chunk.getKey());
+      LoraLookup lookup = new LoraLookup(present, loraTensors, lora);
+      TreeSet<String> unexpected = new TreeSet<>(present.keySet());
+      chunk.getValue().forEach(t -> unexpected.removeAll(lookup.keysOf(t.key())));
+      chunk.getValue().forEach(t -> unexpected.removeAll(Nf4Entries.siblings(t.key())));
+      unexpected.removeIf(k -> k.endsWith("_extra_state"));
+      // name the most telling one: an MTP or LoRA key says which flag is missing
+      String example = unexpected.stream().filter(k -> !hint(k, lora).equals(hint("", lora))).findFirst()
+          .orElse(unexpected.isEmpty() ? "" : unexpected.first());
+      String also = unexpected.isEmpty() ? "" : "; it also holds " + unexpected.size() + " tensor(s) the layout "
+          + "would not convert, e.g. \"" + example + "\"" + hint(example, lora);
+      for (AssembledTensor t : chunk.getValue()) {
+        String baseKey = lookup.baseKey(t.key());
+        PickleReader.TorchTensor found = present.get(baseKey);
+        if (found == null) {
+          throw new IOException(path + ": " + chunk.getKey() + " has no tensor \"" + t.key() + "\", which the "
+              + "layout expects" + (also.isEmpty() ? "; check the layout flags against the ones used to write the "
+              + "checkpoint" : also));
+        }
+        String name = Mcore2HfPlan.sourceName(rank, chunk.getKey(), t.key());
+        if (Nf4Entries.isNf4(present, baseKey)) {
+          TensorLocation nf4 = Nf4Entries.dequantised(reader, present, baseKey, name);
+          if (!nf4.shape().equals(t.shape())) {
+            throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " is NF4 of shape " + nf4.shape()
                 + " but the layout and config.json imply " + t.shape());
           }
-          TensorLocation loc = reader.locate(name, found);
-          TensorLocation sibling = firstOfKey.putIfAbsent(chunk.getKey() + "/" + baseKey, loc);
-          if (sibling != null && sibling.dtype() != loc.dtype()) {
-            throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " is " + loc.dtype() + " but the same "
-                + "tensor is " + sibling.dtype() + " in " + sibling.file() + "; the parts of one tensor must share "
-                + "a dtype");
+          if (!warnedNf4) {
+            LOG.warn("{}: NF4-quantised weights are dequantised to {}; the result is lossy (the NF4 code points, "
+                + "not the original weights)", path, nf4.dtype());
+            warnedNf4 = true;
           }
-          out.put(name, lookup.merge(t.key(), loc, loraReader, path, plan.forward().config().hiddenSize));
+          out.put(name, nf4);
+          continue;
         }
-        if (!unexpected.isEmpty()) {
-          throw new IOException(path + ": " + chunk.getKey() + also.substring(also.indexOf(" holds")));
+        if (!found.shape().equals(t.shape())) {
+          throw new IOException(path + ": " + chunk.getKey() + "/" + baseKey + " has shape " + found.shape()
+              + " but the layout and config.json imply " + t.shape());
         }
-        if (loraReader != reader) {
-          TreeSet<String> leftover = new TreeSet<>(loraTensors.keySet());
-          chunk.getValue().forEach(t -> leftover.removeAll(lookup.keysOf(t.key())));
-          leftover.removeIf(k -> k.endsWith("_extra_state") || !k.toLowerCase(Locale.ROOT).contains("lora"));
-          if (!leftover.isEmpty()) {
-            throw new IOException(loraReader.file() + ": " + chunk.getKey() + " holds LoRA weights for a module the "
-                + "layout does not hold, e.g. \"" + leftover.first() + "\"");
-          }
+        TensorLocation loc = reader.locate(name, found);
+        out.put(name, lookup.merge(t.key(), loc, loraReader, path, plan.forward().config().hiddenSize));
+      }
+      if (!unexpected.isEmpty()) {
+        throw new IOException(path + ": " + chunk.getKey() + also.substring(also.indexOf(" holds")));
+      }
+      if (loraReader != reader) {
+        TreeSet<String> leftover = new TreeSet<>(loraTensors.keySet());
+        chunk.getValue().forEach(t -> leftover.removeAll(lookup.keysOf(t.key())));
+        leftover.removeIf(k -> k.endsWith("_extra_state") || !k.toLowerCase(Locale.ROOT).contains("lora"));
+        if (!leftover.isEmpty()) {
+          throw new IOException(loraReader.file() + ": " + chunk.getKey() + " holds LoRA weights for a module the "
+              + "layout does not hold, e.g. \"" + leftover.first() + "\"");
         }
+      }
+    }
+    return new LocatedFile(path, out, List.of());
+  }
+
+  /**
+   * The located rank files as one map (in path order, whatever order they were located in). The copies and slices of
+   * one tensor in different rank files must share a dtype: the first file that holds a key sets it.
+   */
+  public static Map<String, TensorLocation> rankFilesLocated(List<LocatedFile> files) throws IOException {
+    List<LocatedFile> sorted = new ArrayList<>(files);
+    sorted.sort(Comparator.comparing(LocatedFile::path));
+    Map<String, TensorLocation> out = new LinkedHashMap<>();
+    Map<String, TensorLocation> firstOfKey = new HashMap<>();
+    for (LocatedFile f : sorted) {
+      for (Map.Entry<String, TensorLocation> e : f.tensors().entrySet()) {
+        String key = e.getKey().substring(e.getKey().indexOf(':') + 1); // chunk/key, the same in every rank file
+        TensorLocation loc = e.getValue();
+        TensorLocation sibling = firstOfKey.putIfAbsent(key, loc);
+        if (sibling != null && sibling.dtype() != loc.dtype()) {
+          throw new IOException(f.path() + ": " + key + " is " + loc.dtype() + " but the same tensor is "
+              + sibling.dtype() + " in " + sibling.file() + "; the parts of one tensor must share a dtype");
+        }
+        out.put(e.getKey(), loc);
       }
     }
     return out;
@@ -218,27 +270,35 @@ public final class SourceLocator {
   public static Map<String, TensorLocation> loraFactors(List<String> rankPaths, String loadDir) throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
     for (String rankPath : rankPaths) {
-      String path = CheckpointFiles.resolve(loadDir, rankPath);
-      if (!CheckpointFiles.exists(path)) {
-        throw new IOException(path + ": rank file missing");
+      out.putAll(loraFactorFile(SourceFile.of(CheckpointFiles.resolve(loadDir, rankPath))).tensors());
+    }
+    return out;
+  }
+
+  /** The LoRA factors of one rank file ({@code …/mp_rank_XX/model_optim_rng.pt}), as {@link #loraFactors} names them. */
+  public static LocatedFile loraFactorFile(SourceFile file) throws IOException {
+    String path = file.path();
+    if (!CheckpointFiles.exists(path)) {
+      throw new IOException(path + ": rank file missing");
+    }
+    String[] parts = path.split("/");
+    String rankDir = parts[parts.length - 2];
+    Map<String, TensorLocation> out = new LinkedHashMap<>();
+    TorchCheckpointReader reader = TorchCheckpointReader.open(path);
+    for (Object top : ((Map<?, ?>) reader.root()).keySet()) {
+      if (!(top instanceof String) || !((String) top).startsWith("model")) {
+        continue;
       }
-      String rankDir = rankPath.split("/")[1];
-      TorchCheckpointReader reader = TorchCheckpointReader.open(path);
-      for (Object top : ((Map<?, ?>) reader.root()).keySet()) {
-        if (!(top instanceof String) || !((String) top).startsWith("model")) {
-          continue;
-        }
-        for (Map.Entry<String, PickleReader.TorchTensor> e : reader.tensors((String) top).entrySet()) {
-          String key = e.getKey().replace(".lora_a.default.", ".lora_A.default.").replace(".lora_b.default.",
-              ".lora_B.default.");
-          if (key.contains(".lora_A.default.") || key.contains(".lora_B.default.")) {
-            String name = rankDir + ":" + top + "/" + key;
-            out.put(name, reader.locate(name, e.getValue()));
-          }
+      for (Map.Entry<String, PickleReader.TorchTensor> e : reader.tensors((String) top).entrySet()) {
+        String key = e.getKey().replace(".lora_a.default.", ".lora_A.default.").replace(".lora_b.default.",
+            ".lora_B.default.");
+        if (key.contains(".lora_A.default.") || key.contains(".lora_B.default.")) {
+          String name = rankDir + ":" + top + "/" + key;
+          out.put(name, reader.locate(name, e.getValue()));
         }
       }
     }
-    return out;
+    return new LocatedFile(path, out, List.of());
   }
 
   /**

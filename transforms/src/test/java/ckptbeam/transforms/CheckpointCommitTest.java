@@ -39,7 +39,8 @@ class CheckpointCommitTest {
         "iter_0000001/mp_rank_01/model_optim_rng.pt"), Map.of(in.resolve("tokenizer.json").toString(),
         "tokenizer.json"), Map.of("config.json", "{\"generated\": true}".getBytes(StandardCharsets.UTF_8)),
         "latest_checkpointed_iteration.txt", CheckpointCommit.tracker(1),
-        "{\"tool\":\"ckptbeam\",\"fingerprint\":\"f\"}".getBytes(StandardCharsets.UTF_8));
+        OutputRecords.header("hf2mcore", Map.of("target-tensor-parallel-size", "2"), in.toString(),
+            Map.of("config.json", "c0ffee"), "f"));
   }
 
   @Test
@@ -49,7 +50,7 @@ class CheckpointCommitTest {
     WrittenFile b = written(save, "iter_0000001/mp_rank_00/model_optim_rng.pt", "bytes of rank 0");
     ProgressRecord.write(save.toString(), "f", a);
     ProgressRecord.write(save.toString(), "f", b);
-    commit(save).commit(List.of(a, b));
+    commit(save).commit(List.of(a, b), List.of("1 input tensor(s) are not part of this layout"));
 
     assertEquals("{\"tok\": 1}", Files.readString(save.resolve("tokenizer.json")));
     assertEquals("{\"generated\": true}", Files.readString(save.resolve("config.json")));
@@ -60,6 +61,14 @@ class CheckpointCommitTest {
         List.of(manifest.get("files").get(0).get("path").asText(), manifest.get("files").get(1).get("path").asText()),
         "sorted by path");
     assertEquals(b.sha256, manifest.get("files").get(0).get("sha256").asText());
+    assertEquals("[\"1 input tensor(s) are not part of this layout\"]", manifest.get("notes").toString());
+    assertEquals("{\"target-tensor-parallel-size\":\"2\"}", manifest.get("options").toString());
+    assertEquals("c0ffee", manifest.get("input").get("sha256").get("config.json").asText());
+    assertEquals(List.of("tool", "version", "command", "options", "input", "fingerprint", "notes", "files"),
+        iterable(manifest.fieldNames()), "the manifest's fields in a fixed order");
+    OutputRecords.Manifest back = OutputRecords.read(Files.readAllBytes(save.resolve(CheckpointCommit.MANIFEST)),
+        OutputRecords.Manifest.class);
+    assertEquals(b, back.files().get(0).toWrittenFile());
     assertFalse(Files.exists(save.resolve(ProgressRecord.DIR)), "the manifest holds what the records held");
     assertTrue(Files.getLastModifiedTime(save.resolve("latest_checkpointed_iteration.txt")).compareTo(
         Files.getLastModifiedTime(save.resolve(CheckpointCommit.MANIFEST))) >= 0, "the marker comes last");
@@ -70,7 +79,7 @@ class CheckpointCommitTest {
     Path save = work.resolve("save");
     WrittenFile a = written(save, "iter_0000001/mp_rank_00/model_optim_rng.pt", "rank 0");
     CheckpointCommit commit = commit(save);
-    IOException e = assertThrows(IOException.class, () -> commit.commit(List.of(a)));
+    IOException e = assertThrows(IOException.class, () -> commit.commit(List.of(a), List.of()));
     assertEquals("conversion incomplete: 1 file(s) were not written, e.g. iter_0000001/mp_rank_01/model_optim_rng.pt; "
         + "no completion marker written", e.getMessage());
     assertFalse(Files.exists(save.resolve("latest_checkpointed_iteration.txt")));
@@ -94,5 +103,11 @@ class CheckpointCommitTest {
     assertEquals(f.reused(), ProgressRecord.reusable(save.toString(), "f", rel));
     Files.writeString(Path.of(ProgressRecord.path(save.toString(), rel)), "{\"fingerprint\": \"f\", \"fi");
     assertNull(ProgressRecord.reusable(save.toString(), "f", rel), "a torn record: written again");
+  }
+
+  private static List<String> iterable(java.util.Iterator<String> names) {
+    List<String> out = new java.util.ArrayList<>();
+    names.forEachRemaining(out::add);
+    return out;
   }
 }

@@ -14,6 +14,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,8 +39,8 @@ class SourceLocatorTest {
   void locatesWhatTheIndexPlacesInEachShard() throws Exception {
     Path a = shard("a.safetensors", "w", "x");
     Path b = shard("b.safetensors", "y");
-    var located = SourceLocator.hfShards(List.of(new ShardRef(a.toString(), List.of("w", "x")),
-        new ShardRef(b.toString(), List.of("y"))));
+    var located = SourceLocator.hfShards(List.of(new SourceFile(a.toString(), List.of("w", "x")),
+        new SourceFile(b.toString(), List.of("y"))));
     assertEquals(List.of("w", "x", "y"), new ArrayList<>(located.keySet()));
     assertEquals(b.toString(), located.get("y").file());
     assertEquals(Shape.of(2, 2), located.get("x").shape());
@@ -49,7 +51,7 @@ class SourceLocatorTest {
     Path a = shard("a.safetensors", "w", "x");
     Path b = shard("b.safetensors", "y", "w");
     IOException e = assertThrows(IOException.class, () -> SourceLocator.hfShards(List.of(
-        new ShardRef(a.toString(), List.of("w", "x")), new ShardRef(b.toString(), List.of("y")))));
+        new SourceFile(a.toString(), List.of("w", "x")), new SourceFile(b.toString(), List.of("y")))));
     assertEquals("tensor \"w\" is stored in two shards, " + a + " and " + b + "; refusing to choose one copy "
         + "(loaders disagree on which wins)", e.getMessage());
   }
@@ -58,7 +60,33 @@ class SourceLocatorTest {
   void aTensorTheIndexPlacesInAShardThatLacksItIsNamed() throws Exception {
     Path a = shard("a.safetensors", "w");
     IOException e = assertThrows(IOException.class, () -> SourceLocator.hfShards(List.of(
-        new ShardRef(a.toString(), List.of("w", "z")))));
+        new SourceFile(a.toString(), List.of("w", "z")))));
     assertEquals(a + ": the index places tensor \"z\" in this shard, but the shard does not hold it", e.getMessage());
+  }
+
+  /**
+   * Shards are read one by one, anywhere, and arrive in any order: what is assembled from them (locations, the
+   * tensors the index omits, the shard a duplicate is reported in) does not depend on that order.
+   */
+  @Test
+  void shardsLocatedInAnyOrderAssembleTheSame() throws Exception {
+    Path a = shard("a.safetensors", "w", "x", "extra");
+    Path b = shard("b.safetensors", "y");
+    LocatedFile la = SourceLocator.hfShard(new SourceFile(a.toString(), List.of("w", "x")));
+    LocatedFile lb = SourceLocator.hfShard(new SourceFile(b.toString(), List.of("y")));
+    assertEquals(List.of("extra"), la.unindexed());
+    Map<String, String> unindexed = new TreeMap<>();
+    var inOrder = SourceLocator.hfShardsLocated(List.of(la, lb), unindexed);
+    var reversed = SourceLocator.hfShardsLocated(List.of(lb, la), new TreeMap<>());
+    assertEquals(new ArrayList<>(inOrder.keySet()), new ArrayList<>(reversed.keySet()));
+    assertEquals(Map.of("extra", a.toString()), unindexed);
+
+    Path c = shard("c.safetensors", "w");
+    LocatedFile lc = SourceLocator.hfShard(new SourceFile(c.toString(), List.of()));
+    for (List<LocatedFile> order : List.of(List.of(la, lc), List.of(lc, la))) {
+      IOException e = assertThrows(IOException.class, () -> SourceLocator.hfShardsLocated(order, new TreeMap<>()));
+      assertEquals("tensor \"w\" is stored in two shards, " + a + " and " + c + "; refusing to choose one copy "
+          + "(loaders disagree on which wins)", e.getMessage());
+    }
   }
 }

@@ -10,7 +10,9 @@ import ckptbeam.io.tensor.Shape;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.LocatedFile;
 import ckptbeam.transforms.McoreKeyNames;
+import ckptbeam.transforms.SourceFile;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -371,6 +373,58 @@ public final class ConversionCoders {
       return new TargetWork(conversion, request, target, sources, readString(in));
     }
 
+  }
+
+  /** {@link SourceWork}: the file to read and, once read, what it holds (or why it failed). */
+  static final class SourceWorkCoder extends FieldCoder<SourceWork> {
+    private static final long serialVersionUID = 1L;
+    static final SourceWorkCoder INSTANCE = new SourceWorkCoder();
+
+    private SourceWorkCoder() {}
+
+    @Override
+    void write(SourceWork w, DataOutputStream out) throws IOException {
+      writeString(w.conversion, out);
+      RequestCoder.INSTANCE.write(w.request, out);
+      writeString(w.fingerprint, out);
+      out.writeInt(w.files);
+      writeString(w.file.path(), out);
+      writeStrings(w.file.tensors(), out);
+      writeStrings(w.notes, out);
+      out.writeLong(w.startMillis);
+      out.writeBoolean(w.located != null);
+      if (w.located != null) {
+        writeString(w.located.path(), out);
+        out.writeInt(w.located.tensors().size());
+        for (Map.Entry<String, TensorLocation> e : w.located.tensors().entrySet()) { // the file's order
+          writeString(e.getKey(), out);
+          writeLocation(e.getValue(), out);
+        }
+        writeStrings(w.located.unindexed(), out);
+      }
+      writeNullable(w.error, out);
+    }
+
+    @Override
+    SourceWork read(DataInputStream in) throws IOException {
+      String conversion = readString(in);
+      ConversionRequest request = RequestCoder.INSTANCE.read(in);
+      String fingerprint = readString(in);
+      int files = in.readInt();
+      SourceFile file = new SourceFile(readString(in), readStrings(in));
+      List<String> notes = readStrings(in);
+      long start = in.readLong();
+      LocatedFile located = null;
+      if (in.readBoolean()) {
+        String path = readString(in);
+        Map<String, TensorLocation> tensors = new LinkedHashMap<>();
+        for (int n = count(in); n > 0; n--) {
+          tensors.put(readString(in), readLocation(in));
+        }
+        located = new LocatedFile(path, tensors, readStrings(in));
+      }
+      return new SourceWork(conversion, request, fingerprint, files, file, notes, start, located, readNullable(in));
+    }
   }
 
   /** {@link CommitEvent}: its kind and the fields that kind carries. */

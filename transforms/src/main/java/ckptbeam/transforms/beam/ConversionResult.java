@@ -3,8 +3,7 @@ package ckptbeam.transforms.beam;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.ConversionRequest;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import ckptbeam.transforms.OutputRecords;
 import java.io.IOException;
 import java.io.Serializable;
 import java.util.ArrayList;
@@ -96,14 +95,14 @@ public final class ConversionResult implements Serializable {
 
   /** An output found complete: its files as its manifest lists them. */
   static ConversionResult alreadyConverted(ConversionRequest r, long start) throws IOException {
-    JsonNode manifest = new ObjectMapper().readTree(CheckpointFiles.readSmallFile(
-        CheckpointFiles.resolve(r.saveDir(), CheckpointCommit.MANIFEST), 256L << 20));
+    OutputRecords.Manifest manifest = OutputRecords.read(CheckpointFiles.readSmallFile(
+        CheckpointFiles.resolve(r.saveDir(), CheckpointCommit.MANIFEST), 256L << 20), OutputRecords.Manifest.class);
     List<File> files = new ArrayList<>();
-    for (JsonNode f : manifest.path("files")) {
-      files.add(new File(f.path("path").asText(), f.path("size").asLong(), f.path("sha256").asText(),
-          f.path("tensors").size()));
+    for (OutputRecords.FileEntry f : manifest.files()) {
+      files.add(new File(f.path(), f.size(), f.sha256(), f.tensors().size()));
     }
-    return new ConversionResult(r, State.ALREADY_CONVERTED, null, files, List.of(), start, System.currentTimeMillis());
+    return new ConversionResult(r, State.ALREADY_CONVERTED, null, files, manifest.notes(), start,
+        System.currentTimeMillis());
   }
 
   /** Tensors in the data files. */

@@ -1,0 +1,76 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.safetensors.SafetensorsIndex;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Shape;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * hf2mcore: config.json and the layout give the rank files; the index must name every tensor the layout reads
+ * (a DeepSeek-V3.2 indexer the config does not declare is refused); input tensors the layout leaves out are noted.
+ */
+final class Hf2McorePlanner implements KindPlanner {
+  @Override
+  public CheckedConversion plan(ConversionRequest r, boolean validate) throws IOException {
+    ModelConfig cfg = ModelConfig.read(CheckpointFiles.resolve(r.loadDir(), "config.json"));
+    LayoutOptions layout = ConversionPlanner.targetLayout(r.layout(), cfg);
+    Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
+    Map<String, String> identity = ConversionPlanner.identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
+    String fingerprint = ConversionPlanner.fingerprint(r, identity, layout);
+    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), ConversionPlanner.sideFiles(
+        r.loadDir()), Map.of(), Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION),
+        ConversionPlanner.manifestHeader(r, identity, fingerprint));
+    if (!validate) {
+      return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, null, new HfShardSources(null, cfg));
+    }
+    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
+    // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
+    Map<String, Shape> needed = new LinkedHashMap<>();
+    long planned = 0;
+    for (RankFile f : plan.rankFiles()) {
+      Hf2McorePlan.RankPlan rank = plan.plan(f);
+      needed.putAll(rank.sources);
+      for (List<AssembledTensor> chunk : rank.contents.values()) {
+        for (AssembledTensor t : chunk) {
+          planned += t.shape().numel() * 2;
+        }
+      }
+    }
+    String indexPath = CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME);
+    List<String> missing = needed.keySet().stream().filter(n -> !index.weightMap().containsKey(n)).toList();
+    if (!missing.isEmpty()) {
+      throw new IOException(indexPath + ": " + missing.size() + " tensor(s) the layout needs are not in the index, "
+          + "e.g. \"" + missing.get(0) + "\"");
+    }
+    if (!cfg.dsaIndexer()) {
+      // a V3.2 checkpoint read with a V3 config would silently lose its indexer
+      String indexer = index.weightMap().keySet().stream().filter(n -> n.contains(".self_attn.indexer.")).findFirst()
+          .orElse(null);
+      if (indexer != null) {
+        throw new IOException(indexPath + ": holds DeepSeek-V3.2 DSA indexer tensors (e.g. \"" + indexer + "\") that "
+            + "config.json does not declare (no model_type deepseek_v32 / index_n_heads); they would not be "
+            + "converted");
+      }
+    }
+    List<SourceFile> shards = ConversionPlanner.shards(r.loadDir(), index);
+    TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
+    ignored.removeAll(needed.keySet());
+    if (cfg.fp8) {
+      // the block scales of the FP8 weights are used to dequantise them
+      ignored.removeIf(n -> n.endsWith(SourceLocator.SCALE_SUFFIX)
+          && needed.containsKey(n.substring(0, n.length() - SourceLocator.SCALE_SUFFIX.length())));
+    }
+    List<String> notes = new ArrayList<>();
+    if (!ignored.isEmpty()) {
+      notes.add(ignored.size() + " input tensor(s) are not part of this layout and are not converted, e.g. "
+          + ignored.first() + ConversionPlanner.mtpHint(cfg, layout));
+    }
+    return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, shards, new HfShardSources(shards, cfg));
+  }
+}

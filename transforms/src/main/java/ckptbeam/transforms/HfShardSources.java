@@ -1,0 +1,57 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.tensor.TensorLocation;
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * The sources of HF input: each shard's header gives the tensors the index places in it; across shards, a tensor
+ * stored twice is refused and tensors the index does not name are noted; FP8 weights become bf16 views dequantised
+ * with their block scales as they are read.
+ */
+final class HfShardSources implements InputSources {
+  /** The shards with the tensors the index places in each, or null when derived without the index. */
+  private final List<SourceFile> shards;
+  private final ModelConfig config;
+
+  HfShardSources(List<SourceFile> shards, ModelConfig config) {
+    this.shards = shards;
+    this.config = config;
+  }
+
+  @Override
+  public List<SourceFile> files() {
+    if (shards == null) {
+      throw new IllegalStateException("a derived plan lists no shards: the planned elements carry them");
+    }
+    return shards;
+  }
+
+  @Override
+  public LocatedFile locate(SourceFile shard) throws IOException {
+    return SourceLocator.hfShard(shard);
+  }
+
+  @Override
+  public Located assemble(List<LocatedFile> files) throws IOException {
+    Map<String, String> unindexed = new TreeMap<>();
+    Map<String, TensorLocation> located = SourceLocator.hfShardsLocated(files, unindexed);
+    if (config.fp8) {
+      located = SourceLocator.dequantizeFp8(located, config.fp8BlockRows, config.fp8BlockCols);
+    }
+    return new Located(located, unindexedNote(unindexed).stream().toList());
+  }
+
+  /** The note on tensors stored in shards that the index does not name. */
+  static Optional<String> unindexedNote(Map<String, String> unindexed) {
+    if (unindexed.isEmpty()) {
+      return Optional.empty();
+    }
+    Map.Entry<String, String> first = unindexed.entrySet().iterator().next();
+    return Optional.of(unindexed.size() + " tensor(s) stored in shards but absent from the index are not "
+        + "converted, e.g. " + first.getKey() + " in " + first.getValue());
+  }
+}

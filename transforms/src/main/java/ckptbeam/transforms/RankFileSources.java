@@ -1,0 +1,51 @@
+package ckptbeam.transforms;
+
+import ckptbeam.io.storage.CheckpointFiles;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The sources of mcore input: each rank file's pickle (and its {@code --lora-load} counterpart) gives the tensors
+ * the layout expects in it, checked against the layout and merged with LoRA factors as they are read; across rank
+ * files, the parts of one tensor must share a dtype.
+ */
+final class RankFileSources implements InputSources {
+  private final Mcore2HfPlan plan;
+  private final String loadDir;
+  private final LoraOptions lora;
+  /** Rank-file path → its place in the layout, in the layout's order. */
+  private final Map<String, RankFile> byPath = new LinkedHashMap<>();
+
+  RankFileSources(Mcore2HfPlan plan, String loadDir, LoraOptions lora) {
+    this.plan = plan;
+    this.loadDir = loadDir;
+    this.lora = lora;
+    for (RankFile rank : plan.forward().rankFiles()) {
+      byPath.put(CheckpointFiles.resolve(loadDir, plan.rankPath(rank)), rank);
+    }
+  }
+
+  @Override
+  public List<SourceFile> files() {
+    List<SourceFile> out = new ArrayList<>();
+    byPath.keySet().forEach(p -> out.add(SourceFile.of(p)));
+    return out;
+  }
+
+  @Override
+  public LocatedFile locate(SourceFile file) throws IOException {
+    RankFile rank = byPath.get(file.path());
+    if (rank == null) {
+      throw new IOException(file.path() + ": not a rank file of the layout");
+    }
+    return SourceLocator.rankFile(plan, rank, loadDir, lora);
+  }
+
+  @Override
+  public Located assemble(List<LocatedFile> files) throws IOException {
+    return new Located(SourceLocator.rankFilesLocated(files), List.of());
+  }
+}
