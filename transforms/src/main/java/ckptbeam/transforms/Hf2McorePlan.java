@@ -34,6 +34,9 @@ public final class Hf2McorePlan implements ConversionPlan {
   private final LayoutOptions opts;
   private transient LayerPlacement placement;
   private transient Map<Part, List<Row>> rowsByPart;
+  private transient List<RankFile> rankFiles;
+  private transient Map<String, RankFile> byTarget;
+  private transient RankPlan lastPlan;
 
   /** @param opts options already {@link LayoutOptions#resolve resolved} against {@code cfg} */
   public Hf2McorePlan(ModelConfig cfg, LayoutOptions opts) {
@@ -70,25 +73,36 @@ public final class Hf2McorePlan implements ConversionPlan {
 
   /** Every rank file of the layout, sorted by directory name. */
   public List<RankFile> rankFiles() {
-    List<RankFile> files = new ArrayList<>();
-    for (int p = 0; p < opts.pp(); p++) {
-      for (int e = 0; e < opts.ep(); e++) {
-        for (int t = 0; t < opts.tp(); t++) {
-          files.add(new RankFile(t, p, e, opts.pp(), opts.ep()));
+    if (rankFiles == null) {
+      List<RankFile> files = new ArrayList<>();
+      for (int p = 0; p < opts.pp(); p++) {
+        for (int e = 0; e < opts.ep(); e++) {
+          for (int t = 0; t < opts.tp(); t++) {
+            files.add(new RankFile(t, p, e, opts.pp(), opts.ep()));
+          }
         }
       }
+      files.sort(null);
+      rankFiles = List.copyOf(files);
     }
-    files.sort(null);
-    return files;
+    return rankFiles;
   }
 
   @Override
   public List<String> targets() {
-    List<String> out = new ArrayList<>();
-    for (RankFile f : rankFiles()) {
-      out.add(f.relativePath(ITERATION));
+    return new ArrayList<>(byTarget().keySet());
+  }
+
+  /** Target path → its rank file, in {@link #rankFiles} order. */
+  private Map<String, RankFile> byTarget() {
+    if (byTarget == null) {
+      Map<String, RankFile> m = new LinkedHashMap<>();
+      for (RankFile f : rankFiles()) {
+        m.put(f.relativePath(ITERATION), f);
+      }
+      byTarget = m;
     }
-    return out;
+    return byTarget;
   }
 
   @Override
@@ -111,30 +125,43 @@ public final class Hf2McorePlan implements ConversionPlan {
 
   /** The rank file of a target path ({@code iter_0000001/mp_rank_00/model_optim_rng.pt}). */
   public RankFile rankFile(String target) {
-    for (RankFile f : rankFiles()) {
-      if (f.relativePath(ITERATION).equals(target)) {
-        return f;
-      }
+    RankFile f = byTarget().get(target);
+    if (f == null) {
+      throw new IllegalArgumentException("not a rank file of this layout: " + target);
     }
-    throw new IllegalArgumentException("not a rank file of this layout: " + target);
+    return f;
   }
 
   /** One rank file's model mappings and the HF tensors they read, built together in one pass. */
   public static final class RankPlan {
+    final RankFile file;
     /** Key {@code model}, or {@code model0 … modelN} with virtual chunks → the tensors in order. */
     public final Map<String, List<AssembledTensor>> contents = new LinkedHashMap<>();
     /** The expected shape of every HF tensor read, in first-use order. */
     public final Map<String, Shape> sources = new LinkedHashMap<>();
+
+    RankPlan(RankFile file) {
+      this.file = file;
+    }
   }
 
+  /**
+   * One rank file's plan. The last one is kept: a target's sources, tensors and writer ask for the same rank file one
+   * after another (a plan is used by one thread at a time).
+   */
   public RankPlan plan(RankFile f) {
-    RankPlan out = new RankPlan();
+    RankPlan last = lastPlan;
+    if (last != null && last.file.equals(f)) {
+      return last;
+    }
+    RankPlan out = new RankPlan(f);
     LayerPlacement lp = placement();
     for (int v = 0; v < lp.virtualChunks(); v++) {
       ChunkBuilder b = new ChunkBuilder(f.tpRank, f.epRank);
       out.contents.put(opts.hasVirtualChunks() ? "model" + v : "model", b.build(lp.chunk(f.ppRank, v)));
       out.sources.putAll(b.sources);
     }
+    lastPlan = out;
     return out;
   }
 
