@@ -51,6 +51,20 @@ class VerifyTest {
     assertEquals(1, bad.exit);
     assertTrue(bad.out.contains("mp_rank_01/model/" + key + ": differs from the HF input first at element 5"),
         bad.out);
+    // the proof is a pipeline: on Flink, two rank files checked in parallel, the same verdict
+    String[] onFlink = java.util.Arrays.copyOf(proof, proof.length + 3);
+    onFlink[proof.length] = "--runner=FlinkRunner";
+    onFlink[proof.length + 1] = "--flinkMaster=[local]";
+    onFlink[proof.length + 2] = "--parallelism=2";
+    Checkpoints.Run flink = Checkpoints.cli(onFlink);
+    assertEquals(1, flink.exit, flink.toString());
+    assertEquals(verdict(bad.out), verdict(flink.out));
+  }
+
+  /** The verdict's lines, without anything a runner may print. */
+  private static String verdict(String out) {
+    return out.lines().filter(l -> l.startsWith("DIFFERENCE ") || l.startsWith("verification ")
+        || l.startsWith("verified: ")).collect(java.util.stream.Collectors.joining("\n"));
   }
 
   @Test

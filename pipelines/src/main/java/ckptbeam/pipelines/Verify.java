@@ -1,32 +1,28 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.safetensors.SafetensorsHeader;
 import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.io.storage.CheckpointFiles;
-import ckptbeam.io.storage.ComparingChannel;
-import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.storage.Sha256;
-import ckptbeam.io.tensor.AssembledTensor;
-import ckptbeam.io.tensor.DType;
-import ckptbeam.io.tensor.TensorAssembler;
-import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.McoreTracker;
-import ckptbeam.io.torch.PickleReader;
-import ckptbeam.io.torch.TorchCheckpointReader;
 import ckptbeam.transforms.CheckpointCommit;
-import ckptbeam.transforms.Hf2McorePlan;
-import ckptbeam.transforms.HfNames;
 import ckptbeam.transforms.LayoutOptions;
-import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.OutputRecords;
-import ckptbeam.transforms.RankFile;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.TreeSet;
+import java.util.UUID;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.GroupByKey;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Reshuffle;
+import org.apache.beam.sdk.transforms.WithKeys;
+import org.apache.beam.sdk.values.KV;
 
 /**
  * {@code ckptbeam verify}: (a) {@code --load-dir OUT} re-hashes every file a conversion wrote against its manifest;
@@ -51,12 +47,13 @@ final class Verify {
   /** Returns the number of problems found (0: verified). */
   static int run(String[] argv, PrintStream out) throws Exception {
     Args a = flags().parse(argv);
-    a.noBeamArgs("verify");
     if (a.has("load-dir")) {
+      a.noBeamArgs("verify --load-dir");
       return manifest(Cli.absolute(a.get("load-dir")), out);
     }
     if (a.has("hf") && a.has("mcore")) {
-      return layout(Cli.absolute(a.get("hf")), Cli.absolute(a.get("mcore")), LayoutFlags.parse(a, "source"), out);
+      return layout(Cli.absolute(a.get("hf")), Cli.absolute(a.get("mcore")), LayoutFlags.parse(a, "source"),
+          Cli.pipelineOptions(a, "verify"), out);
     }
     throw new IllegalArgumentException("verify needs --load-dir OUT, or --hf H --mcore S with the layout flags");
   }
@@ -114,76 +111,74 @@ final class Verify {
         || name.endsWith(".index.json") || name.equals(McoreTracker.FILE_NAME);
   }
 
-  static int layout(String hfDir, String mcoreDir, LayoutOptions layout, PrintStream out) throws IOException {
-    ModelConfig cfg = ModelConfig.read(CheckpointFiles.resolve(hfDir, "config.json"));
-    Hf2McorePlan plan = new Hf2McorePlan(cfg, layout.resolve(cfg));
-    SafetensorsIndex index = SafetensorsIndex.read(hfDir);
-    Map<String, TensorLocation> hf = new HashMap<>();
-    for (String shard : index.shards()) {
-      for (TensorLocation t : SafetensorsHeader.read(CheckpointFiles.resolve(hfDir, shard)).tensors()) {
-        hf.put(t.name(), t);
-      }
+  /**
+   * The layout proof as a pipeline: one element per rank file, spread over the workers, each checked against the HF
+   * shards it reads ({@link LayoutProof#checkRankFile}); then one step gathers the verdict and writes it where the
+   * command reads it back (the temp location: local by default, {@code --tempLocation} for a remote runner).
+   */
+  static int layout(String hfDir, String mcoreDir, LayoutOptions layout, PipelineOptions options, PrintStream out)
+      throws Exception {
+    LayoutProof proof = new LayoutProof(hfDir, mcoreDir, layout);
+    List<String> ranks = proof.rankFiles();
+    String verdict = CheckpointFiles.resolve(tempDir(options), "ckptbeam-verify-" + UUID.randomUUID() + ".json");
+    Cli.fitDirectWorkers(options, ranks.size());
+    Pipeline p = Pipeline.create(options);
+    p.apply("RankFiles", Create.of(ranks))
+        .apply("FanOut", Reshuffle.viaRandomKey())
+        .apply("CheckRankFile", ParDo.of(new CheckRankFileFn(proof)))
+        .apply("All", WithKeys.of(""))
+        .apply("Gather", GroupByKey.create())
+        .apply("Verdict", ParDo.of(new VerdictFn(proof, verdict)));
+    Cli.run(p);
+    List<String> lines = new ArrayList<>();
+    try {
+      new ObjectMapper().readTree(CheckpointFiles.readSmallFile(verdict, 64L << 20)).forEach(l -> lines.add(l.asText()));
+    } finally {
+      CheckpointFiles.deleteIfExists(List.of(verdict));
     }
-    String iteration = McoreTracker.iterationDir(mcoreDir);
-    List<String> problems = new ArrayList<>();
-    TreeSet<String> unused = new TreeSet<>(index.weightMap().keySet());
-    int tensors = 0;
-    try (TensorAssembler assembler = new TensorAssembler()) {
-      for (RankFile f : plan.rankFiles()) {
-        String path = CheckpointFiles.resolve(mcoreDir, iteration + "/" + f.dirName() + "/" + RankFile.FILE_NAME);
-        if (!CheckpointFiles.exists(path)) {
-          problems.add(path + ": rank file missing");
-          continue;
-        }
-        TorchCheckpointReader reader = TorchCheckpointReader.open(path);
-        try (RangeReader bytes = CheckpointFiles.open(path)) {
-          for (Map.Entry<String, List<AssembledTensor>> chunk : plan.contents(f).entrySet()) {
-            Map<String, PickleReader.TorchTensor> present = reader.tensors(chunk.getKey());
-            for (AssembledTensor t : chunk.getValue()) {
-              unused.removeAll(t.sources());
-              String where = f.dirName() + "/" + chunk.getKey() + "/" + t.key();
-              PickleReader.TorchTensor found = present.get(t.key());
-              if (found == null) {
-                problems.add(where + ": missing");
-                continue;
-              }
-              TensorLocation loc = reader.locate(t.key(), found);
-              DType want = TensorAssembler.dtypeOf(t, hf);
-              if (loc.dtype() != want || !loc.shape().equals(t.shape())) {
-                problems.add(where + ": " + loc.dtype() + loc.shape() + ", the spec gives " + want + t.shape());
-                continue;
-              }
-              ComparingChannel cmp = new ComparingChannel(bytes, loc.offset());
-              assembler.write(t, hf, cmp);
-              if (cmp.firstDifference() >= 0) {
-                problems.add(where + ": differs from the HF input first at element "
-                    + cmp.firstDifference() / loc.dtype().size());
-              }
-              tensors++;
-            }
-          }
-        }
-      }
-    }
-    for (String name : unused) {
-      if (!droppedBySpec(name, cfg, plan)) {
-        problems.add(name + ": an HF tensor the mcore checkpoint does not hold");
-      }
-    }
-    return report(out, problems, plan.rankFiles().size() + " rank file(s), " + tensors
-        + " tensors equal the HF input under this layout");
+    lines.forEach(out::println);
+    String last = lines.isEmpty() ? "" : lines.get(lines.size() - 1);
+    return last.startsWith("verification FAILED: ") ? Integer.parseInt(last.replaceAll("\\D+", "")) : 0;
   }
 
-  /** The tensors HF → mcore leaves out by design (docs/mapping.md §2.1, §3.8, §4.1). */
-  private static boolean droppedBySpec(String name, ModelConfig cfg, Hf2McorePlan plan) {
-    int layer = HfNames.layerOf(name);
-    if (name.endsWith("_scale_inv") || name.endsWith("shared_head.head.weight")) {
-      return true;
+  /** Where the verdict goes: {@code --tempLocation}, or this machine's temporary folder for a local runner. */
+  private static String tempDir(PipelineOptions options) {
+    String temp = options.getTempLocation();
+    return temp != null && !temp.isEmpty() ? temp : System.getProperty("java.io.tmpdir");
+  }
+
+  /** Checks one rank file; emits what it showed, as JSON (a string: a deterministic coder for free). */
+  static final class CheckRankFileFn extends DoFn<String, String> {
+    private final LayoutProof proof;
+
+    CheckRankFileFn(LayoutProof proof) {
+      this.proof = proof;
     }
-    if (layer >= cfg.hiddenLayers) {
-      return layer - cfg.hiddenLayers >= plan.options().mtpLayers() || name.endsWith(".embed_tokens.weight");
+
+    @ProcessElement
+    public void process(@Element String rank, OutputReceiver<String> out) throws IOException {
+      out.output(proof.checkRankFile(rank).toJson());
     }
-    return layer >= 0; // a decoder layer the layout does not take (fewer layers, or skipped dense ones)
+  }
+
+  /** Every rank file's check in: the verdict's lines, written as a JSON array for the command to print. */
+  static final class VerdictFn extends DoFn<KV<String, Iterable<String>>, Void> {
+    private final LayoutProof proof;
+    private final String path;
+
+    VerdictFn(LayoutProof proof, String path) {
+      this.proof = proof;
+      this.path = path;
+    }
+
+    @ProcessElement
+    public void process(@Element KV<String, Iterable<String>> all) throws IOException {
+      List<LayoutProof.RankCheck> checks = new ArrayList<>();
+      for (String json : all.getValue()) {
+        checks.add(LayoutProof.RankCheck.fromJson(json));
+      }
+      CheckpointFiles.writeSmallFile(path, new ObjectMapper().writeValueAsBytes(proof.report(checks)));
+    }
   }
 
   private static int report(PrintStream out, List<String> problems, String ok) {
