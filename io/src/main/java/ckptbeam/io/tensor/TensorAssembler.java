@@ -30,6 +30,10 @@ public final class TensorAssembler implements Closeable {
   private final Map<String, RangeReader> readers = new HashMap<>();
   private final byte[] slab;
   private final byte[] tmp;
+  /** What {@code tmp} holds after {@link #fillRows} read a block: its reader, offset and length; null reader: nothing. */
+  private RangeReader tmpReader;
+  private long tmpAt;
+  private int tmpLength;
   /** Contiguous ranges go straight from the file into this and out to the sink: no copy through the heap. */
   private final ByteBuffer stream;
 
@@ -85,8 +89,9 @@ public final class TensorAssembler implements Closeable {
     }
   }
 
-  private void writeBand(Band band, int es, Map<String, TensorLocation> sources, WritableByteChannel sink)
+  private void writeBand(Band given, int es, Map<String, TensorLocation> sources, WritableByteChannel sink)
       throws IOException {
+    Band band = given.coalesced();
     long height = band.height();
     long rowBytes = band.width() * es;
     if (height == 0 || rowBytes == 0) {
@@ -125,12 +130,37 @@ public final class TensorAssembler implements Closeable {
     }
   }
 
-  /** Output rows {@code [r0, r0+n)} of a plain slice into the slab at column byte offset {@code po}. */
+  /**
+   * Output rows {@code [r0, r0+n)} of a plain slice into the slab at column byte offset {@code po}. A window that is a
+   * good part of each source row is cut out of whole rows read in one block (as {@link #fillTransposed} does): a read
+   * per row costs a call each and, cold, a strided pattern; the block stays in {@code tmp} for the next slice that
+   * needs the same rows.
+   */
   private void fillRows(SourceSlice s, TensorLocation loc, int es, long r0, int n, int rowBytes, int po)
       throws IOException {
     RangeReader in = reader(loc);
     long cols = s.sourceCols(loc.shape());
     int w = (int) (s.colCount() * es);
+    long rowSpan = cols * es;
+    if (w < rowSpan && rowSpan <= tmp.length && rowSpan <= 8L * w) {
+      int blockRows = (int) (tmp.length / rowSpan);
+      for (int q0 = 0; q0 < n; q0 += blockRows) {
+        int m = Math.min(blockRows, n - q0);
+        long at = loc.offset() + (s.rowStart() + r0 + q0) * rowSpan;
+        int length = (int) (m * rowSpan);
+        if (tmpReader != in || tmpAt != at || tmpLength < length) {
+          tmpReader = null; // a failed read leaves no block behind
+          in.readFully(at, ByteBuffer.wrap(tmp, 0, length));
+          tmpReader = in;
+          tmpAt = at;
+          tmpLength = length;
+        }
+        for (int q = 0; q < m; q++) {
+          System.arraycopy(tmp, (int) (q * rowSpan + s.colStart() * es), slab, (q0 + q) * rowBytes + po, w);
+        }
+      }
+      return;
+    }
     for (int r = 0; r < n; r++) {
       long at = loc.offset() + ((s.rowStart() + r0 + r) * cols + s.colStart()) * es;
       in.readFully(at, ByteBuffer.wrap(slab, r * rowBytes + po, w));
@@ -154,6 +184,7 @@ public final class TensorAssembler implements Closeable {
     // the unused columns would cost more than the calls saved.
     boolean wholeRows = rowSpan <= tmp.length && rowSpan <= 8L * windowBytes;
     int stride = wholeRows ? (int) rowSpan : windowBytes;
+    tmpReader = null; // tmp is overwritten here
     int blockRows = Math.max(1, tmp.length / stride);
     for (long q0 = 0; q0 < s.rowCount(); q0 += blockRows) {
       int m = (int) Math.min(blockRows, s.rowCount() - q0);

@@ -215,6 +215,33 @@ class TensorAssemblerTest {
         "only the two whole-row ranges of at least 1 MiB are file ranges; the small and the column slice are not");
   }
 
+  /**
+   * Pieces of one window side by side (the gate and up halves of a grouped weight1 that a resharding keeps together)
+   * are read as that window: a full-width one is one contiguous range, a file range for a sink that takes them.
+   */
+  @Test
+  void neighbouringPiecesOfOneWindowAreReadAsOne() throws IOException {
+    Map<String, byte[]> content = new HashMap<>();
+    Map<String, TensorLocation> locs = sources(DType.BF16, new long[][] {{1026, 512}, {4, 512}}, content);
+    SourceSlice left = new SourceSlice("s0", 0, 1026, 0, 200, false);
+    SourceSlice right = new SourceSlice("s0", 0, 1026, 200, 312, false);
+    assertEquals(List.of(SourceSlice.whole("s0", 1026, 512).toString()),
+        Band.of(left, right).coalesced().slices().stream().map(SourceSlice::toString).toList());
+    Band notJoined = Band.of(left, new SourceSlice("s0", 0, 1026, 300, 212, false));
+    assertEquals(2, notJoined.coalesced().slices().size(), "a gap between the pieces");
+    SourceSlice other = new SourceSlice("s1", 0, 4, 0, 512, false);
+    assertEquals(2, Band.of(new SourceSlice("s0", 0, 4, 0, 200, false), new SourceSlice("s1", 0, 4, 200, 312,
+        false)).coalesced().slices().size(), "another source");
+    assertEquals(other.toString(), Band.of(other).coalesced().slices().get(0).toString());
+    AssembledTensor halves = new AssembledTensor("halves", Shape.of(1026, 512), List.of(Band.of(left, right)));
+    RecordingSink sink = new RecordingSink();
+    try (TensorAssembler a = new TensorAssembler()) {
+      a.write(halves, locs, sink);
+    }
+    assertArrayEquals(naive(halves, locs, content, 2), sink.bytes.toByteArray());
+    assertEquals(List.of(1026L * 1024), sink.rangeLengths, "one range for the two pieces");
+  }
+
   @Test
   void aStagedLocalFileGetsPassThroughTensorsByKernelCopyWithTheRightCrcAndHash() throws IOException {
     Map<String, byte[]> content = new HashMap<>();
