@@ -46,7 +46,7 @@ class ClaimOutputTest {
         .advanceProcessingTime(wait)
         .addElements(KV.of(r.saveDir(), r))
         .advanceWatermarkToInfinity();
-    PCollectionTuple claimed = p.apply(events).apply(ParDo.of(new CheckpointConversion.ClaimFn())
+    PCollectionTuple claimed = p.apply(events).apply(ParDo.of(new ClaimOutputFn())
         .withOutputTags(CheckpointConversion.CLAIMED, TupleTagList.of(CheckpointConversion.CONFLICTS)));
     claimed.get(CheckpointConversion.CONFLICTS).setCoder(ConversionResult.coder());
     PCollection<String> dirs = claimed.get(CheckpointConversion.CLAIMED).setCoder(ConversionCoders.RequestCoder.INSTANCE)
@@ -72,6 +72,6 @@ class ClaimOutputTest {
 
   @Test
   void aClaimWithoutMarkerEndsAfterItsTimeToLive() {
-    claims(work.resolve("failed"), CheckpointConversion.ClaimFn.CLAIM_TTL.plus(Duration.standardMinutes(2)), 2);
+    claims(work.resolve("failed"), ClaimOutputFn.CLAIM_TTL.plus(Duration.standardMinutes(2)), 2);
   }
 }

@@ -1,0 +1,28 @@
+package ckptbeam.transforms.beam;
+
+import org.apache.beam.sdk.metrics.Counter;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.values.KV;
+
+final class LocateSourcesFn extends DoFn<SourceWork, KV<String, SourceWork>> {
+  private final Counter read = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "source_files_read");
+  private transient DerivedPlans derived;
+
+  @Setup
+  public void setUp() {
+    derived = new DerivedPlans();
+  }
+
+  @ProcessElement
+  public void process(@Element SourceWork w, OutputReceiver<KV<String, SourceWork>> out) {
+    SourceWork result;
+    try {
+      result = w.located(derived.of(w.request, w.fingerprint).sources.locate(w.file));
+      read.inc();
+    } catch (Exception e) {
+      result = w.failed(CheckpointConversion.message(e));
+    }
+    out.output(KV.of(w.conversion, result));
+  }
+}
