@@ -311,6 +311,23 @@ public final class ConversionCoders {
     }
   }
 
+  /** Name → location, in the map's order (a plan's or a file's: it matters to no reader, but is deterministic). */
+  private static void writeLocations(Map<String, TensorLocation> locations, DataOutputStream out) throws IOException {
+    out.writeInt(locations.size());
+    for (Map.Entry<String, TensorLocation> e : locations.entrySet()) {
+      writeString(e.getKey(), out);
+      writeLocation(e.getValue(), out);
+    }
+  }
+
+  private static Map<String, TensorLocation> readLocations(DataInputStream in) throws IOException {
+    Map<String, TensorLocation> out = new LinkedHashMap<>();
+    for (int n = count(in); n > 0; n--) {
+      out.put(readString(in), readLocation(in));
+    }
+    return out;
+  }
+
   static TensorLocation readLocation(DataInputStream in) throws IOException {
     String name = readString(in);
     String file = readString(in);
@@ -353,11 +370,7 @@ public final class ConversionCoders {
       writeString(w.conversion, out);
       RequestCoder.INSTANCE.write(w.request, out);
       writeString(w.target, out);
-      out.writeInt(w.sources.size());
-      for (Map.Entry<String, TensorLocation> e : w.sources.entrySet()) { // the plan's order
-        writeString(e.getKey(), out);
-        writeLocation(e.getValue(), out);
-      }
+      writeLocations(w.sources, out); // the plan's order
       writeString(w.fingerprint, out);
     }
 
@@ -366,11 +379,7 @@ public final class ConversionCoders {
       String conversion = readString(in);
       ConversionRequest request = RequestCoder.INSTANCE.read(in);
       String target = readString(in);
-      Map<String, TensorLocation> sources = new LinkedHashMap<>();
-      for (int n = count(in); n > 0; n--) {
-        sources.put(readString(in), readLocation(in));
-      }
-      return new TargetWork(conversion, request, target, sources, readString(in));
+      return new TargetWork(conversion, request, target, readLocations(in), readString(in));
     }
 
   }
@@ -395,11 +404,7 @@ public final class ConversionCoders {
       out.writeBoolean(w.located != null);
       if (w.located != null) {
         writeString(w.located.path(), out);
-        out.writeInt(w.located.tensors().size());
-        for (Map.Entry<String, TensorLocation> e : w.located.tensors().entrySet()) { // the file's order
-          writeString(e.getKey(), out);
-          writeLocation(e.getValue(), out);
-        }
+        writeLocations(w.located.tensors(), out); // the file's order
         writeStrings(w.located.unindexed(), out);
       }
       writeNullable(w.error, out);
@@ -417,11 +422,7 @@ public final class ConversionCoders {
       LocatedFile located = null;
       if (in.readBoolean()) {
         String path = readString(in);
-        Map<String, TensorLocation> tensors = new LinkedHashMap<>();
-        for (int n = count(in); n > 0; n--) {
-          tensors.put(readString(in), readLocation(in));
-        }
-        located = new LocatedFile(path, tensors, readStrings(in));
+        located = new LocatedFile(path, readLocations(in), readStrings(in));
       }
       return new SourceWork(conversion, request, fingerprint, files, file, notes, start, located, readNullable(in));
     }

@@ -129,6 +129,21 @@ class ConversionCodersTest {
     assertArrayEquals(CoderUtils.encodeToByteArray(ConversionCoders.TargetWorkCoder.INSTANCE, work),
         CoderUtils.encodeToByteArray(ConversionCoders.TargetWorkCoder.INSTANCE, back), "deterministic");
 
+    // an input file to read, then the same file read (its tensors in the file's order), or failed
+    SourceWork toRead = new SourceWork("/out", requests().get(0), "fp", 163,
+        new ckptbeam.transforms.SourceFile("/in/model-00001-of-000163.safetensors", List.of("w", "x")),
+        List.of("a note"), 42, null, null);
+    for (SourceWork sw : List.of(toRead, toRead.located(new ckptbeam.transforms.LocatedFile(toRead.file.path(), sources,
+        List.of("unindexed"))), toRead.failed("cut short"))) {
+      SourceWork c = CoderUtils.clone(ConversionCoders.SourceWorkCoder.INSTANCE, sw);
+      assertEquals(sw.request, c.request);
+      assertEquals(List.of(sw.conversion, sw.fingerprint, sw.files, sw.file, sw.notes, sw.startMillis, String.valueOf(sw.error)),
+          List.of(c.conversion, c.fingerprint, c.files, c.file, c.notes, c.startMillis, String.valueOf(c.error)));
+      assertEquals(sw.located, c.located, "every location and what computes it, in the file's order");
+      assertArrayEquals(CoderUtils.encodeToByteArray(ConversionCoders.SourceWorkCoder.INSTANCE, sw),
+          CoderUtils.encodeToByteArray(ConversionCoders.SourceWorkCoder.INSTANCE, c), "deterministic");
+    }
+
     WrittenFile f = new WrittenFile("x", 1, 1, "00", List.of(), true);
     for (CommitEvent e : List.of(CommitEvent.planned(requests().get(3), "fp", 12, List.of("n"), 3),
         CommitEvent.planFailed(requests().get(0), "why", 4), CommitEvent.alreadyConverted(requests().get(4), 5),
