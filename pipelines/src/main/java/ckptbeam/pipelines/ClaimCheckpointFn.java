@@ -89,16 +89,24 @@ final class ClaimCheckpointFn extends DoFn<KV<String, String>, String> {
   /** The claim ends with its conversion: cleared once the output has its marker, kept (unchecked) if it failed. */
   @OnTimer("recheck")
   public void onRecheck(@Key String folder, @StateId("claimedAt") ValueState<Long> claimedAt,
-      @TimerId("recheck") Timer recheck) throws IOException {
+      @TimerId("recheck") Timer recheck) {
     Long since = claimedAt.read();
     if (since == null) {
       return;
     }
-    if (converted(folder)) {
-      claimedAt.clear();
-    } else if (!failedSince(folder, since)) {
-      recheck.offset(RECHECK).setRelative();
+    try {
+      if (converted(folder)) {
+        claimedAt.clear();
+        return;
+      }
+      if (failedSince(folder, since)) {
+        return;
+      }
+    } catch (IOException | RuntimeException e) {
+      // a store that cannot answer now, or a status record being rewritten: ask again later, never fail the timer
+      // (a streaming runner would retry a failing one forever)
     }
+    recheck.offset(RECHECK).setRelative();
   }
 
   private boolean converted(String folder) throws IOException {

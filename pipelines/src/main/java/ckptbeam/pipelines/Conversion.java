@@ -10,7 +10,6 @@ import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.ConversionResult;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.beam.runners.flink.FlinkPipelineOptions;

@@ -2,7 +2,6 @@ package ckptbeam.pipelines;
 
 import ckptbeam.io.compute.Nf4;
 import ckptbeam.transforms.CheckedConversion;
-import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.LayoutOptions;
@@ -88,6 +87,6 @@ public final class Hf2Mcore {
 
   private static void dryRun(Request r, PrintStream log) throws IOException {
     CheckedConversion checked = Conversion.check(r.conversion, r.pipelineOptions, log);
-    DryRun.print((Hf2McorePlan) checked.plan, checked.shards, r.conversion.saveDir(), log);
+    DryRun.print((Hf2McorePlan) checked.plan, checked.sources.files(), r.conversion.saveDir(), log);
   }
 }

@@ -164,8 +164,9 @@ final class LayoutFlags {
    * the source's; mcore2mcore has both.
    */
   static String message(LayoutException e, String command, List<String> args) {
-    boolean hf2mcore = command.equals("hf2mcore") || args.contains("hf2mcore")
-        || args.contains("--direction=hf2mcore");
+    int direction = args.indexOf("--direction");
+    boolean hf2mcore = command.equals("hf2mcore") || args.contains("--direction=hf2mcore")
+        || direction >= 0 && direction + 1 < args.size() && args.get(direction + 1).equals("hf2mcore");
     LayoutException.Side defaultSide = hf2mcore ? LayoutException.Side.TARGET : LayoutException.Side.SOURCE;
     boolean sided = command.equals("mcore2mcore");
     return e.message((setting, side) -> flag(setting, side, defaultSide, sided));

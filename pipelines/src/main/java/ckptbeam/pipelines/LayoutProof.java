@@ -54,6 +54,32 @@ final class LayoutProof implements Serializable {
     this.layout = layout;
   }
 
+  /** What verify prints, and how many problems it found (0: verified). */
+  record Verdict(List<String> lines, long problems) {
+    /** The lines of a verdict: {@code ok} when nothing was found, else the problems shown, how many more, the count. */
+    static Verdict of(List<String> shown, long problems, String ok) {
+      List<String> lines = new ArrayList<>();
+      if (problems == 0) {
+        lines.add("verified: " + ok);
+        return new Verdict(lines, 0);
+      }
+      shown.stream().limit(MAX_REPORTED).forEach(s -> lines.add("DIFFERENCE " + s));
+      if (problems > Math.min(shown.size(), MAX_REPORTED)) {
+        lines.add("... and " + (problems - Math.min(shown.size(), MAX_REPORTED)) + " more");
+      }
+      lines.add("verification FAILED: " + problems + " problem(s)");
+      return new Verdict(lines, problems);
+    }
+
+    String toJson() throws IOException {
+      return JSON.writeValueAsString(this);
+    }
+
+    static Verdict fromJson(byte[] json) throws IOException {
+      return JSON.readValue(json, Verdict.class);
+    }
+  }
+
   /** What one rank file showed: its first problems and their count, its tensors, the HF tensors it used. */
   record RankCheck(String rank, List<String> problems, int problemCount, int tensors, List<String> used) {
     String toJson() throws IOException {
@@ -88,8 +114,11 @@ final class LayoutProof implements Serializable {
     return out;
   }
 
-  /** Every tensor the spec puts in one rank file, recomputed from the HF shards and compared byte for byte. */
-  RankCheck checkRankFile(String rankDir) throws IOException {
+  /**
+   * Every tensor the spec puts in one rank file, recomputed from the HF shards and compared byte for byte, with the
+   * caller's assembler (one per worker thread: its buffers are reused from rank file to rank file).
+   */
+  RankCheck checkRankFile(String rankDir, TensorAssembler assembler) throws IOException {
     Hf2McorePlan p = plan();
     RankFile f = p.rankFiles().stream().filter(r -> r.dirName().equals(rankDir)).findFirst()
         .orElseThrow(() -> new IOException(rankDir + ": not a rank file of the layout"));
@@ -104,7 +133,7 @@ final class LayoutProof implements Serializable {
       return new RankCheck(rankDir, problems, count[0], 0, List.copyOf(used));
     }
     TorchCheckpointReader reader = TorchCheckpointReader.open(path);
-    try (TensorAssembler assembler = new TensorAssembler(); RangeReader bytes = CheckpointFiles.open(path)) {
+    try (RangeReader bytes = CheckpointFiles.open(path)) {
       for (Map.Entry<String, List<AssembledTensor>> chunk : p.contents(f).entrySet()) {
         Map<String, PickleReader.TorchTensor> present = reader.tensors(chunk.getKey());
         for (AssembledTensor t : chunk.getValue()) {
@@ -170,7 +199,7 @@ final class LayoutProof implements Serializable {
    * The verdict from every rank file's check (in any order): their problems in the layout's rank-file order, then
    * the HF tensors no rank file used that the spec does not drop. The lines {@code verify} prints.
    */
-  List<String> report(List<RankCheck> checks) throws IOException {
+  Verdict report(List<RankCheck> checks) throws IOException {
     Hf2McorePlan p = plan();
     Map<String, RankCheck> byRank = new HashMap<>();
     checks.forEach(c -> byRank.put(c.rank(), c));
@@ -196,18 +225,8 @@ final class LayoutProof implements Serializable {
         problems++;
       }
     }
-    List<String> lines = new ArrayList<>();
-    if (problems == 0) {
-      lines.add("verified: " + p.rankFiles().size() + " rank file(s), " + tensors
-          + " tensors equal the HF input under this layout");
-      return lines;
-    }
-    shown.forEach(s -> lines.add("DIFFERENCE " + s));
-    if (problems > shown.size()) {
-      lines.add("... and " + (problems - shown.size()) + " more");
-    }
-    lines.add("verification FAILED: " + problems + " problem(s)");
-    return lines;
+    return Verdict.of(shown, problems, p.rankFiles().size() + " rank file(s), " + tensors
+        + " tensors equal the HF input under this layout");
   }
 
   /** The tensors HF → mcore leaves out by design (docs/mapping.md §2.1, §3.8, §4.1). */

@@ -1,7 +1,6 @@
 package ckptbeam.pipelines;
 
 import ckptbeam.transforms.CheckedConversion;
-import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.HfShardsPlan;
 import java.io.IOException;

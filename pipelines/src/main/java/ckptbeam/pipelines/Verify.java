@@ -3,13 +3,14 @@ package ckptbeam.pipelines;
 import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.Sha256;
+import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.OutputRecords;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
@@ -32,8 +33,6 @@ import org.apache.beam.sdk.values.KV;
  * by other tools too.
  */
 final class Verify {
-  private static final int MAX_REPORTED = 20;
-
   private Verify() {}
 
   static Args flags() {
@@ -81,7 +80,8 @@ final class Verify {
       files++;
     }
     problems.addAll(unlisted(dir, m));
-    return report(out, problems, files + " file(s) match " + CheckpointCommit.MANIFEST);
+    return print(out, LayoutProof.Verdict.of(problems, problems.size(), files + " file(s) match "
+        + CheckpointCommit.MANIFEST));
   }
 
   /**
@@ -130,15 +130,23 @@ final class Verify {
         .apply("Gather", GroupByKey.create())
         .apply("Verdict", ParDo.of(new VerdictFn(proof, verdict)));
     Cli.run(p);
-    List<String> lines = new ArrayList<>();
+    if (!CheckpointFiles.exists(verdict)) {
+      throw new IOException(verdict + ": the job ended without its verdict there; with a runner whose workers do not "
+          + "share this machine's temporary folder, pass --tempLocation (a gs:// or shared folder)");
+    }
+    LayoutProof.Verdict v;
     try {
-      new ObjectMapper().readTree(CheckpointFiles.readSmallFile(verdict, 64L << 20)).forEach(l -> lines.add(l.asText()));
+      v = LayoutProof.Verdict.fromJson(CheckpointFiles.readSmallFile(verdict, 64L << 20));
     } finally {
       CheckpointFiles.deleteIfExists(List.of(verdict));
     }
-    lines.forEach(out::println);
-    String last = lines.isEmpty() ? "" : lines.get(lines.size() - 1);
-    return last.startsWith("verification FAILED: ") ? Integer.parseInt(last.replaceAll("\\D+", "")) : 0;
+    return print(out, v);
+  }
+
+  /** Prints a verdict; returns its problem count (the exit status counts them). */
+  private static int print(PrintStream out, LayoutProof.Verdict v) {
+    v.lines().forEach(out::println);
+    return (int) Math.min(Integer.MAX_VALUE, v.problems());
   }
 
   /** Where the verdict goes: {@code --tempLocation}, or this machine's temporary folder for a local runner. */
@@ -150,14 +158,27 @@ final class Verify {
   /** Checks one rank file; emits what it showed, as JSON (a string: a deterministic coder for free). */
   static final class CheckRankFileFn extends DoFn<String, String> {
     private final LayoutProof proof;
+    private transient TensorAssembler assembler;
 
     CheckRankFileFn(LayoutProof proof) {
       this.proof = proof;
     }
 
+    @Setup
+    public void setUp() {
+      assembler = new TensorAssembler();
+    }
+
     @ProcessElement
     public void process(@Element String rank, OutputReceiver<String> out) throws IOException {
-      out.output(proof.checkRankFile(rank).toJson());
+      out.output(proof.checkRankFile(rank, assembler).toJson());
+    }
+
+    @Teardown
+    public void tearDown() throws IOException {
+      if (assembler != null) {
+        assembler.close();
+      }
     }
   }
 
@@ -177,20 +198,7 @@ final class Verify {
       for (String json : all.getValue()) {
         checks.add(LayoutProof.RankCheck.fromJson(json));
       }
-      CheckpointFiles.writeSmallFile(path, new ObjectMapper().writeValueAsBytes(proof.report(checks)));
+      CheckpointFiles.writeSmallFile(path, proof.report(checks).toJson().getBytes(StandardCharsets.UTF_8));
     }
-  }
-
-  private static int report(PrintStream out, List<String> problems, String ok) {
-    if (problems.isEmpty()) {
-      out.println("verified: " + ok);
-      return 0;
-    }
-    problems.stream().limit(MAX_REPORTED).forEach(p -> out.println("DIFFERENCE " + p));
-    if (problems.size() > MAX_REPORTED) {
-      out.println("... and " + (problems.size() - MAX_REPORTED) + " more");
-    }
-    out.println("verification FAILED: " + problems.size() + " problem(s)");
-    return problems.size();
   }
 }

@@ -28,20 +28,17 @@ public final class CheckedConversion {
   public final List<String> notes;
   /** About how many bytes the data files take (bf16), for the disk-space preflight; -1 when not estimated. */
   public final long plannedBytes;
-  /** The HF shards with the tensors the index places in each (HF input, checked only), or null. */
-  public final List<SourceFile> shards;
   /** Where the sources are: the input files to read, what each holds, every source by name. */
   public final InputSources sources;
 
   CheckedConversion(ConversionRequest request, ConversionPlan plan, CheckpointCommit commit, String fingerprint,
-      List<String> notes, long plannedBytes, List<SourceFile> shards, InputSources sources) {
+      List<String> notes, long plannedBytes, InputSources sources) {
     this.request = request;
     this.plan = plan;
     this.commit = commit;
     this.fingerprint = fingerprint;
     this.notes = List.copyOf(notes);
     this.plannedBytes = plannedBytes;
-    this.shards = shards;
     this.sources = sources;
   }
 
@@ -156,10 +153,5 @@ public final class CheckedConversion {
       out.put(target, sources);
     }
     return out;
-  }
-
-  /** Where every source of every target is, read here file after file (tests, single-process tools). */
-  public Map<String, Map<String, TensorLocation>> locateSources() throws IOException {
-    return targets(sources.locateAll());
   }
 }

@@ -5,27 +5,17 @@ import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.Sha256;
 import ckptbeam.io.tensor.AssembledTensor;
-import ckptbeam.io.tensor.Shape;
-import ckptbeam.io.tensor.TensorAssembler;
-import ckptbeam.io.tensor.TensorLocation;
-import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.beam.WrittenFile;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.TreeMap;
-import java.util.TreeSet;
 
 /**
  * Plans {@link ConversionRequest}s: one {@link KindPlanner} per kind of conversion reads the input's small files
@@ -93,10 +83,17 @@ public final class ConversionPlanner {
   static long plannedBytes(Hf2McorePlan plan) {
     long planned = 0;
     for (RankFile f : plan.rankFiles()) {
-      for (List<AssembledTensor> chunk : plan.contents(f).values()) {
-        for (AssembledTensor t : chunk) {
-          planned += t.shape().numel() * 2;
-        }
+      planned += plannedBytes(plan.plan(f));
+    }
+    return planned;
+  }
+
+  /** About how many bytes one rank file takes (bf16). */
+  static long plannedBytes(Hf2McorePlan.RankPlan rank) {
+    long planned = 0;
+    for (List<AssembledTensor> chunk : rank.contents.values()) {
+      for (AssembledTensor t : chunk) {
+        planned += t.shape().numel() * 2;
       }
     }
     return planned;

@@ -28,6 +28,6 @@ final class Fp8ToBf16Planner implements KindPlanner {
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), ConversionPlanner.sideFiles(
         r.loadDir(), "config.json"), Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME,
         new ConversionPlanner.IndexMarker(plan), ConversionPlanner.manifestHeader(r, identity, fingerprint));
-    return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, shards, new HfShardSources(shards, cfg));
+    return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, new HfShardSources(shards, cfg));
   }
 }

@@ -14,6 +14,7 @@ import ckptbeam.transforms.TensorMapping.Split;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -135,15 +136,18 @@ public final class Hf2McorePlan implements ConversionPlan {
   /** One rank file's model mappings and the HF tensors they read, built together in one pass. */
   public static final class RankPlan {
     final RankFile file;
-    /** Key {@code model}, or {@code model0 … modelN} with virtual chunks → the tensors in order. */
-    public final Map<String, List<AssembledTensor>> contents = new LinkedHashMap<>();
-    /** The expected shape of every HF tensor read, in first-use order. */
-    public final Map<String, Shape> sources = new LinkedHashMap<>();
+    /** Key {@code model}, or {@code model0 … modelN} with virtual chunks → the tensors in order (read-only). */
+    public final Map<String, List<AssembledTensor>> contents;
+    /** The expected shape of every HF tensor read, in first-use order (read-only). */
+    public final Map<String, Shape> sources;
 
-    RankPlan(RankFile file) {
+    RankPlan(RankFile file, Map<String, List<AssembledTensor>> contents, Map<String, Shape> sources) {
       this.file = file;
+      this.contents = Collections.unmodifiableMap(contents);
+      this.sources = Collections.unmodifiableMap(sources);
     }
   }
+
 
   /**
    * One rank file's plan. The last one is kept: a target's sources, tensors and writer ask for the same rank file one
@@ -154,13 +158,15 @@ public final class Hf2McorePlan implements ConversionPlan {
     if (last != null && last.file.equals(f)) {
       return last;
     }
-    RankPlan out = new RankPlan(f);
+    Map<String, List<AssembledTensor>> contents = new LinkedHashMap<>();
+    Map<String, Shape> sources = new LinkedHashMap<>();
     LayerPlacement lp = placement();
     for (int v = 0; v < lp.virtualChunks(); v++) {
       ChunkBuilder b = new ChunkBuilder(f.tpRank, f.epRank);
-      out.contents.put(opts.hasVirtualChunks() ? "model" + v : "model", b.build(lp.chunk(f.ppRank, v)));
-      out.sources.putAll(b.sources);
+      contents.put(opts.hasVirtualChunks() ? "model" + v : "model", List.copyOf(b.build(lp.chunk(f.ppRank, v))));
+      sources.putAll(b.sources);
     }
+    RankPlan out = new RankPlan(f, contents, sources);
     lastPlan = out;
     return out;
   }

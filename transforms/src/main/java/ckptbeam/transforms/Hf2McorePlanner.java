@@ -2,7 +2,6 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.io.storage.CheckpointFiles;
-import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.Shape;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -27,7 +26,7 @@ final class Hf2McorePlanner implements KindPlanner {
         r.loadDir()), Map.of(), Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION),
         ConversionPlanner.manifestHeader(r, identity, fingerprint));
     if (!validate) {
-      return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, null, new HfShardSources(null, cfg));
+      return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, new HfShardSources(null, cfg));
     }
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
     // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
@@ -36,11 +35,7 @@ final class Hf2McorePlanner implements KindPlanner {
     for (RankFile f : plan.rankFiles()) {
       Hf2McorePlan.RankPlan rank = plan.plan(f);
       needed.putAll(rank.sources);
-      for (List<AssembledTensor> chunk : rank.contents.values()) {
-        for (AssembledTensor t : chunk) {
-          planned += t.shape().numel() * 2;
-        }
-      }
+      planned += ConversionPlanner.plannedBytes(rank);
     }
     String indexPath = CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME);
     List<String> missing = needed.keySet().stream().filter(n -> !index.weightMap().containsKey(n)).toList();
@@ -71,6 +66,6 @@ final class Hf2McorePlanner implements KindPlanner {
       notes.add(ignored.size() + " input tensor(s) are not part of this layout and are not converted, e.g. "
           + ignored.first() + ConversionPlanner.mtpHint(cfg, layout));
     }
-    return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, shards, new HfShardSources(shards, cfg));
+    return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, new HfShardSources(shards, cfg));
   }
 }

@@ -2,7 +2,6 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -26,14 +25,5 @@ public interface InputSources {
     public Located {
       notes = List.copyOf(notes);
     }
-  }
-
-  /** All three steps in this process, one file after another. */
-  default Located locateAll() throws IOException {
-    List<LocatedFile> located = new ArrayList<>();
-    for (SourceFile f : files()) {
-      located.add(locate(f));
-    }
-    return assemble(located);
   }
 }

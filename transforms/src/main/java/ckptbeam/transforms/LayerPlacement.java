@@ -102,8 +102,9 @@ public final class LayerPlacement {
 
   private void placeList(LayoutOptions o, List<Integer> source) {
     int next = 0;
+    int[] list = o.numLayerList();
     for (int p = 0; p < o.pp(); p++) {
-      for (int slot = 0; slot < o.numLayerList()[p]; slot++) {
+      for (int slot = 0; slot < list[p]; slot++) {
         chunk(p, 0).layers.add(new Placed(source.get(next++), slot));
       }
     }

@@ -56,7 +56,7 @@ final class McoreInputPlanner implements KindPlanner {
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), Map.of(),
           Map.of("adapter_config.json", PythonJson.write(plan.adapterConfig(lora.alpha), 2)),
           SafetensorsIndex.FILE_NAME, new ConversionPlanner.IndexMarker(plan), header);
-      return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, null, new LoraFactorSources(
+      return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, new LoraFactorSources(
           plan.rankFiles(), lora.loraDir != null ? lora.loraDir : r.loadDir()));
     }
     Mcore2HfPlan plan = new Mcore2HfPlan(forward, iterationDir);
@@ -79,10 +79,10 @@ final class McoreInputPlanner implements KindPlanner {
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles, generated,
           Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);
       return new CheckedConversion(r, both, commit, fingerprint, List.of(), ConversionPlanner.plannedBytes(target),
-          null, sources);
+          sources);
     }
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles, generated,
         SafetensorsIndex.FILE_NAME, new ConversionPlanner.IndexMarker(plan), header);
-    return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, null, sources);
+    return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, sources);
   }
 }

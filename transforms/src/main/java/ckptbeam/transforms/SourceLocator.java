@@ -132,24 +132,11 @@ public final class SourceLocator {
   }
 
   /**
-   * Every tensor of every rank file of the layout, from the rank files' pickles, under its pipeline name
+   * One rank file (and its LoRA counterpart), from its pickle: every tensor the layout expects in it, under its pipeline name
    * ({@link Mcore2HfPlan#sourceName}). Each rank file is checked against the layout: a missing key or a wrong shape
    * is an error naming the file and the key, and so is a tensor the layout would not convert (a dropped MTP layer,
    * experts of another layout): exports must not silently lose weights. LoRA factors are merged as the base is read
    * when {@code lora} is given; NF4 entries are dequantised.
-   */
-  public static Map<String, TensorLocation> rankFiles(Mcore2HfPlan plan, String loadDir, LoraOptions lora)
-      throws IOException {
-    List<LocatedFile> located = new ArrayList<>();
-    for (RankFile rank : plan.forward().rankFiles()) {
-      located.add(rankFile(plan, rank, loadDir, lora));
-    }
-    return rankFilesLocated(located);
-  }
-
-  /**
-   * One rank file (and its --lora-load counterpart), from its pickle: every tensor the layout expects in it, checked
-   * against the layout (see {@link #rankFiles}).
    */
   public static LocatedFile rankFile(Mcore2HfPlan plan, RankFile rank, String loadDir, LoraOptions lora)
       throws IOException {
@@ -264,18 +251,9 @@ public final class SourceLocator {
   }
 
   /**
-   * Every LoRA factor of each rank file under its canonical name ({@code X.lora_A.default.weight}; the
-   * {@code lora_a} spelling is accepted), for LoRA export.
+   * The LoRA factors of one rank file ({@code …/mp_rank_XX/model_optim_rng.pt}) under their canonical names
+   * ({@code X.lora_A.default.weight}; the {@code lora_a} spelling is accepted), for LoRA export.
    */
-  public static Map<String, TensorLocation> loraFactors(List<String> rankPaths, String loadDir) throws IOException {
-    Map<String, TensorLocation> out = new LinkedHashMap<>();
-    for (String rankPath : rankPaths) {
-      out.putAll(loraFactorFile(SourceFile.of(CheckpointFiles.resolve(loadDir, rankPath))).tensors());
-    }
-    return out;
-  }
-
-  /** The LoRA factors of one rank file ({@code …/mp_rank_XX/model_optim_rng.pt}), as {@link #loraFactors} names them. */
   public static LocatedFile loraFactorFile(SourceFile file) throws IOException {
     String path = file.path();
     if (!CheckpointFiles.exists(path)) {

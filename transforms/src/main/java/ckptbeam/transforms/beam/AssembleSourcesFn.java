@@ -61,7 +61,7 @@ final class AssembleSourcesFn extends DoFn<KV<String, SourceWork>, TargetWork> {
     try {
       for (SourceWork s : all) {
         if (s.error != null) {
-          throw new IOException(s.error);
+          throw new IOException(s.error.contains(s.file.path()) ? s.error : s.file.path() + ": " + s.error);
         }
       }
       CheckedConversion checked = derived.of(r, w.fingerprint);

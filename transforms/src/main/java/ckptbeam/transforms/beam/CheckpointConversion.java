@@ -139,8 +139,4 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
     }
   }
 
-  /** Reads one input file's header or pickle: what it holds, keyed by conversion for the assembler. */
-
-  /** Writes one target file (or, resuming, keeps it when an earlier attempt finished it intact). */
-
 }

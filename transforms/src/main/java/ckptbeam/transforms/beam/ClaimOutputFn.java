@@ -23,10 +23,11 @@ import org.joda.time.Duration;
  * event, a repeated submission, the same flags spelled otherwise); a different one fails, since two conversions must
  * never write one folder.
  *
- * <p>In a streaming pipeline the claim is bounded: checked every {@link #RECHECK}, it is cleared once the save
- * dir has its completion marker (a later duplicate, asking to resume, finds the output complete and is reported as
- * already converted) or after {@link #CLAIM_TTL} (a conversion that failed leaves no marker). A batch pipeline's
- * state ends with the pipeline, so no timer is set there.
+ * <p>In a streaming pipeline the claim is bounded: it ends after {@link #CLAIM_TTL}, and a request that resumes
+ * (what watch sends) is checked every {@link #RECHECK} and released as soon as the save dir has its completion
+ * marker: a later duplicate, resuming too, finds the output complete and is reported as already converted. A
+ * request that overwrites or refuses keeps its claim for the TTL (a late duplicate would redo, or fail on, a finished
+ * output). A batch pipeline's state ends with the pipeline, so no timer is set there.
  */
 final class ClaimOutputFn extends DoFn<KV<String, ConversionRequest>, ConversionRequest> {
   static final Duration RECHECK = Duration.standardMinutes(1);
@@ -51,13 +52,18 @@ final class ClaimOutputFn extends DoFn<KV<String, ConversionRequest>, Conversion
       claimedBy.write(e.getValue());
       out.get(CheckpointConversion.CLAIMED).output(e.getValue());
       if (options.as(StreamingOptions.class).isStreaming()) {
-        recheck.offset(RECHECK).setRelative();
+        // Only a request that resumes meets a marker it did not write and takes it as "complete, this conversion"
+        // (already converted); one that overwrites or refuses would redo or fail on a finished output, so it keeps its
+        // claim until the TTL.
+        if (e.getValue().existingOutput() == ConversionRequest.ExistingOutput.RESUME) {
+          recheck.offset(RECHECK).setRelative();
+        }
         expire.offset(CLAIM_TTL).setRelative();
       }
     } else if (!first.equals(e.getValue()) && !sameConversion(first, e.getValue())) {
       long now = System.currentTimeMillis();
-      out.get(CheckpointConversion.CONFLICTS).output(ConversionResult.failed(e.getValue(), "--save-dir " + e.getKey() + " is already the "
-          + "output of another conversion (" + first + ") in this pipeline", List.of(), now));
+      out.get(CheckpointConversion.CONFLICTS).output(ConversionResult.failed(e.getValue(), "--save-dir " + e.getKey()
+          + " is already the output of another conversion (" + first + ") in this pipeline", List.of(), now));
     }
   }
 

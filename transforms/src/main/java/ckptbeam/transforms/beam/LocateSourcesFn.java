@@ -5,6 +5,7 @@ import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.values.KV;
 
+/** Reads one input file's header or pickle: what it holds, keyed by conversion for the assembler. */
 final class LocateSourcesFn extends DoFn<SourceWork, KV<String, SourceWork>> {
   private final Counter read = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "source_files_read");
   private transient DerivedPlans derived;

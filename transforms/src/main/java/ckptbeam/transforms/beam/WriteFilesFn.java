@@ -9,6 +9,7 @@ import org.apache.beam.sdk.values.KV;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+/** Writes one target file (or, resuming, keeps it when an earlier attempt finished it intact). */
 final class WriteFilesFn extends DoFn<TargetWork, KV<String, CommitEvent>> {
   private static final Logger LOG = LoggerFactory.getLogger(CheckpointConversion.class);
   private final Counter files = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "files_written");

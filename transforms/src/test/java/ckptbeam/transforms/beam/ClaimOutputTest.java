@@ -26,8 +26,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The claim of a save dir in a streaming pipeline: a duplicate is dropped while the conversion may run; the claim
- * is cleared once the output has its marker, or after its time to live, so the state does not grow with every
+ * The claim of a save dir in a streaming pipeline: a duplicate is dropped while the conversion may run; the claim of
+ * a request that resumes is cleared once the output has its marker, any claim after its time to live, so the state does not grow with every
  * conversion a long-running watch has seen (a duplicate after that is claimed again, and finds the output complete).
  */
 class ClaimOutputTest {
@@ -35,11 +35,15 @@ class ClaimOutputTest {
 
   /** The request arrives, then again after {@code wait}: it gets through ClaimOutput {@code expected} times. */
   private void claims(Path saveDir, Duration wait, long expected) {
+    claims(saveDir, ConversionRequest.ExistingOutput.RESUME, wait, expected);
+  }
+
+  private void claims(Path saveDir, ConversionRequest.ExistingOutput mode, Duration wait, long expected) {
     StreamingOptions options = PipelineOptionsFactory.as(StreamingOptions.class);
     options.setStreaming(true);
     Pipeline p = Pipeline.create(options);
     ConversionRequest r = ConversionRequest.hf2mcore(work.resolve("hf").toString(), saveDir.toString(),
-        LayoutOptions.defaults());
+        LayoutOptions.defaults()).withExistingOutput(mode);
     KvCoder<String, ConversionRequest> coder = KvCoder.of(StringUtf8Coder.of(), ConversionCoders.RequestCoder.INSTANCE);
     TestStream<KV<String, ConversionRequest>> events = TestStream.create(coder)
         .addElements(KV.of(r.saveDir(), r))
@@ -68,6 +72,14 @@ class ClaimOutputTest {
     Path done = Files.createDirectories(work.resolve("done"));
     Files.writeString(done.resolve("latest_checkpointed_iteration.txt"), "1");
     claims(done, Duration.standardMinutes(2), 2);
+  }
+
+  /** A request that overwrites would write a finished output again: its claim is kept until the TTL. */
+  @Test
+  void aClaimThatOverwritesIsKeptDespiteAMarker() throws Exception {
+    Path done = Files.createDirectories(work.resolve("done"));
+    Files.writeString(done.resolve("latest_checkpointed_iteration.txt"), "1");
+    claims(done, ConversionRequest.ExistingOutput.OVERWRITE, Duration.standardMinutes(2), 1);
   }
 
   @Test
