@@ -68,7 +68,9 @@ public final class Main {
         + "--help) but --load-dir, --save-dir, --overwrite, --resume, and Beam options; --streaming is implied."));
     COMMANDS.put("verify", new Command("--load-dir OUT: re-hash a conversion's files against its manifest; --hf H "
         + "--mcore S [layout]: prove that two checkpoints hold the same model.", Verify::flags,
-        (a, out) -> Verify.run(a, out) == 0 ? 0 : 1, null));
+        (a, out) -> Verify.run(a, out) == 0 ? 0 : 1, "With --hf and --mcore, also takes Beam options: the proof is "
+        + "a pipeline (one element per rank file), on any runner; a runner whose workers do not share this machine's "
+        + "temporary folder needs --tempLocation."));
     COMMANDS.put("make-tiny-model", new Command("Write a seeded synthetic checkpoint with DeepSeek-V3's tensor names, "
         + "shapes and dtypes.", TinyModel::flags, (a, out) -> {
           TinyModel.run(a, out);
