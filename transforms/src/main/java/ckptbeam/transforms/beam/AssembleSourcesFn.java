@@ -1,5 +1,9 @@
 package ckptbeam.transforms.beam;
 
+import static ckptbeam.transforms.beam.CheckpointConversion.EVENTS;
+import static ckptbeam.transforms.beam.CheckpointConversion.TARGETS;
+import static ckptbeam.transforms.beam.CheckpointConversion.message;
+
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.transforms.CheckedConversion;
 import ckptbeam.transforms.ConversionRequest;
@@ -73,15 +77,15 @@ final class AssembleSourcesFn extends DoFn<KV<String, SourceWork>, TargetWork> {
       List<String> notes = new ArrayList<>(w.notes);
       notes.addAll(sources.notes());
       notes.forEach(note -> LOG.info("{}: note: {}", r.loadDir(), note));
-      out.get(CheckpointConversion.EVENTS).output(KV.of(w.conversion, CommitEvent.planned(r, w.fingerprint, targets.size(), notes,
+      out.get(EVENTS).output(KV.of(w.conversion, CommitEvent.planned(r, w.fingerprint, targets.size(), notes,
           w.startMillis)));
       for (Map.Entry<String, Map<String, TensorLocation>> t : targets.entrySet()) {
-        out.get(CheckpointConversion.TARGETS).output(new TargetWork(w.conversion, r, t.getKey(), t.getValue(), w.fingerprint));
+        out.get(TARGETS).output(new TargetWork(w.conversion, r, t.getKey(), t.getValue(), w.fingerprint));
       }
     } catch (Exception x) {
-      LOG.warn("{}: planning failed: {}", r, CheckpointConversion.message(x));
+      LOG.warn("{}: planning failed: {}", r, message(x));
       LOG.debug("planning failed", x);
-      out.get(CheckpointConversion.EVENTS).output(KV.of(w.conversion, CommitEvent.planFailed(r, CheckpointConversion.message(x), w.startMillis)));
+      out.get(EVENTS).output(KV.of(w.conversion, CommitEvent.planFailed(r, message(x), w.startMillis)));
     }
   }
 }

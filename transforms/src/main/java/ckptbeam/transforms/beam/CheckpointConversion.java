@@ -77,7 +77,8 @@ public final class CheckpointConversion extends PTransform<PCollection<Conversio
 
   @Override
   public ConversionResults expand(PCollection<ConversionRequest> requests) {
-    KvCoder<String, CommitEvent> eventCoder = KvCoder.of(StringUtf8Coder.of(), ConversionCoders.CommitEventCoder.INSTANCE);
+    KvCoder<String, CommitEvent> eventCoder =
+        KvCoder.of(StringUtf8Coder.of(), ConversionCoders.CommitEventCoder.INSTANCE);
     PCollectionTuple claimed = requests
         .apply("KeyBySaveDir", ParDo.of(new KeyBySaveDirFn()))
         .setCoder(KvCoder.of(StringUtf8Coder.of(), requestCoder()))

@@ -1,5 +1,8 @@
 package ckptbeam.transforms.beam;
 
+import static ckptbeam.transforms.beam.CheckpointConversion.CLAIMED;
+import static ckptbeam.transforms.beam.CheckpointConversion.CONFLICTS;
+
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
@@ -50,7 +53,7 @@ final class ClaimOutputFn extends DoFn<KV<String, ConversionRequest>, Conversion
     ConversionRequest first = claimedBy.read();
     if (first == null) {
       claimedBy.write(e.getValue());
-      out.get(CheckpointConversion.CLAIMED).output(e.getValue());
+      out.get(CLAIMED).output(e.getValue());
       if (options.as(StreamingOptions.class).isStreaming()) {
         // Only a request that resumes meets a marker it did not write and takes it as "complete, this conversion"
         // (already converted); one that overwrites or refuses would redo or fail on a finished output, so it keeps its
@@ -62,7 +65,7 @@ final class ClaimOutputFn extends DoFn<KV<String, ConversionRequest>, Conversion
       }
     } else if (!first.equals(e.getValue()) && !sameConversion(first, e.getValue())) {
       long now = System.currentTimeMillis();
-      out.get(CheckpointConversion.CONFLICTS).output(ConversionResult.failed(e.getValue(), "--save-dir " + e.getKey()
+      out.get(CONFLICTS).output(ConversionResult.failed(e.getValue(), "--save-dir " + e.getKey()
           + " is already the output of another conversion (" + first + ") in this pipeline", List.of(), now));
     }
   }

@@ -1,5 +1,8 @@
 package ckptbeam.transforms.beam;
 
+import static ckptbeam.transforms.beam.CheckpointConversion.METRICS_NAMESPACE;
+import static ckptbeam.transforms.beam.CheckpointConversion.message;
+
 import ckptbeam.transforms.ConversionRequest;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -22,9 +25,9 @@ import org.slf4j.LoggerFactory;
  */
 final class CommitFn extends DoFn<KV<String, CommitEvent>, ConversionResult> {
   private static final Logger LOG = LoggerFactory.getLogger(CheckpointConversion.class);
-  private final Counter converted = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "conversions_converted");
-  private final Counter already = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "conversions_already_converted");
-  private final Counter failed = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "conversions_failed");
+  private final Counter converted = Metrics.counter(METRICS_NAMESPACE, "conversions_converted");
+  private final Counter already = Metrics.counter(METRICS_NAMESPACE, "conversions_already_converted");
+  private final Counter failed = Metrics.counter(METRICS_NAMESPACE, "conversions_failed");
   private transient DerivedPlans derived;
 
   @Setup
@@ -33,10 +36,12 @@ final class CommitFn extends DoFn<KV<String, CommitEvent>, ConversionResult> {
   }
 
   @StateId("plan")
-  private final StateSpec<ValueState<CommitEvent>> planSpec = StateSpecs.value(ConversionCoders.CommitEventCoder.INSTANCE);
+  private final StateSpec<ValueState<CommitEvent>> planSpec =
+      StateSpecs.value(ConversionCoders.CommitEventCoder.INSTANCE);
 
   @StateId("arrived")
-  private final StateSpec<BagState<CommitEvent>> arrivedSpec = StateSpecs.bag(ConversionCoders.CommitEventCoder.INSTANCE);
+  private final StateSpec<BagState<CommitEvent>> arrivedSpec =
+      StateSpecs.bag(ConversionCoders.CommitEventCoder.INSTANCE);
 
   @StateId("count")
   private final StateSpec<ValueState<Integer>> countSpec = StateSpecs.value(VarIntCoder.of());
@@ -57,7 +62,7 @@ final class CommitFn extends DoFn<KV<String, CommitEvent>, ConversionResult> {
           already.inc();
         } catch (Exception x) {
           failed.inc();
-          out.output(ConversionResult.failed(event.request, CheckpointConversion.message(x), List.of(), event.startMillis));
+          out.output(ConversionResult.failed(event.request, message(x), List.of(), event.startMillis));
         }
         return;
       case PLANNED:
@@ -99,10 +104,10 @@ final class CommitFn extends DoFn<KV<String, CommitEvent>, ConversionResult> {
       converted.inc();
       out.output(ConversionResult.converted(r, files, planned.notes, planned.startMillis));
     } catch (Exception x) {
-      LOG.warn("{}: commit failed: {}", r, CheckpointConversion.message(x));
+      LOG.warn("{}: commit failed: {}", r, message(x));
       LOG.debug("commit failed", x);
       failed.inc();
-      out.output(ConversionResult.failed(r, CheckpointConversion.message(x), planned.notes, planned.startMillis));
+      out.output(ConversionResult.failed(r, message(x), planned.notes, planned.startMillis));
     }
   }
 }

@@ -10,10 +10,11 @@ import org.apache.beam.sdk.transforms.DoFn;
 
 /**
  * Plans, source locators and commits derived again on a worker from a request ({@link ConversionPlanner#derive}),
- * by conversion: every input file and target of a conversion needs the same plan, and some plans derive their contents from the whole layout
- * (mcore → HF inverts every rank file), so each DoFn instance derives one once. One cache per instance, as a DoFn
- * instance runs on one thread at a time: plans fill their caches lazily and are not shared between threads. A
- * derived plan whose fingerprint is not the planned one means that the input changed while it was converted.
+ * by conversion: every input file and target of a conversion needs the same plan, and some plans derive their
+ * contents from the whole layout (mcore → HF inverts every rank file), so each DoFn instance derives one once. One
+ * cache per instance, as a DoFn instance runs on one thread at a time: plans fill their caches lazily and are not
+ * shared between threads. A derived plan whose fingerprint is not the planned one means that the input changed while
+ * it was converted.
  */
 final class DerivedPlans {
   private final Map<String, CheckedConversion> byConversion = new LinkedHashMap<>(8, 0.75f, true) {

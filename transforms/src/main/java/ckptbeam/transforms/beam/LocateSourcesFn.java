@@ -1,5 +1,8 @@
 package ckptbeam.transforms.beam;
 
+import static ckptbeam.transforms.beam.CheckpointConversion.METRICS_NAMESPACE;
+import static ckptbeam.transforms.beam.CheckpointConversion.message;
+
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -7,7 +10,7 @@ import org.apache.beam.sdk.values.KV;
 
 /** Reads one input file's header or pickle: what it holds, keyed by conversion for the assembler. */
 final class LocateSourcesFn extends DoFn<SourceWork, KV<String, SourceWork>> {
-  private final Counter read = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "source_files_read");
+  private final Counter read = Metrics.counter(METRICS_NAMESPACE, "source_files_read");
   private transient DerivedPlans derived;
 
   @Setup
@@ -22,7 +25,7 @@ final class LocateSourcesFn extends DoFn<SourceWork, KV<String, SourceWork>> {
       result = w.located(derived.of(w.request, w.fingerprint).sources.locate(w.file));
       read.inc();
     } catch (Exception e) {
-      result = w.failed(CheckpointConversion.message(e));
+      result = w.failed(message(e));
     }
     out.output(KV.of(w.conversion, result));
   }

@@ -1,5 +1,9 @@
 package ckptbeam.transforms.beam;
 
+import static ckptbeam.transforms.beam.CheckpointConversion.EVENTS;
+import static ckptbeam.transforms.beam.CheckpointConversion.SOURCES;
+import static ckptbeam.transforms.beam.CheckpointConversion.message;
+
 import ckptbeam.transforms.CheckedConversion;
 import ckptbeam.transforms.ConversionPlanner;
 import ckptbeam.transforms.ConversionRequest;
@@ -25,7 +29,7 @@ final class PlanFn extends DoFn<ConversionRequest, SourceWork> {
     try {
       CheckedConversion checked = ConversionPlanner.check(r);
       if (checked.alreadyConverted()) {
-        out.get(CheckpointConversion.EVENTS).output(KV.of(key, CommitEvent.alreadyConverted(r, start)));
+        out.get(EVENTS).output(KV.of(key, CommitEvent.alreadyConverted(r, start)));
         return;
       }
       checked.checkSaveDir(); // read-only: a refused save dir fails before any file is read
@@ -34,13 +38,13 @@ final class PlanFn extends DoFn<ConversionRequest, SourceWork> {
         throw new IOException(r.loadDir() + ": the conversion has no input file to read");
       }
       for (SourceFile f : files) {
-        out.get(CheckpointConversion.SOURCES).output(new SourceWork(key, r, checked.fingerprint, files.size(), f, checked.notes, start,
+        out.get(SOURCES).output(new SourceWork(key, r, checked.fingerprint, files.size(), f, checked.notes, start,
             null, null));
       }
     } catch (Exception e) {
-      LOG.warn("{}: planning failed: {}", r, CheckpointConversion.message(e));
+      LOG.warn("{}: planning failed: {}", r, message(e));
       LOG.debug("planning failed", e);
-      out.get(CheckpointConversion.EVENTS).output(KV.of(key, CommitEvent.planFailed(r, CheckpointConversion.message(e), start)));
+      out.get(EVENTS).output(KV.of(key, CommitEvent.planFailed(r, message(e), start)));
     }
   }
 }

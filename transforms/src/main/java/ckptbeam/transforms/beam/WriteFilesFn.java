@@ -1,5 +1,8 @@
 package ckptbeam.transforms.beam;
 
+import static ckptbeam.transforms.beam.CheckpointConversion.METRICS_NAMESPACE;
+import static ckptbeam.transforms.beam.CheckpointConversion.message;
+
 import ckptbeam.transforms.ProgressRecord;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
@@ -12,10 +15,10 @@ import org.slf4j.LoggerFactory;
 /** Writes one target file (or, resuming, keeps it when an earlier attempt finished it intact). */
 final class WriteFilesFn extends DoFn<TargetWork, KV<String, CommitEvent>> {
   private static final Logger LOG = LoggerFactory.getLogger(CheckpointConversion.class);
-  private final Counter files = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "files_written");
-  private final Counter bytes = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "bytes_written");
-  private final Counter kept = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "files_kept");
-  private final Counter failures = Metrics.counter(CheckpointConversion.METRICS_NAMESPACE, "files_failed");
+  private final Counter files = Metrics.counter(METRICS_NAMESPACE, "files_written");
+  private final Counter bytes = Metrics.counter(METRICS_NAMESPACE, "bytes_written");
+  private final Counter kept = Metrics.counter(METRICS_NAMESPACE, "files_kept");
+  private final Counter failures = Metrics.counter(METRICS_NAMESPACE, "files_failed");
   private transient DerivedPlans derived;
 
   @Setup
@@ -42,9 +45,9 @@ final class WriteFilesFn extends DoFn<TargetWork, KV<String, CommitEvent>> {
       throw e; // stands for a crashed worker: the runner retries
     } catch (Exception e) {
       failures.inc();
-      LOG.warn("{}: writing failed: {}", w, CheckpointConversion.message(e));
+      LOG.warn("{}: writing failed: {}", w, message(e));
       LOG.debug("writing failed", e);
-      out.output(KV.of(w.conversion, CommitEvent.writeFailed(w.target, CheckpointConversion.message(e))));
+      out.output(KV.of(w.conversion, CommitEvent.writeFailed(w.target, message(e))));
     }
   }
 }
