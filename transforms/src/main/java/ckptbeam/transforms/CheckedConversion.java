@@ -129,11 +129,12 @@ public final class CheckedConversion {
   }
 
   /**
-   * Makes the save dir ready to be written: the rules of {@link #checkSaveDir}, then the completion marker and the
-   * manifest are removed, so an old output can never pass for the new one while it is being replaced.
+   * Makes a save dir that passed {@link #checkSaveDir} (the plan step checks it, before any input file is read) ready
+   * to be written: the completion marker and the manifest are removed, so an old output can never pass for the new
+   * one while it is being replaced. The rules are not checked again here: listing a large gs:// output and reading
+   * its records a second time would find what the plan step found.
    */
   public void prepareSaveDir() throws IOException {
-    checkSaveDir();
     String saveDir = request.saveDir();
     CheckpointFiles.deleteIfExists(List.of(CheckpointFiles.resolve(saveDir, commit.markerName()),
         CheckpointFiles.resolve(saveDir, CheckpointCommit.MANIFEST)));
