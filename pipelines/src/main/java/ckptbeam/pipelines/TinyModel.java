@@ -60,6 +60,11 @@ public final class TinyModel {
     DEFAULTS.put("fp8-block", 128L);
     DEFAULTS.put("index-heads", 4L);
     DEFAULTS.put("index-head-dim", 16L);
+    DEFAULTS.put("head-dim", 16L);
+    DEFAULTS.put("o-lora-rank", 16L);
+    DEFAULTS.put("o-groups", 2L);
+    DEFAULTS.put("hc-mult", 2L);
+    DEFAULTS.put("hash-layers", 1L);
   }
 
   private TinyModel() {}
@@ -76,13 +81,20 @@ public final class TinyModel {
       Map.entry("mtp-layers", "num_nextn_predict_layers."), Map.entry("shards", "Number of safetensors shards."),
       Map.entry("seed", "Seed of the values."), Map.entry("fp8-block", "FP8 scale block size (with --fp8)."),
       Map.entry("index-heads", "index_n_heads of the DSA indexer (with --v32)."),
-      Map.entry("index-head-dim", "index_head_dim of the DSA indexer (with --v32)."));
+      Map.entry("index-head-dim", "index_head_dim of the DSA indexer (with --v32)."),
+      Map.entry("head-dim", "head_dim, the latent KV head (with --v4)."),
+      Map.entry("o-lora-rank", "o_lora_rank (with --v4)."), Map.entry("o-groups", "o_groups (with --v4)."),
+      Map.entry("hc-mult", "hc_mult, the mHC expansion (with --v4)."),
+      Map.entry("hash-layers", "num_hash_layers (with --v4)."));
 
   static Args flags() {
     Args a = new Args().value("out").help("DIR", "The folder to write (must be empty). Required.")
         .flag("fp8").help("DeepSeek's FP8 release form: F8_E4M3 weights with float32 block scales.")
         .flag("v32").help("DeepSeek-V3.2: model_type deepseek_v32, a DSA indexer in every layer; with --fp8, "
-            + "scale_fmt ue8m0 (power-of-two block scales).");
+            + "scale_fmt ue8m0 (power-of-two block scales).")
+        .flag("v4").help("DeepSeek-V4 (bf16): model_type deepseek_v4, native names, compressors and CSA indexers "
+            + "(compress ratios 0, 0, then 4 and 8 alternating), hash-routed first layers, mHC; uses --head-dim, "
+            + "--o-lora-rank, --o-groups, --hc-mult, --hash-layers, --index-heads, --index-head-dim.");
     DEFAULTS.forEach((k, v) -> a.value(k).help("N", SIZE_HELP.get(k)).defaultValue(v.toString()));
     return a;
   }
@@ -94,9 +106,14 @@ public final class TinyModel {
     DEFAULTS.forEach((k, v) -> size.put(k, a.longValue(k, v)));
     size.put("fp8", a.has("fp8") ? 1L : 0L);
     size.put("v32", a.has("v32") ? 1L : 0L);
+    size.put("v4", a.has("v4") ? 1L : 0L);
+    if (a.has("v4") && (a.has("fp8") || a.has("v32"))) {
+      throw new IllegalArgumentException("--v4 cannot be combined with --fp8 or --v32");
+    }
     Path out = Paths.get(a.require("out")).toAbsolutePath();
     long bytes = write(out, size);
-    log.printf("wrote a synthetic DeepSeek-V3-architecture checkpoint of %,d bytes to %s%n", bytes, out);
+    log.printf("wrote a synthetic DeepSeek-%s-architecture checkpoint of %,d bytes to %s%n",
+        a.has("v4") ? "V4" : "V3", bytes, out);
   }
 
   /** Writes config, shards and index to {@code dir}; returns the bytes of tensor data written. */
@@ -128,7 +145,8 @@ public final class TinyModel {
       }
       String file = SafetensorsIndex.shardName(shard + 1, shards);
       perShard.get(shard).add(new TensorSpec(e.name(), e.dtype(), e.shape(),
-          values(seed, valueName(cfg, e.name()), e.dtype(), e.shape().numel(), size.getOrDefault("v32", 0L) == 1L)));
+          values(seed, valueName(cfg, e.name()), e.dtype(), e.shape().numel(), size.getOrDefault("v32", 0L) == 1L,
+              cfg.routedExperts)));
       weightMap.put(e.name(), file);
       total += e.shape().byteSize(e.dtype());
     }
@@ -143,6 +161,9 @@ public final class TinyModel {
   }
 
   static byte[] configJson(Map<String, Long> s) throws IOException {
+    if (s.getOrDefault("v4", 0L) == 1L) {
+      return v4ConfigJson(s);
+    }
     ObjectNode c = JSON.createObjectNode();
     boolean v32 = s.getOrDefault("v32", 0L) == 1L;
     c.putArray("architectures").add(v32 ? "DeepseekV32ForCausalLM" : "DeepseekV3ForCausalLM");
@@ -198,13 +219,53 @@ public final class TinyModel {
     return JSON.writeValueAsBytes(c);
   }
 
+  /** A DeepSeek-V4 config.json with Flash's fields at the given sizes (docs/mapping.md §11.1). */
+  static byte[] v4ConfigJson(Map<String, Long> s) throws IOException {
+    ObjectNode c = JSON.createObjectNode();
+    c.putArray("architectures").add("DeepseekV4ForCausalLM");
+    c.put("model_type", "deepseek_v4");
+    c.put("vocab_size", s.get("vocab-size"));
+    c.put("hidden_size", s.get("hidden-size"));
+    c.put("moe_intermediate_size", s.get("moe-intermediate-size"));
+    c.put("num_hidden_layers", s.get("layers"));
+    c.put("num_nextn_predict_layers", s.get("mtp-layers"));
+    c.put("n_routed_experts", s.get("experts"));
+    c.put("n_shared_experts", s.get("shared-experts"));
+    c.put("num_experts_per_tok", Math.min(2, s.get("experts")));
+    c.put("num_attention_heads", s.get("heads"));
+    c.put("head_dim", s.get("head-dim"));
+    c.put("qk_rope_head_dim", s.get("qk-rope-head-dim"));
+    c.put("q_lora_rank", s.get("q-lora-rank"));
+    c.put("o_lora_rank", s.get("o-lora-rank"));
+    c.put("o_groups", s.get("o-groups"));
+    c.put("hc_mult", s.get("hc-mult"));
+    c.put("index_n_heads", s.get("index-heads"));
+    c.put("index_head_dim", s.get("index-head-dim"));
+    c.put("index_topk", 512);
+    c.put("num_hash_layers", s.get("hash-layers"));
+    // Flash's pattern, with 8 for its 128 to keep the compressor windows tiny; MTP entries 0
+    var ratios = c.putArray("compress_ratios");
+    for (long i = 0; i < s.get("layers") + s.get("mtp-layers"); i++) {
+      ratios.add(i < 2 || i >= s.get("layers") ? 0 : i % 2 == 0 ? 4 : 8);
+    }
+    c.put("sliding_window", 128);
+    c.put("scoring_func", "sqrtsoftplus");
+    c.put("routed_scaling_factor", 1.5);
+    c.put("hc_eps", 1e-6);
+    c.put("hc_sinkhorn_iters", 20);
+    c.put("rms_norm_eps", 1e-6);
+    c.put("tie_word_embeddings", false);
+    c.put("torch_dtype", "bfloat16");
+    return JSON.writeValueAsBytes(c);
+  }
+
   /**
    * Whose values a tensor gets: as in DeepSeek's release, an MTP layer's {@code embed_tokens} and
    * {@code shared_head.head} are copies of the main embedding and lm_head.
    */
   static String valueName(ModelConfig cfg, String name) {
     int layer = HfNames.layerOf(name);
-    if (layer >= cfg.hiddenLayers) {
+    if (!cfg.v4() && layer >= cfg.hiddenLayers) {
       if (name.endsWith(".embed_tokens.weight")) {
         return HfNames.EMBED;
       }
@@ -219,7 +280,8 @@ public final class TinyModel {
    * Seeded values of one tensor: uniform in [-1, 1), seeded by the model seed and the tensor name, so that every
    * tensor differs and any run with the same seed writes the same bytes.
    */
-  static TensorBytes values(long seed, String name, DType dtype, long numel, boolean powerOfTwoScales) {
+  static TensorBytes values(long seed, String name, DType dtype, long numel, boolean powerOfTwoScales,
+      long experts) {
     return sink -> {
       SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
       ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
@@ -233,6 +295,8 @@ public final class TinyModel {
           // FP8 block scales are small and positive; ue8m0 ones (V3.2) are powers of two
           buf.putFloat(!scale ? v : pow2 ? (float) Math.scalb(1.0, -7 - r.nextInt(7))
               : (float) (1e-4 + r.nextDouble() * 1e-2));
+        } else if (dtype == DType.I32) {
+          buf.putInt(r.nextInt((int) experts)); // V4's tid2eid: expert ids
         } else if (dtype == DType.F8_E4M3) {
           int code = r.nextInt(256);
           buf.put((byte) ((code & 0x7F) == 0x7F ? code - 1 : code)); // every finite e4m3fn code, no NaN

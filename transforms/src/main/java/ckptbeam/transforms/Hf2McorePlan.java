@@ -258,7 +258,9 @@ public final class Hf2McorePlan implements ConversionPlan {
 
     private void layerPart(Part part, String prefix, int hf) {
       for (Row row : rows(part)) {
-        emit(row, prefix + keys.key(row.logical()), hf, -1);
+        if (row.when().holdsForLayer(cfg, hf)) {
+          emit(row, prefix + keys.key(row.logical()), hf, -1);
+        }
       }
     }
 
@@ -270,10 +272,10 @@ public final class Hf2McorePlan implements ConversionPlan {
       }
       List<String> names = new ArrayList<>();
       for (Source s : row.sources()) {
-        names.add(source(s.hfName(hf, expert), s.shape(cfg)));
+        names.add(source(s.hfName(cfg, hf, expert), s.shape(cfg, hf)));
       }
       String name = names.get(0);
-      long[] dims = row.source().shape(cfg);
+      long[] dims = row.source().shape(cfg, hf);
       long rows = dims[0];
       long cols = dims.length > 1 ? dims[1] : 1;
       switch (row.split()) {
@@ -282,7 +284,21 @@ public final class Hf2McorePlan implements ConversionPlan {
           break;
         case ROWS: {
           long part = rows / opts.tp();
-          emit(key, Shape.of(part, cols), List.of(Band.of(SourceSlice.rows(name, t * part, part, cols))));
+          emit(key, dims.length == 1 ? Shape.of(part) : Shape.of(part, cols),
+              List.of(Band.of(SourceSlice.rows(name, t * part, part, cols))));
+          break;
+        }
+        case SIDE_BY_SIDE: {
+          // [e | h] then rows of part t: one band, the sources' row parts left to right
+          long part = rows / opts.tp();
+          List<SourceSlice> slices = new ArrayList<>();
+          long width = 0;
+          for (int i = 0; i < names.size(); i++) {
+            long w = row.sources().get(i).shape(cfg, hf)[1];
+            slices.add(SourceSlice.rows(names.get(i), t * part, part, w));
+            width += w;
+          }
+          emit(key, Shape.of(part, width), List.of(new Band(slices)));
           break;
         }
         case COLUMNS: {
@@ -294,7 +310,7 @@ public final class Hf2McorePlan implements ConversionPlan {
           List<Band> bands = new ArrayList<>();
           long total = 0;
           for (int i = 0; i < names.size(); i++) {
-            long[] d = row.sources().get(i).shape(cfg);
+            long[] d = row.sources().get(i).shape(cfg, hf);
             bands.add(Band.of(SourceSlice.whole(names.get(i), d[0], d[1])));
             total += d[0];
           }
@@ -336,16 +352,17 @@ public final class Hf2McorePlan implements ConversionPlan {
     private void groupedExperts(Row row, String key, int hf) {
       long h = cfg.hiddenSize;
       long f = cfg.moeIntermediateSize;
-      long ft = f / opts.expertTp();
+      // V4 keeps experts whole on every tp rank (expert-TP 1, §11.3)
+      long ft = cfg.v4() ? f : f / opts.expertTp();
       long local = cfg.routedExperts / ((long) opts.ep() * (opts.tpExtendEp() ? opts.tp() : 1));
       long firstExpert = opts.tpExtendEp() ? ((long) r * opts.tp() + t) * local : r * local;
-      int c = opts.tpExtendEp() ? 0 : t;
+      int c = opts.tpExtendEp() || cfg.v4() ? 0 : t;
       boolean w1 = row.split() == Split.GROUPED_W1;
       List<Band> bands = new ArrayList<>();
       for (long l = 0; l < local; l++) {
         List<SourceSlice> slices = new ArrayList<>();
         for (Source s : row.sources()) {
-          String name = source(s.hfName(hf, firstExpert + l), s.shape(cfg));
+          String name = source(s.hfName(cfg, hf, firstExpert + l), s.shape(cfg, hf));
           slices.add((w1 ? SourceSlice.rows(name, c * ft, ft, h) : SourceSlice.cols(name, h, c * ft, ft)).transposed());
         }
         bands.add(new Band(slices));

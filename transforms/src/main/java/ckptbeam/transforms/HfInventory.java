@@ -71,8 +71,8 @@ public final class HfInventory {
   /** The tensors of a global part (embedding; final norm and lm_head), counted with {@code unit}. */
   private static void global(List<Entry> out, Set<String> seen, ModelConfig c, Part part, int unit) {
     for (Row row : TensorMapping.ROWS) {
-      if (row.part() == part) {
-        row.sources().forEach(s -> add(out, seen, c, s.name(), s, unit));
+      if (row.part() == part && row.family() == c.family) {
+        row.sources().forEach(s -> add(out, seen, c, s.name(), s, unit, -1));
       }
     }
   }
@@ -87,26 +87,28 @@ public final class HfInventory {
     parts.addAll(l < c.firstKDenseReplace ? List.of(Part.DENSE_MLP) : List.of(Part.MOE, Part.EXPERT));
     for (Part part : parts) {
       for (Row row : TensorMapping.ROWS) {
-        if (row.part() != part || !row.when().holdsForConfig(c)) {
+        if (row.part() != part || row.family() != c.family || !row.when().holdsForConfig(c)
+            || !row.when().holdsForLayer(c, l)) {
           continue;
         }
         for (Source s : row.sources()) {
           long experts = part == Part.EXPERT ? c.routedExperts : 1;
           for (long e = 0; e < experts; e++) {
-            add(out, seen, c, s.hfName(l, part == Part.EXPERT ? e : -1), s, l);
+            add(out, seen, c, s.hfName(c, l, part == Part.EXPERT ? e : -1), s, l, l);
           }
         }
       }
-      if (part == Part.MTP_OUTPUT) {
-        TensorMapping.MTP_UNCONVERTED.forEach(s -> add(out, seen, c, s.hfName(l, -1), s, l));
+      if (part == Part.MTP_OUTPUT && !c.v4()) {
+        TensorMapping.MTP_UNCONVERTED.forEach(s -> add(out, seen, c, s.hfName(c, l, -1), s, l, l));
       }
     }
   }
 
   /** One tensor, once (a source several rows read, like q_b_proj, is listed at its first). */
-  private static void add(List<Entry> out, Set<String> seen, ModelConfig c, String name, Source s, int unit) {
+  private static void add(List<Entry> out, Set<String> seen, ModelConfig c, String name, Source s, int unit,
+      int layer) {
     if (seen.add(name)) {
-      out.add(new Entry(name, Shape.of(s.shape(c)), s.dtype(), unit));
+      out.add(new Entry(name, Shape.of(s.shape(c, layer)), s.dtype(), unit));
     }
   }
 }

@@ -244,6 +244,10 @@ public final class LayoutOptions implements java.io.Serializable {
           + noopLayers.size() + " noop layers" + (needed != real ? ", after skipping dense layers " + firstKDense
           + ".." + (cfg.firstKDenseReplace - 1) : "") + ") but config.json has num_hidden_layers " + cfg.hiddenLayers);
     }
+    if (cfg.v4()) {
+      validateV4(cfg);
+      return;
+    }
     divisible("num_attention_heads", cfg.attentionHeads, tp, Setting.TP);
     divisible("vocab_size", cfg.vocabSize, tp, Setting.TP);
     divisible("intermediate_size", cfg.intermediateSize, tp, Setting.TP);
@@ -256,6 +260,41 @@ public final class LayoutOptions implements java.io.Serializable {
     } else {
       divisible("n_routed_experts", cfg.routedExperts, ep, Setting.EP);
       divisible("moe_intermediate_size", cfg.moeIntermediateSize, tp, Setting.TP);
+    }
+  }
+
+  /**
+   * DeepSeek-V4 (docs/mapping.md §11.6): experts whole on every tp rank (expert-TP 1); the layouts whose reference
+   * output the trainer cannot use are refused, and so are the V3-only options.
+   */
+  private void validateV4(ModelConfig cfg) {
+    String why = " is not supported for DeepSeek-V4";
+    if (dualpipe) {
+      fail(Setting.DUALPIPE, why + ": MindSpeed's V4 hf2mcore puts layers in other chunks than its trainer and "
+          + "mcore2hf expect (docs/mapping.md §11.6)");
+    }
+    if (tpExtendEp) {
+      fail(Setting.TP_EXTEND_EP, why + ": the reference mixes gate and up rows inside each expert (§11.6)");
+    }
+    if (mlaMmSplit) {
+      fail(Setting.MLA_MM_SPLIT, why + ": V4's attention has no q/kv up-projections to split");
+    }
+    if (nf4 != null) {
+      fail(Setting.NF4, why + " yet");
+    }
+    if (keyNames != McoreKeyNames.Scheme.CURRENT) {
+      fail(Setting.KEY_NAMES, why + ": V4 only exists with the current key names");
+    }
+    divisible("num_attention_heads", cfg.attentionHeads, tp, Setting.TP);
+    divisible("o_groups", cfg.oGroups, tp, Setting.TP);
+    divisible("vocab_size", cfg.vocabSize, tp, Setting.TP);
+    divisible("hidden_size (eh_proj rows)", cfg.hiddenSize, tp, Setting.TP);
+    divisible("n_shared_experts * moe_intermediate_size", cfg.sharedIntermediateSize(), tp, Setting.TP);
+    divisible("n_routed_experts", cfg.routedExperts, ep, Setting.EP);
+    if (numLayers - noopLayers.size() != cfg.hiddenLayers) {
+      fail(Setting.NUM_LAYERS, " " + numLayers + " minus " + noopLayers.size() + " noop layers is not config.json's "
+          + "num_hidden_layers " + cfg.hiddenLayers + ": a V4 layout holds every layer (the compress ratios and hash "
+          + "layers are per HF layer)");
     }
   }
 

@@ -201,7 +201,7 @@ public final class LoraExportPlan extends HfShardsPlan {
     List<String> hfModules = new ArrayList<>();
     List<long[]> dims = new ArrayList<>();
     for (Source s : row.sources()) {
-      String name = s.hfName(hf, expert);
+      String name = s.hfName(c, hf, expert);
       hfModules.add(name.substring(0, name.length() - ".weight".length()));
       dims.add(s.shape(c));
     }

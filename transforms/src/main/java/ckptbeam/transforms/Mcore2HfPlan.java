@@ -96,8 +96,8 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     ModelConfig cfg = forward.config();
     LayoutOptions o = forward.options();
     int real = cfg.hiddenLayers;
-    // MTP extras the forward direction does not write: the head is lm_head's copy, the embedding the stage's
-    for (int m = 0; m < o.mtpLayers(); m++) {
+    // MTP extras the forward direction does not write (V3): the head is lm_head's copy, the embedding the stage's
+    for (int m = 0; m < (cfg.v4() ? 0 : o.mtpLayers()); m++) {
       String head = HfNames.layer(real + m, "shared_head.head.weight");
       regions.put(head, regions.get(HfNames.LM_HEAD));
       hfShapes.put(head, hfShapes.get(HfNames.LM_HEAD));
@@ -113,11 +113,11 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     TreeMap<Integer, List<AssembledTensor>> byLayer = new TreeMap<>();
     for (Map.Entry<String, Map<String, HfRegion>> e : regions.entrySet()) {
       String name = e.getKey();
-      int layer = HfNames.layerOf(name);
-      if (name.equals(HfNames.EMBED)) {
+      int layer = HfNames.layerOf(cfg, name);
+      if (name.equals(HfNames.embedding(cfg))) {
         layer = 0;
-      } else if (name.equals(HfNames.NORM) || name.equals(HfNames.LM_HEAD)) {
-        layer = lastSaved;
+      } else if (layer < 0) {
+        layer = lastSaved; // the final norm, the head (and V4's hc_head) go with the last saved layer
       }
       byLayer.computeIfAbsent(layer, k -> new ArrayList<>()).add(assemble(name, hfShapes.get(name), e.getValue()));
     }

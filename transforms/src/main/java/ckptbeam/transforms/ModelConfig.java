@@ -7,12 +7,22 @@ import java.io.IOException;
 import java.io.Serializable;
 
 /**
- * The model dimensions of a DeepSeek-V3-architecture checkpoint, read from its HF {@code config.json} (docs/mapping.md
- * §1). The reference converter hard-codes them for the 671B model; we read them so that any size converts.
+ * The model dimensions of a DeepSeek checkpoint, read from its HF {@code config.json} (docs/mapping.md §1; V4: §11).
+ * The reference's V3 converter hard-codes them for the 671B model; we read them so that any size converts.
  */
 public final class ModelConfig implements Serializable {
   private static final long serialVersionUID = 1L;
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** The architecture generation: which mapping rows and HF names apply. */
+  public enum Family {
+    /** DeepSeek-V3, V3.1, V3.2 (with its DSA indexer) and Kimi-K2: {@code model.layers.N.…} names. */
+    V3,
+    /** DeepSeek-V4 (Flash, Pro, Base; {@code model_type} {@code deepseek_v4}): native {@code layers.N.…} names. */
+    V4
+  }
+
+  public final Family family;
 
   public final long hiddenSize;
   public final long vocabSize;
@@ -41,6 +51,21 @@ public final class ModelConfig implements Serializable {
   public final int fp8BlockRows;
   public final int fp8BlockCols;
 
+  // ---- DeepSeek-V4 only (0 or empty for V3) ----
+  /** {@code head_dim}: the one latent KV head, K = V (D). */
+  public final long headDim;
+  /** {@code o_lora_rank} (r_o) and {@code o_groups} (G): the grouped low-rank output projection. */
+  public final long oLoraRank;
+  public final long oGroups;
+  /** {@code hc_mult}: the mHC expansion (hc). */
+  public final long hcMult;
+  /** {@code num_experts_per_tok} (k): columns of a hash layer's {@code tid2eid}. */
+  public final long expertsPerToken;
+  /** {@code num_hash_layers}: HF layers below it route by {@code tid2eid} instead of a bias. */
+  public final int hashLayers;
+  /** {@code compress_ratios} per HF decoder layer (the MTP entries are never consulted, V4 spec §1.3). */
+  private final int[] compressRatios;
+
   /** Reads the model dimensions from an HF {@code config.json}. */
   public static ModelConfig read(String path) throws IOException {
     if (!CheckpointFiles.exists(path)) {
@@ -50,6 +75,60 @@ public final class ModelConfig implements Serializable {
   }
 
   private ModelConfig(Reader r) throws IOException {
+    JsonNode type = r.root.get("model_type");
+    family = type != null && "deepseek_v4".equals(type.asText()) ? Family.V4 : Family.V3;
+    if (family == Family.V4) {
+      hiddenSize = r.positive("hidden_size");
+      vocabSize = r.positive("vocab_size");
+      intermediateSize = 0;
+      moeIntermediateSize = r.positive("moe_intermediate_size");
+      routedExperts = r.positive("n_routed_experts");
+      sharedExperts = r.positive("n_shared_experts");
+      attentionHeads = r.positive("num_attention_heads");
+      qLoraRank = r.positive("q_lora_rank");
+      kvLoraRank = 0;
+      qkNopeHeadDim = 0;
+      qkRopeHeadDim = r.positive("qk_rope_head_dim");
+      vHeadDim = 0;
+      hiddenLayers = (int) r.positive("num_hidden_layers");
+      firstKDenseReplace = 0;
+      nextnPredictLayers = (int) r.nonNegative("num_nextn_predict_layers");
+      headDim = r.positive("head_dim");
+      oLoraRank = r.positive("o_lora_rank");
+      oGroups = r.positive("o_groups");
+      hcMult = r.positive("hc_mult");
+      expertsPerToken = r.positive("num_experts_per_tok");
+      indexHeads = r.positive("index_n_heads");
+      indexHeadDim = r.positive("index_head_dim");
+      hashLayers = (int) r.nonNegative("num_hash_layers");
+      if (hashLayers > hiddenLayers) {
+        throw r.error("num_hash_layers", "is " + hashLayers + ", more than num_hidden_layers " + hiddenLayers);
+      }
+      if (attentionHeads % oGroups != 0) {
+        throw r.error("o_groups", "is " + oGroups + ", which does not divide num_attention_heads " + attentionHeads);
+      }
+      compressRatios = r.compressRatios(hiddenLayers, nextnPredictLayers);
+      JsonNode tie = r.root.get("tie_word_embeddings");
+      if (tie != null && tie.asBoolean()) {
+        throw r.error("tie_word_embeddings", "is true; no DeepSeek-V4 release ties its embedding and head, and the "
+            + "V4 mapping needs head.weight");
+      }
+      if (r.root.hasNonNull("quantization_config")) {
+        throw r.error("quantization_config", "is present: this is DeepSeek-V4's FP8 + MXFP4 release, which ckptbeam "
+            + "cannot read yet; convert a bf16 copy of it (MindSpeed-LLM's ckpt_dequant_deepseek4_fp8_to_bf16.sh)");
+      }
+      fp8 = false;
+      fp8BlockRows = 128;
+      fp8BlockCols = 128;
+      return;
+    }
+    headDim = 0;
+    oLoraRank = 0;
+    oGroups = 0;
+    hcMult = 0;
+    expertsPerToken = 0;
+    hashLayers = 0;
+    compressRatios = new int[0];
     hiddenSize = r.positive("hidden_size");
     vocabSize = r.positive("vocab_size");
     intermediateSize = r.positive("intermediate_size");
@@ -89,7 +168,6 @@ public final class ModelConfig implements Serializable {
         && block.get(1).canConvertToInt() && block.get(0).asInt() > 0 && block.get(1).asInt() > 0)) {
       throw r.error("quantization_config", "has weight_block_size " + block + ", not two positive integers");
     }
-    JsonNode type = r.root.get("model_type");
     boolean v32 = type != null && "deepseek_v32".equals(type.asText());
     if (v32 || r.root.has("index_n_heads")) {
       indexHeads = r.positive("index_n_heads");
@@ -107,6 +185,14 @@ public final class ModelConfig implements Serializable {
   }
 
   private ModelConfig(ModelConfig c, int hiddenLayers, int firstKDenseReplace, int nextnPredictLayers) {
+    family = c.family;
+    headDim = c.headDim;
+    oLoraRank = c.oLoraRank;
+    oGroups = c.oGroups;
+    hcMult = c.hcMult;
+    expertsPerToken = c.expertsPerToken;
+    hashLayers = c.hashLayers;
+    compressRatios = c.compressRatios;
     hiddenSize = c.hiddenSize;
     vocabSize = c.vocabSize;
     intermediateSize = c.intermediateSize;
@@ -150,7 +236,31 @@ public final class ModelConfig implements Serializable {
 
   /** Whether every layer has DeepSeek-V3.2's DSA indexer. */
   public boolean dsaIndexer() {
-    return indexHeads > 0;
+    return family == Family.V3 && indexHeads > 0;
+  }
+
+  public boolean v4() {
+    return family == Family.V4;
+  }
+
+  /** V4: the compress ratio of HF decoder layer {@code layer}; 0 (no compressor) for MTP layers and for V3. */
+  public int compressRatio(int layer) {
+    return layer >= 0 && layer < hiddenLayers && layer < compressRatios.length ? compressRatios[layer] : 0;
+  }
+
+  /** V4: whether HF decoder layer {@code layer} routes by hash ({@code tid2eid}); never an MTP layer. */
+  public boolean hashLayer(int layer) {
+    return layer >= 0 && layer < hiddenLayers && layer < hashLayers;
+  }
+
+  /** V4: the compress ratios as config.json gives them after dropping a reserved {@code [0, 0]} suffix. */
+  public int[] compressRatios() {
+    return compressRatios.clone();
+  }
+
+  /** V4: {@code mix = (2 + hc)·hc}, the rows of an mHC matrix. */
+  public long mhcMix() {
+    return (2 + hcMult) * hcMult;
   }
 
   /** Routed and shared expert width: {@code n_shared_experts * moe_intermediate_size}. */
@@ -202,6 +312,35 @@ public final class ModelConfig implements Serializable {
         throw error(field, "is 0; it must be positive");
       }
       return v;
+    }
+
+    /**
+     * V4 §1.3: one ratio per decoder and MTP layer (a {@code -0731} config's two reserved trailing zeros dropped),
+     * each 0 (no compressor), 4 (compressor and indexer) or another integer of at least 2 (compressor only).
+     */
+    int[] compressRatios(int layers, int mtp) throws IOException {
+      JsonNode n = root.get("compress_ratios");
+      if (n == null || !n.isArray()) {
+        throw error("compress_ratios", n == null ? "is missing" : "is " + n + ", not a list");
+      }
+      int len = n.size();
+      if (len == layers + mtp + 2 && n.get(len - 1).asInt(-1) == 0 && n.get(len - 2).asInt(-1) == 0) {
+        len -= 2;
+      }
+      if (len != layers + mtp) {
+        throw error("compress_ratios", "has " + n.size() + " entries; it needs one per layer: num_hidden_layers "
+            + layers + " + num_nextn_predict_layers " + mtp);
+      }
+      int[] out = new int[len];
+      for (int i = 0; i < len; i++) {
+        JsonNode v = n.get(i);
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() < 0 || v.asInt() == 1) {
+          throw error("compress_ratios", "entry " + i + " is " + v + "; a ratio is 0 (no compressor) or an integer"
+              + " of at least 2 (the trainer reads 1 as no compressor, the converter as one)");
+        }
+        out[i] = v.asInt();
+      }
+      return out;
     }
 
     IOException error(String field, String what) {

@@ -58,12 +58,33 @@ public final class TensorMapping {
     /** Grouped {@code weight1}: per local expert the transposed gate/up slices (§3.7.2). */
     GROUPED_W1,
     /** Grouped {@code weight2}: per local expert the transposed down slice (§3.7.2). */
-    GROUPED_W2
+    GROUPED_W2,
+    /** The sources' columns side by side, then dim 0 in tp parts (V4's {@code eh_proj = [e_proj | h_proj]}). */
+    SIDE_BY_SIDE
   }
 
   /** When a row applies, beyond its part. */
   public enum When {
-    ALWAYS, WITHOUT_MTP, WITH_MTP, FUSED_MLA, SPLIT_MLA, DSA_INDEXER, SHARED_EXPERTS;
+    ALWAYS, WITHOUT_MTP, WITH_MTP, FUSED_MLA, SPLIT_MLA, DSA_INDEXER, SHARED_EXPERTS,
+    /** V4: a decoder layer whose compress ratio is not 0 (§11.3). */
+    COMPRESSOR,
+    /** V4: a decoder layer whose compress ratio is 4, which also has the CSA indexer. */
+    CSA_INDEXER,
+    /** V4: a decoder layer below {@code num_hash_layers} (routes by {@code tid2eid}). */
+    HASH,
+    /** V4: every other layer, MTP layers included (routes with a bias). */
+    NOT_HASH;
+
+    /** Whether the row exists in HF layer {@code layer} (MTP layers numbered after the decoder layers). */
+    boolean holdsForLayer(ModelConfig c, int layer) {
+      switch (this) {
+        case COMPRESSOR: return c.compressRatio(layer) != 0;
+        case CSA_INDEXER: return c.compressRatio(layer) == 4;
+        case HASH: return c.hashLayer(layer);
+        case NOT_HASH: return !c.hashLayer(layer);
+        default: return true;
+      }
+    }
 
     /** Whether the row exists in a checkpoint of this config whatever the layout (layout conditions hold). */
     boolean holdsForConfig(ModelConfig c) {
@@ -95,25 +116,52 @@ public final class TensorMapping {
     NF4_AND_LORA
   }
 
-  /** A dimension of the model, read from its config. */
-  public interface Dim extends ToLongFunction<ModelConfig> {}
+  /** A dimension of the model, read from its config; {@link #at} also knows the layer (V4's compressor widths). */
+  public interface Dim extends ToLongFunction<ModelConfig> {
+    default long at(ModelConfig c, int layer) {
+      return applyAsLong(c);
+    }
+  }
 
-  /** One HF tensor a row reads: its name (relative to the layer, except for global rows), shape and dtype. */
-  public record Source(String name, Dim rows, Dim cols, DType dtype) {
-    /** Shape [rows] for a vector (cols null), else [rows, cols]. */
+  /** A dimension that depends on the HF layer as well as the config. */
+  public interface LayerDim extends Dim {
+    @Override
+    long at(ModelConfig c, int layer);
+
+    @Override
+    default long applyAsLong(ModelConfig c) {
+      throw new IllegalStateException("a per-layer dimension needs its layer");
+    }
+  }
+
+  /**
+   * One HF tensor a row reads: its name (relative to the layer, unless {@code global}), shape and dtype. A global
+   * source in a layer's row is a model-wide tensor that layer reads (V4's MTP embedding copy reads {@code embed}).
+   */
+  public record Source(String name, Dim rows, Dim cols, DType dtype, boolean global) {
+    public Source(String name, Dim rows, Dim cols, DType dtype) {
+      this(name, rows, cols, dtype, false);
+    }
+
+    /** Shape [rows] for a vector (cols null), else [rows, cols]; for a row not tied to one layer. */
     public long[] shape(ModelConfig c) {
-      return cols == null ? new long[] {rows.applyAsLong(c)} : new long[] {rows.applyAsLong(c), cols.applyAsLong(c)};
+      return shape(c, -1);
+    }
+
+    /** The shape in HF layer {@code layer}. */
+    public long[] shape(ModelConfig c, int layer) {
+      return cols == null ? new long[] {rows.at(c, layer)} : new long[] {rows.at(c, layer), cols.at(c, layer)};
     }
 
     /**
-     * The full HF name in HF layer {@code layer} (a global row's name as it is when layer is negative), with the
-     * expert index filled in for {@code {e}}.
+     * The full HF name in HF layer {@code layer} of this config's naming (a global row's name as it is when layer is
+     * negative), with the expert index filled in for {@code {e}}.
      */
-    public String hfName(int layer, long expert) {
-      if (layer < 0) {
+    public String hfName(ModelConfig c, int layer, long expert) {
+      if (layer < 0 || global) {
         return name;
       }
-      return HfNames.layer(layer, expert < 0 ? name : name.replace("{e}", Long.toString(expert)));
+      return HfNames.layer(c, layer, expert < 0 ? name : name.replace("{e}", Long.toString(expert)));
     }
 
     /** The HF module of a weight: {@code self_attn.o_proj.weight} → {@code o_proj}. */
@@ -131,7 +179,7 @@ public final class TensorMapping {
    * current key template, {@code sources} the HF tensors in the order the split uses them.
    */
   public record Row(String logical, String mcore, Part part, When when, Split split, List<Source> sources,
-      HeadRows heads, Use use) {
+      HeadRows heads, Use use, ModelConfig.Family family) {
     public Source source() {
       return sources.get(0);
     }
@@ -175,9 +223,29 @@ public final class TensorMapping {
   static final Dim INDEX_ROWS = c -> c.indexHeads * c.indexHeadDim;
   static final Dim INDEX_HEAD = c -> c.indexHeadDim;
   static final Dim INDEX_HEADS = c -> c.indexHeads;
+  // DeepSeek-V4 (docs/mapping.md §11.1)
+  static final Dim ONE = c -> 1;
+  static final Dim THREE = c -> 3;
+  static final Dim FOUR = c -> 4;
+  static final Dim HEADS = c -> c.attentionHeads;
+  static final Dim D = c -> c.headDim;
+  static final Dim HEADS_D = c -> c.attentionHeads * c.headDim;
+  static final Dim O_ROWS = c -> c.oGroups * c.oLoraRank;
+  static final Dim O_GROUP_COLS = c -> c.attentionHeads * c.headDim / c.oGroups;
+  static final Dim HC = c -> c.hcMult;
+  static final Dim HC_H = c -> c.hcMult * c.hiddenSize;
+  static final Dim MIX = ModelConfig::mhcMix;
+  static final Dim TOPK = c -> c.expertsPerToken;
+  static final Dim TWO_INDEX_HEAD = c -> 2 * c.indexHeadDim;
+  /** A compressor's window: its layer's compress ratio (the rows of {@code ape}). */
+  static final Dim RATIO = (LayerDim) ModelConfig::compressRatio;
+  /** A compressor's width: c(cr)·D, doubled ("overlap") when the ratio is 4. */
+  static final Dim RATIO_WIDTH = (LayerDim) (c, l) -> (c.compressRatio(l) == 4 ? 2 : 1) * c.headDim;
 
-  /** The rows, in rank-file order. */
+  /** The rows, in rank-file order (V3's, then V4's; a config uses the rows of its family). */
   public static final List<Row> ROWS = new ArrayList<>();
+  /** The family the rows being added belong to. */
+  private static ModelConfig.Family adding = ModelConfig.Family.V3;
 
   static {
     Part p = Part.EMBEDDING;
@@ -252,6 +320,115 @@ public final class TensorMapping {
         matrix(e + "down_proj.weight", H, EXPERT_WIDTH));
   }
 
+  static {
+    v4Rows();
+  }
+
+  /**
+   * DeepSeek-V4's rows (docs/mapping.md §11.3), in the order MindSpeed writes them. Every expert form is at expert-TP
+   * 1: a rank file holds its experts whole, whatever its tp rank.
+   */
+  private static void v4Rows() {
+    adding = ModelConfig.Family.V4;
+    Use u = Use.PLAIN;
+    row(u, "v4_embedding", "embedding.word_embeddings.weight", Part.EMBEDDING, Split.ROWS,
+        matrix(HfNames.V4_EMBED, VOCAB, H));
+
+    Part p = Part.FINAL;
+    row(u, "v4_final_norm", "final_layernorm.weight", p, Split.REPLICATED, vector("norm.weight", H));
+    row(u, "v4_output", "output_layer.weight", p, Split.ROWS, matrix("head.weight", VOCAB, H));
+    hcHead(p, "v4_hc_head", "hc_head.");
+
+    p = Part.MTP_INPUT;
+    row(u, "v4_mtp_enorm", "mtp.layers.{m}.enorm.weight", p, Split.REPLICATED, vector("enorm.weight", H));
+    row(u, "v4_mtp_hnorm", "mtp.layers.{m}.hnorm.weight", p, Split.REPLICATED, vector("hnorm.weight", H));
+    row(u, "v4_mtp_eh_proj", "mtp.layers.{m}.eh_proj.weight", p, Split.SIDE_BY_SIDE, matrix("e_proj.weight", H, H),
+        matrix("h_proj.weight", H, H));
+    // The MTP stage's embedding copy is the model's embedding (a Base checkpoint's own MTP copy is not read, §11.5)
+    row(u, "v4_mtp_embedding", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, Split.ROWS,
+        new Source(HfNames.V4_EMBED, VOCAB, H, DType.BF16, true));
+    row(u, "v4_mtp_final_norm", "mtp.final_layernorms.{m}.weight", Part.MTP_OUTPUT, Split.REPLICATED,
+        vector("norm.weight", H));
+    hcHead(Part.MTP_OUTPUT, "v4_mtp_hc_head", "mtp.layers.{m}.hc_head.");
+
+    p = Part.ATTENTION;
+    row(u, "v4_input_norm", "input_layernorm.weight", p, Split.REPLICATED, vector("attn_norm.weight", H));
+    row(u, "v4_pre_mlp_norm", "pre_mlp_layernorm.weight", p, Split.REPLICATED, vector("ffn_norm.weight", H));
+    String a = "self_attention.";
+    row(u, "v4_attn_sink", a + "attn_sink", p, Split.ROWS, f32("attn.attn_sink", HEADS, null));
+    row(u, "v4_kv_norm", a + "kv_layernorm.weight", p, Split.REPLICATED, vector("attn.kv_norm.weight", D));
+    row(u, "v4_q_norm", a + "q_layernorm.weight", p, Split.REPLICATED, vector("attn.q_norm.weight", Q_LORA));
+    // wo_a's rows are group-major, so a dim-0 split gives rank t the groups of its heads (o_groups divisible by tp)
+    row(u, "v4_o_down", a + "linear_o_down_proj.weight", p, Split.ROWS,
+        matrix("attn.wo_a.weight", O_ROWS, O_GROUP_COLS));
+    row(u, "v4_kv", a + "linear_kv.weight", p, Split.REPLICATED, matrix("attn.wkv.weight", D, H));
+    row(u, "v4_o_up", a + "linear_o_up_proj.weight", p, Split.COLUMNS, matrix("attn.wo_b.weight", H, O_ROWS));
+    row(u, "v4_q", a + "linear_q.weight", p, Split.REPLICATED, matrix("attn.wq_a.weight", Q_LORA, H));
+    row(u, "v4_q_up", a + "linear_q_up_proj.weight", p, Split.ROWS, matrix("attn.wq_b.weight", HEADS_D, Q_LORA));
+    compressor(When.COMPRESSOR, "v4_compressor", a + "compressor.", "attn.compressor.", RATIO, RATIO_WIDTH, D);
+    compressor(When.CSA_INDEXER, "v4_indexer_compressor", a + "indexer.kv_compressor.", "attn.indexer.compressor.",
+        FOUR, TWO_INDEX_HEAD, INDEX_HEAD);
+    row(u, "v4_indexer_wq_b", a + "indexer.wq_b.weight", p, When.CSA_INDEXER, Split.REPLICATED,
+        matrix("attn.indexer.wq_b.weight", INDEX_ROWS, Q_LORA));
+    row(u, "v4_indexer_weights_proj", a + "indexer.weights_proj.weight", p, When.CSA_INDEXER, Split.REPLICATED,
+        matrix("attn.indexer.weights_proj.weight", INDEX_HEADS, H));
+
+    p = Part.MOE;
+    row(u, "v4_router", "mlp.router.weight", p, Split.REPLICATED, matrix("ffn.gate.weight", EXPERTS, H));
+    row(u, "v4_router_bias", "mlp.router.expert_bias", p, When.NOT_HASH, Split.REPLICATED,
+        f32("ffn.gate.bias", EXPERTS, null));
+    // int32 in DeepSeek's code; the dtype is whatever the checkpoint stores and passes through unchanged
+    row(u, "v4_router_tid2eid", "mlp.router.tid2eid", p, When.HASH, Split.REPLICATED,
+        new Source("ffn.gate.tid2eid", VOCAB, TOPK, DType.I32));
+    String sh = "ffn.shared_experts.";
+    row(u, "v4_shared_fc1", "mlp.shared_experts.linear_fc1.weight", p, Split.GATED,
+        matrix(sh + "w1.weight", SHARED_WIDTH, H), matrix(sh + "w3.weight", SHARED_WIDTH, H));
+    row(u, "v4_shared_fc2", "mlp.shared_experts.linear_fc2.weight", p, Split.COLUMNS,
+        matrix(sh + "w2.weight", H, SHARED_WIDTH));
+    for (String[] m : new String[][] {{"attn_mhc.", "hc_attn_"}, {"mlp_mhc.", "hc_ffn_"}}) {
+      String logical = "v4_" + m[0].replace('.', '_');
+      row(u, logical + "base", m[0] + "hc_base", p, Split.REPLICATED, f32(m[1] + "base", MIX, null));
+      row(u, logical + "fn", m[0] + "hc_fn.weight", p, Split.REPLICATED, f32(m[1] + "fn", MIX, HC_H));
+      row(u, logical + "scale", m[0] + "hc_scale", p, Split.REPLICATED, f32(m[1] + "scale", THREE, null));
+    }
+
+    // w1 is the gate, w3 the up projection (DeepSeek's silu(w1 x) * w3 x)
+    String e = "ffn.experts.{e}.";
+    row(u, "v4_expert_fc1", "mlp.experts.local_experts.{l}.linear_fc1.weight", Part.EXPERT, Split.STACKED,
+        matrix(e + "w1.weight", EXPERT_WIDTH, H), matrix(e + "w3.weight", EXPERT_WIDTH, H));
+    row(u, "v4_expert_fc2", "mlp.experts.local_experts.{l}.linear_fc2.weight", Part.EXPERT, Split.REPLICATED,
+        matrix(e + "w2.weight", H, EXPERT_WIDTH));
+    row(u, "v4_weight1", "mlp.experts.weight1", Part.GROUPED_EXPERTS, Split.GROUPED_W1,
+        matrix(e + "w1.weight", EXPERT_WIDTH, H), matrix(e + "w3.weight", EXPERT_WIDTH, H));
+    row(u, "v4_weight2", "mlp.experts.weight2", Part.GROUPED_EXPERTS, Split.GROUPED_W2,
+        matrix(e + "w2.weight", H, EXPERT_WIDTH));
+    adding = ModelConfig.Family.V3;
+  }
+
+  /** The three f32 tensors of an mHC head: base [hc], fn [hc, hc·H], scale [1]. */
+  private static void hcHead(Part p, String logical, String mcore) {
+    row(Use.PLAIN, logical + "_base", mcore + "hc_base", p, Split.REPLICATED, f32("hc_head_base", HC, null));
+    row(Use.PLAIN, logical + "_fn", mcore + "hc_fn.weight", p, Split.REPLICATED, f32("hc_head_fn", HC, HC_H));
+    row(Use.PLAIN, logical + "_scale", mcore + "hc_scale", p, Split.REPLICATED, f32("hc_head_scale", ONE, null));
+  }
+
+  /** A V4 compressor (ape f32 [ratio, width], norm [normDim], wgate and wkv [width, H]), replicated. */
+  private static void compressor(When when, String logical, String mcore, String hf, Dim ratio, Dim width,
+      Dim normDim) {
+    Part p = Part.ATTENTION;
+    row(Use.PLAIN, logical + "_ape", mcore + "ape", p, when, Split.REPLICATED, f32(hf + "ape", ratio, width));
+    row(Use.PLAIN, logical + "_norm", mcore + "norm.weight", p, when, Split.REPLICATED,
+        vector(hf + "norm.weight", normDim));
+    row(Use.PLAIN, logical + "_wgate", mcore + "wgate.weight", p, when, Split.REPLICATED,
+        matrix(hf + "wgate.weight", width, H));
+    row(Use.PLAIN, logical + "_wkv", mcore + "wkv.weight", p, when, Split.REPLICATED,
+        matrix(hf + "wkv.weight", width, H));
+  }
+
+  private static Source f32(String name, Dim rows, Dim cols) {
+    return new Source(name, rows, cols, DType.F32);
+  }
+
   /** HF tensors of an MTP layer HF → mcore does not convert: mcore shares {@code output_layer} (§3.8). */
   public static final List<Source> MTP_UNCONVERTED = List.of(matrix("shared_head.head.weight", VOCAB, H));
 
@@ -261,7 +438,7 @@ public final class TensorMapping {
   public static List<Row> rows(Part part, ModelConfig c, LayoutOptions o) {
     List<Row> out = new ArrayList<>();
     for (Row r : ROWS) {
-      if (r.part == part && r.when.holds(c, o)) {
+      if (r.part == part && r.family == c.family && r.when.holds(c, o)) {
         out.add(r);
       }
     }
@@ -313,7 +490,8 @@ public final class TensorMapping {
   }
 
   private static void heads(String logical, String mcore, Source src, HeadRows heads) {
-    ROWS.add(new Row(logical, mcore, Part.ATTENTION, When.SPLIT_MLA, Split.HEADS, List.of(src), heads, Use.NF4));
+    ROWS.add(new Row(logical, mcore, Part.ATTENTION, When.SPLIT_MLA, Split.HEADS, List.of(src), heads, Use.NF4,
+        adding));
   }
 
   private static void row(Use use, String logical, String mcore, Part part, Split split, Source... sources) {
@@ -322,7 +500,7 @@ public final class TensorMapping {
 
   private static void row(Use use, String logical, String mcore, Part part, When when, Split split,
       Source... sources) {
-    ROWS.add(new Row(logical, mcore, part, when, split, List.of(sources), null, use));
+    ROWS.add(new Row(logical, mcore, part, when, split, List.of(sources), null, use, adding));
   }
 
   private static Source matrix(String name, Dim rows, Dim cols) {

@@ -1,0 +1,250 @@
+package ckptbeam.transforms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Consumer;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * DeepSeek-V4's mapping (docs/mapping.md §11) against the spec's worked examples at V4-Flash's real sizes: which
+ * tensors each rank file holds, in which shapes, and that mcore → HF rebuilds every HF tensor.
+ */
+class DeepSeekV4MappingTest {
+  /** V4-Flash's config.json (spec §1.1): 43 layers, ratios 0, 0, then 4 and 128 alternating; MTP entry 0. */
+  static String flash(int layers, int experts) {
+    String ratios = IntStream.range(0, layers + 1).mapToObj(i -> i < 2 || i >= layers ? "0" : i % 2 == 0 ? "4" : "128")
+        .collect(Collectors.joining(","));
+    return "{\"model_type\":\"deepseek_v4\",\"hidden_size\":4096,\"vocab_size\":129280,\"num_attention_heads\":64,"
+        + "\"head_dim\":512,\"qk_rope_head_dim\":64,\"q_lora_rank\":1024,\"o_lora_rank\":1024,\"o_groups\":8,"
+        + "\"n_routed_experts\":" + experts + ",\"num_experts_per_tok\":6,\"moe_intermediate_size\":2048,"
+        + "\"n_shared_experts\":1,\"hc_mult\":4,\"index_n_heads\":64,\"index_head_dim\":128,"
+        + "\"num_hidden_layers\":" + layers + ",\"num_nextn_predict_layers\":1,\"num_hash_layers\":3,"
+        + "\"compress_ratios\":[" + ratios + "],\"tie_word_embeddings\":false}";
+  }
+
+  private static final ModelConfig FLASH = Configs.parse(flash(43, 256));
+
+  private static Map<String, Shape> keys(Hf2McorePlan plan, String dir, String chunk) {
+    for (RankFile f : plan.rankFiles()) {
+      if (f.dirName().equals(dir)) {
+        Map<String, Shape> out = new LinkedHashMap<>();
+        plan.contents(f).get(chunk).forEach(t -> out.put(t.key(), t.shape()));
+        return out;
+      }
+    }
+    throw new AssertionError("no rank file " + dir);
+  }
+
+  @Test
+  void flashConfigReadsAsV4() {
+    assertEquals(ModelConfig.Family.V4, FLASH.family);
+    assertFalse(FLASH.dsaIndexer(), "V4's indexer is not V3.2's");
+    assertEquals(0, FLASH.compressRatio(0));
+    assertEquals(4, FLASH.compressRatio(2));
+    assertEquals(128, FLASH.compressRatio(3));
+    assertEquals(0, FLASH.compressRatio(43), "the MTP entry is never consulted");
+    assertTrue(FLASH.hashLayer(2));
+    assertFalse(FLASH.hashLayer(3));
+    assertEquals(24, FLASH.mhcMix());
+  }
+
+  @Test
+  void compressRatiosFollowTheReferenceRules() throws IOException {
+    String ok = flash(4, 8);
+    // a -0731 config's two reserved trailing zeros are dropped
+    ModelConfig c = parse(ok.replace("[0,0,4,128,0]", "[0,0,4,128,0,0,0]"));
+    assertArrayEquals(new int[] {0, 0, 4, 128, 0}, c.compressRatios());
+    IOException len = assertThrows(IOException.class, () -> parse(ok.replace("[0,0,4,128,0]", "[0,0,4,128]")));
+    assertTrue(len.getMessage().contains("compress_ratios\" has 4 entries"), len.getMessage());
+    IOException one = assertThrows(IOException.class, () -> parse(ok.replace("[0,0,4,128,0]", "[0,1,4,128,0]")));
+    assertTrue(one.getMessage().contains("entry 1 is 1"), one.getMessage());
+    IOException q = assertThrows(IOException.class,
+        () -> parse(ok.replace("{", "{\"quantization_config\":{\"quant_method\":\"fp8\"},")));
+    assertTrue(q.getMessage().contains("FP8 + MXFP4 release"), q.getMessage());
+  }
+
+  private static ModelConfig parse(String json) throws IOException {
+    return ModelConfig.parse("config.json", json.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Spec §4.7 example A: the shipped Flash hf2mcore layout. */
+  @Test
+  void shippedFlashLayoutPlacesLayersAndTensorsAsTheReference() {
+    LayoutOptions o = LayoutOptions.builder().pp(4).ep(32).noopLayers(List.of(43)).mtpLayers(1).groupedGemm(true)
+        .build().resolve(FLASH);
+    Hf2McorePlan plan = new Hf2McorePlan(FLASH, o);
+    assertEquals(128, plan.rankFiles().size());
+    Map<String, Shape> first = keys(plan, "mp_rank_00_000_000", "model");
+    // 1 embedding + HF 0, 1 (22 keys) + 2, 4, 6, 8, 10 (compressor + indexer: 32) + 3, 5, 7, 9 (compressor: 26)
+    assertEquals(1 + 2 * 22 + 5 * 32 + 4 * 26, first.size());
+    assertEquals(Shape.of(129280, 4096), first.get("embedding.word_embeddings.weight"));
+    assertTrue(first.containsKey("decoder.layers.0.mlp.router.tid2eid"));
+    assertFalse(first.containsKey("decoder.layers.0.mlp.router.expert_bias"));
+    assertTrue(first.containsKey("decoder.layers.3.mlp.router.expert_bias"));
+    assertFalse(first.containsKey("decoder.layers.1.self_attention.compressor.ape"));
+    assertEquals(Shape.of(4, 1024), first.get("decoder.layers.2.self_attention.compressor.ape"));
+    assertEquals(Shape.of(128, 512), first.get("decoder.layers.3.self_attention.compressor.ape"));
+    assertEquals(Shape.of(1024, 4096), first.get("decoder.layers.2.self_attention.compressor.wkv.weight"));
+    assertEquals(Shape.of(4, 256), first.get("decoder.layers.2.self_attention.indexer.kv_compressor.ape"));
+    assertFalse(first.containsKey("decoder.layers.3.self_attention.indexer.wq_b.weight"));
+    assertEquals(Shape.of(4096, 8 * 2 * 2048), first.get("decoder.layers.0.mlp.experts.weight1"));
+    assertEquals(Shape.of(8 * 2048, 4096), first.get("decoder.layers.0.mlp.experts.weight2"));
+    assertEquals(Shape.of(24, 16384), first.get("decoder.layers.0.attn_mhc.hc_fn.weight"));
+
+    Map<String, Shape> last = keys(plan, "mp_rank_00_003_031", "model");
+    // MTP (29 + the embedding copy), HF 33..42 in slots 0..9 (33, 35, ..., 41 ratio 128; 34, ..., 42 ratio 4), final 5
+    assertEquals(30 + 5 * 26 + 5 * 32 + 5, last.size());
+    assertTrue(last.containsKey("mtp.layers.0.transformer_layer.mlp.router.expert_bias"));
+    assertFalse(last.containsKey("mtp.layers.0.transformer_layer.self_attention.compressor.ape"));
+    assertEquals(Shape.of(4096, 8192), last.get("mtp.layers.0.eh_proj.weight"));
+    assertTrue(last.containsKey("mtp.layers.0.hc_head.hc_fn.weight"));
+    assertTrue(last.containsKey("mtp.final_layernorms.0.weight"));
+    assertTrue(last.containsKey("embedding.word_embeddings.weight"));
+    assertTrue(last.containsKey("decoder.layers.9.input_layernorm.weight"));
+    assertFalse(last.containsKey("decoder.layers.10.input_layernorm.weight"), "slot 10 is the noop slot");
+    assertTrue(last.containsKey("final_layernorm.weight"), "top-level, with or without MTP");
+    assertEquals(Shape.of(1), last.get("hc_head.hc_scale"));
+    List<String> order = new ArrayList<>(last.keySet());
+    assertEquals("mtp.layers.0.enorm.weight", order.get(0));
+    assertEquals("hc_head.hc_scale", order.get(order.size() - 1));
+  }
+
+  /** Spec §4.7 example B: per-rank shapes of the training layout at tp 2 (only two of its 512 files planned). */
+  @Test
+  void trainingLayoutSplitsOverTwoTensorRanks() {
+    LayoutOptions o = LayoutOptions.builder().tp(2).pp(2).ep(128).layersPerVirtualStage(11)
+        .noopLayers(List.of(43)).mtpLayers(1).groupedGemm(true).build().resolve(FLASH);
+    Hf2McorePlan plan = new Hf2McorePlan(FLASH, o);
+    Map<String, Shape> t0 = keys(plan, "mp_rank_00_001_005", "model1");
+    Map<String, Shape> t1 = keys(plan, "mp_rank_01_001_005", "model1");
+    String l = "decoder.layers.0.";
+    assertEquals(Shape.of(32), t0.get(l + "self_attention.attn_sink"));
+    assertEquals(Shape.of(16384, 1024), t0.get(l + "self_attention.linear_q_up_proj.weight"));
+    assertEquals(Shape.of(4096, 4096), t0.get(l + "self_attention.linear_o_down_proj.weight"));
+    assertEquals(Shape.of(4096, 4096), t0.get(l + "self_attention.linear_o_up_proj.weight"));
+    assertEquals(Shape.of(2048, 4096), t0.get(l + "mlp.shared_experts.linear_fc1.weight"));
+    assertEquals(Shape.of(4096, 1024), t0.get(l + "mlp.shared_experts.linear_fc2.weight"));
+    assertEquals(Shape.of(2048, 8192), t0.get("mtp.layers.0.eh_proj.weight"));
+    assertEquals(Shape.of(64640, 4096), t0.get("output_layer.weight"));
+    assertEquals(Shape.of(4096, 8192), t0.get(l + "mlp.experts.weight1"));
+    assertEquals(Shape.of(4096, 4096), t0.get(l + "mlp.experts.weight2"));
+    assertEquals(t0, t1);
+    // the expert slab is the same on both tp ranks: experts 10 and 11 of HF layer 33, unsplit
+    AssembledTensor w0 = tensor(plan, "mp_rank_00_001_005", "model1", l + "mlp.experts.weight1");
+    AssembledTensor w1 = tensor(plan, "mp_rank_01_001_005", "model1", l + "mlp.experts.weight1");
+    assertEquals(slices(w0), slices(w1));
+    SourceSlice gate = w0.bands().get(0).slices().get(0);
+    assertEquals("layers.33.ffn.experts.10.w1.weight", gate.source());
+    assertEquals(2048, gate.rowCount());
+    // eh_proj: rank 1 holds rows 2048.. of e_proj and h_proj, side by side
+    AssembledTensor eh = tensor(plan, "mp_rank_01_001_005", "model1", "mtp.layers.0.eh_proj.weight");
+    Band band = eh.bands().get(0);
+    assertEquals(List.of("mtp.0.e_proj.weight", "mtp.0.h_proj.weight"),
+        band.slices().stream().map(SourceSlice::source).collect(Collectors.toList()));
+    assertEquals(2048, band.slices().get(1).rowStart());
+  }
+
+  private static List<String> slices(AssembledTensor t) {
+    return t.bands().stream().flatMap(b -> b.slices().stream()).map(SourceSlice::toString)
+        .collect(Collectors.toList());
+  }
+
+  private static AssembledTensor tensor(Hf2McorePlan plan, String dir, String chunk, String key) {
+    for (RankFile f : plan.rankFiles()) {
+      if (f.dirName().equals(dir)) {
+        return plan.contents(f).get(chunk).stream().filter(t -> t.key().equals(key)).findFirst().orElseThrow();
+      }
+    }
+    throw new AssertionError(dir);
+  }
+
+  /** A small V4 (Flash's matrices, 6 layers, 8 experts) over the layout families the reference writes correctly. */
+  private static final ModelConfig SMALL = Configs.parse(flash(6, 8));
+
+  private static LayoutOptions layout(String name) {
+    LayoutOptions.Builder o = LayoutOptions.builder().mtpLayers(1);
+    Map<String, Consumer<LayoutOptions.Builder>> layouts = Map.of(
+        "tp2 pp2 ep2 grouped noop", l -> { l.tp(2); l.pp(2); l.ep(2); l.groupedGemm(true); l.numLayers(8);
+          l.noopLayers(List.of(6, 7)); },
+        "tp2 ep4 per-expert", l -> { l.tp(2); l.ep(4); },
+        "pp2 vpp noop", l -> { l.pp(2); l.numLayers(8); l.noopLayers(List.of(3, 7)); l.layersPerVirtualStage(2); },
+        "pp2 num-layer-list", l -> { l.pp(2); l.numLayerList(2, 4); l.groupedGemm(true); },
+        "tp4 pp1 without mtp", l -> { l.tp(4); l.mtpLayers(0); });
+    layouts.get(name).accept(o);
+    return o.build();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"tp2 pp2 ep2 grouped noop", "tp2 ep4 per-expert", "pp2 vpp noop", "pp2 num-layer-list",
+      "tp4 pp1 without mtp"})
+  void mcore2hfRebuildsEveryHfTensorOnceInItsLayersFile(String name) {
+    Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(SMALL, layout(name));
+    Mcore2HfPlan back = new Mcore2HfPlan(forward, "iter_0000001");
+    Map<String, Shape> written = back.sourceShapes();
+    Map<String, Shape> rebuilt = new TreeMap<>();
+    Map<String, String> fileOf = new TreeMap<>();
+    for (Map.Entry<String, List<AssembledTensor>> file : back.files().entrySet()) {
+      for (AssembledTensor t : file.getValue()) {
+        for (Band b : t.bands()) {
+          b.slices().forEach(s -> assertTrue(s.fitsIn(written.get(s.source())), t.key() + " reads " + s));
+        }
+        assertEquals(null, rebuilt.put(t.key(), t.shape()), t.key() + " is in one HF file only");
+        fileOf.put(t.key(), file.getKey());
+      }
+    }
+    Map<String, Shape> inventory = new TreeMap<>();
+    Map<String, DType> dtypes = new TreeMap<>();
+    HfInventory.of(forward.config()).forEach(e -> {
+      inventory.put(e.name(), e.shape());
+      dtypes.put(e.name(), e.dtype());
+    });
+    assertEquals(inventory, rebuilt, "every tensor of the HF model, in its shape");
+    int mtp = forward.options().mtpLayers();
+    int files = 6 + mtp;
+    assertEquals(files, back.files().size(), "one file per HF layer");
+    assertEquals(String.format("model-00001-of-%06d.safetensors", files), fileOf.get("embed.weight"));
+    assertEquals(String.format("model-00006-of-%06d.safetensors", files), fileOf.get("hc_head_fn"));
+    assertEquals(String.format("model-00006-of-%06d.safetensors", files), fileOf.get("head.weight"));
+    if (mtp > 0) {
+      assertEquals("model-00007-of-000007.safetensors", fileOf.get("mtp.0.e_proj.weight"));
+    }
+    assertEquals(DType.I32, dtypes.get("layers.0.ffn.gate.tid2eid"));
+    assertEquals(DType.F32, dtypes.get("layers.5.attn.attn_sink"));
+    assertTrue(inventory.containsKey("layers.4.attn.indexer.compressor.ape"));
+    assertFalse(inventory.containsKey("layers.5.attn.indexer.compressor.ape"));
+  }
+
+  @Test
+  void layoutsTheTrainerCannotUseAreRefused() {
+    Map<String, LayoutOptions.Builder> bad = new LinkedHashMap<>();
+    bad.put("dualpipe", LayoutOptions.builder().pp(2).dualpipe(true).numLayers(8).noopLayers(List.of(6, 7)));
+    bad.put("tpExtendEp", LayoutOptions.builder().tp(2).ep(2).groupedGemm(true).tpExtendEp(true));
+    bad.put("mlaMmSplit", LayoutOptions.builder().mlaMmSplit(true));
+    bad.put("numLayers", LayoutOptions.builder().numLayers(5).pp(1));
+    bad.put("tp", LayoutOptions.builder().tp(16));
+    for (Map.Entry<String, LayoutOptions.Builder> b : bad.entrySet()) {
+      LayoutException e = assertThrows(LayoutException.class, () -> b.getValue().build().resolve(SMALL), b.getKey());
+      assertTrue(e.getMessage().contains(b.getKey()), e.getMessage());
+    }
+  }
+}
