@@ -33,7 +33,7 @@ def placement(cfg, a):
     L = a.num_layers if a.num_layers is not None else cfg["num_hidden_layers"] + len(a.noop)
     noop = set(a.noop)
     R = L - len(noop)
-    kc = cfg["first_k_dense_replace"]
+    kc = cfg.get("first_k_dense_replace", 0)  # DeepSeek-V4 has no dense layers
     k = a.first_k_dense_replace if a.first_k_dense_replace is not None else kc
     seq = list(range(R)) if k >= kc else list(range(k)) + list(range(kc, kc + R - k))
     out = {}
@@ -181,6 +181,109 @@ def expected_files(cfg, a, hf):
     return files
 
 
+def expected_files_v4(cfg, a, hf):
+    """DeepSeek-V4 (deepseek4-mcore-mapping.md appendix A): expert-TP 1, experts whole on every tp rank."""
+    H = cfg["hidden_size"]; E = cfg["n_routed_experts"]; R = cfg["num_hidden_layers"]
+    cr = cfg["compress_ratios"]; n_hash = cfg["num_hash_layers"]
+    tp, pp, ep = a.tp, a.pp, a.ep
+    M = a.mtp
+    places, V = placement(cfg, a)
+
+    def rows(t, i):
+        return torch.chunk(t, tp, dim=0)[i].clone()
+
+    def cols(t, i):
+        return torch.chunk(t, tp, dim=1)[i].clone()
+
+    def layer(sd, pre, P, h, t, r, mtp):
+        sd[pre + "input_layernorm.weight"] = hf[P + "attn_norm.weight"]
+        sd[pre + "pre_mlp_layernorm.weight"] = hf[P + "ffn_norm.weight"]
+        sa = pre + "self_attention."
+        A = P + "attn."
+        sd[sa + "attn_sink"] = rows(hf[A + "attn_sink"], t)
+        sd[sa + "kv_layernorm.weight"] = hf[A + "kv_norm.weight"]
+        sd[sa + "q_layernorm.weight"] = hf[A + "q_norm.weight"]
+        sd[sa + "linear_o_down_proj.weight"] = rows(hf[A + "wo_a.weight"], t)
+        sd[sa + "linear_kv.weight"] = hf[A + "wkv.weight"]
+        sd[sa + "linear_o_up_proj.weight"] = cols(hf[A + "wo_b.weight"], t)
+        sd[sa + "linear_q.weight"] = hf[A + "wq_a.weight"]
+        sd[sa + "linear_q_up_proj.weight"] = rows(hf[A + "wq_b.weight"], t)
+        ratio = 0 if mtp else cr[h]
+        if ratio != 0:
+            for k in ("ape", "norm.weight", "wgate.weight", "wkv.weight"):
+                sd[sa + "compressor." + k] = hf[A + "compressor." + k]
+        if ratio == 4:
+            for k in ("ape", "norm.weight", "wgate.weight", "wkv.weight"):
+                sd[sa + "indexer.kv_compressor." + k] = hf[A + "indexer.compressor." + k]
+            sd[sa + "indexer.wq_b.weight"] = hf[A + "indexer.wq_b.weight"]
+            sd[sa + "indexer.weights_proj.weight"] = hf[A + "indexer.weights_proj.weight"]
+        F = P + "ffn."
+        sd[pre + "mlp.router.weight"] = hf[F + "gate.weight"][:E]
+        if not mtp and h < n_hash:
+            sd[pre + "mlp.router.tid2eid"] = hf[F + "gate.tid2eid"]
+        else:
+            sd[pre + "mlp.router.expert_bias"] = hf[F + "gate.bias"]
+        S = F + "shared_experts."
+        sd[pre + "mlp.shared_experts.linear_fc1.weight"] = torch.cat([rows(hf[S + "w1.weight"], t),
+                                                                     rows(hf[S + "w3.weight"], t)], 0)
+        sd[pre + "mlp.shared_experts.linear_fc2.weight"] = cols(hf[S + "w2.weight"], t)
+        for mk, hk in (("attn_mhc.", "hc_attn_"), ("mlp_mhc.", "hc_ffn_")):
+            sd[pre + mk + "hc_base"] = hf[P + hk + "base"]
+            sd[pre + mk + "hc_fn.weight"] = hf[P + hk + "fn"]
+            sd[pre + mk + "hc_scale"] = hf[P + hk + "scale"]
+        X = F + "experts.%d."
+        El = E // ep
+        experts = range(r * El, (r + 1) * El)
+        if a.grouped_gemm:
+            w1 = [torch.cat([hf[X % g + "w1.weight"], hf[X % g + "w3.weight"]], 0).t() for g in experts]
+            sd[pre + "mlp.experts.weight1"] = torch.stack(w1).contiguous().view(H, -1)
+            sd[pre + "mlp.experts.weight2"] = torch.cat([hf[X % g + "w2.weight"].t() for g in experts], 0).contiguous()
+        else:
+            for l, g in enumerate(experts):
+                sd[pre + "mlp.experts.local_experts.%d.linear_fc1.weight" % l] = \
+                    torch.cat([hf[X % g + "w1.weight"], hf[X % g + "w3.weight"]], 0)
+                sd[pre + "mlp.experts.local_experts.%d.linear_fc2.weight" % l] = hf[X % g + "w2.weight"]
+
+    def hc_head(sd, pre, P):
+        sd[pre + "hc_base"] = hf[P + "hc_head_base"]
+        sd[pre + "hc_fn.weight"] = hf[P + "hc_head_fn"]
+        sd[pre + "hc_scale"] = hf[P + "hc_head_scale"]
+
+    files = {}
+    final_chunk = (pp - 1, V - 1)
+    for p in range(pp):
+        for r in range(ep):
+            for t in range(tp):
+                name = "mp_rank_%02d" % t + ("_%03d" % p if pp > 1 else "") + ("_%03d" % r if ep > 1 else "")
+                models = {}
+                for v in range(V):
+                    sd = {}
+                    if (p, v) == (0, 0):
+                        sd["embedding.word_embeddings.weight"] = rows(hf["embed.weight"], t)
+                    if (p, v) == final_chunk:
+                        for m in range(M):
+                            P = "mtp.%d." % m
+                            mp = "mtp.layers.%d." % m
+                            sd[mp + "enorm.weight"] = hf[P + "enorm.weight"]
+                            sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
+                            sd[mp + "eh_proj.weight"] = rows(torch.cat([hf[P + "e_proj.weight"],
+                                                                        hf[P + "h_proj.weight"]], 1), t)
+                            if pp > 1:
+                                sd["embedding.word_embeddings.weight"] = rows(hf["embed.weight"], t)
+                            layer(sd, mp + "transformer_layer.", P, R + m, t, r, True)
+                            sd["mtp.final_layernorms.%d.weight" % m] = hf[P + "norm.weight"]
+                            hc_head(sd, mp + "hc_head.", P)
+                    for h, i in places[(p, v)]:
+                        layer(sd, "decoder.layers.%d." % i, "layers.%d." % h, h, t, r, False)
+                    if (p, v) == final_chunk:
+                        sd["final_layernorm.weight"] = hf["norm.weight"]
+                        sd["output_layer.weight"] = rows(hf["head.weight"], t)
+                        hc_head(sd, "hc_head.", "")
+                    models["model%d" % v if V > 1 or a.vpp else "model"] = sd
+                files[name] = models
+    return files
+
+
 def write(folder, files):
     import collections
     for name, models in files.items():
@@ -212,6 +315,11 @@ class UsageTracking(dict):
 
 def dropped_by_spec(name, cfg, a, used_layers):
     """Whether the spec lets HF -> mcore leave this input tensor out (docs/mapping.md 2.1, 3.8, 4.1)."""
+    if cfg.get("model_type") == "deepseek_v4":
+        if name.startswith("mtp."):
+            m = int(name.split(".")[1])
+            return m >= a.mtp or name.endswith(".emb.tok_emb.weight") or name.endswith(".head.weight")
+        return False
     if not name.startswith("model.layers."):
         return False
     layer = int(name.split(".")[2])
@@ -251,7 +359,8 @@ def main():
     with open(os.path.join(a.hf, "config.json")) as f:
         cfg = json.load(f)
     hf = UsageTracking(load_hf(a.hf))
-    expected = expected_files(cfg, a, hf)
+    v4 = cfg.get("model_type") == "deepseek_v4"
+    expected = (expected_files_v4 if v4 else expected_files)(cfg, a, hf)
     if a.write:
         write(a.mcore, expected)
         return

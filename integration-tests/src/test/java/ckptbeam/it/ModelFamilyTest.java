@@ -22,14 +22,16 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The DeepSeek-V3 family beyond V3: V3.2 (a DSA indexer in every layer, checked by the independent torch checker),
- * V3.1 (V3's tensors, ue8m0 FP8 scales) and Kimi-K2 (64 heads, 384 experts, one dense layer, no MTP), through
- * hf2mcore, mcore2hf and mcore2mcore.
+ * V3.1 (V3's tensors, ue8m0 FP8 scales), Kimi-K2 (64 heads, 384 experts, one dense layer, no MTP) and DeepSeek-V4
+ * (bf16: native names, compressors, indexers, hash routing, mHC, f32 and int32 tensors), through hf2mcore, mcore2hf
+ * and mcore2mcore; V3.2 and V4 checked by the independent torch checker.
  */
 class ModelFamilyTest {
   @TempDir static Path shared;
   @TempDir Path work;
   static Path v32;
   static Path kimi;
+  static Path v4;
 
   @BeforeAll
   static void models() throws Exception {
@@ -38,6 +40,7 @@ class ModelFamilyTest {
         "--layers", "2", "--mtp-layers", "0", "--hidden-size", "32", "--q-lora-rank", "16", "--kv-lora-rank", "8",
         "--qk-nope-head-dim", "4", "--qk-rope-head-dim", "4", "--v-head-dim", "4", "--moe-intermediate-size", "8",
         "--intermediate-size", "64", "--vocab-size", "256", "--shards", "2");
+    v4 = Checkpoints.tinyModel(shared.resolve("v4"), "--v4", "--layers", "6", "--hash-layers", "2");
     Path config = kimi.resolve("config.json");
     Files.writeString(config, Files.readString(config).replace("\"deepseek_v3\"", "\"kimi_k2\""));
   }
@@ -214,6 +217,71 @@ class ModelFamilyTest {
     }
     Files.copy(config, to.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING);
     return to;
+  }
+
+  @ParameterizedTest(name = "V4 {0}")
+  @CsvSource(delimiter = '|', value = {
+      "shipped form: pp ep grouped, noop last | --target-pipeline-parallel-size 2 --target-expert-parallel-size 4 "
+          + "--moe-grouped-gemm --noop-layers 6,7 --num-layers 8 --model-type-hf deepseek4 "
+          + "--expert-tensor-parallel-size 1 | --pp 2 --ep 4 --grouped-gemm --noop 6,7 --num-layers 8",
+      "tp2 ep2 per-expert | --target-tensor-parallel-size 2 --target-expert-parallel-size 2 | --tp 2 --ep 2",
+      "tp2 vpp noop grouped | --target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 "
+          + "--num-layers-per-virtual-pipeline-stage 2 --num-layers 8 --noop-layers 3,7 --moe-grouped-gemm "
+          + "| --tp 2 --pp 2 --vpp 2 --num-layers 8 --noop 3,7 --grouped-gemm",
+      "num-layer-list | --target-pipeline-parallel-size 3 --num-layer-list 1,2,3 | --pp 3 --num-layer-list 1,2,3"})
+  void v4EveryLayoutFamilyMatchesTheSpecAndComesBackBitExact(String name, String flags, String checker)
+      throws Exception {
+    String mtp = " --mtp-num-layers 1";
+    Path mcore = run("hf2mcore", v4, "mcore", flags + mtp);
+    List<String> check = new ArrayList<>(split(checker));
+    check.addAll(List.of("--mtp", "1"));
+    String report = Torch.checkMcore(v4, mcore, check.toArray(new String[0]));
+    assertTrue(report.startsWith("OK "), report);
+    Path back = run("mcore2hf", mcore, "back", reverse(flags) + mtp);
+    String roundTrip = RoundTripTest.roundTrip(v4, back, "");
+    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    // f32 and integer tensors pass through in their dtypes
+    Map<String, String> dtypes = new TreeMap<>();
+    for (var f : new ObjectMapper().readTree(mcore.resolve("ckptbeam-manifest.json").toFile()).get("files")) {
+      for (var t : f.path("tensors")) {
+        dtypes.put(t.get("key").asText(), t.get("dtype").asText());
+      }
+    }
+    assertTrue(dtypes.containsValue("I32") && dtypes.containsValue("F32"), dtypes.toString());
+  }
+
+  @Test
+  void v4Mcore2mcoreEqualsTheTwoPasses() throws Exception {
+    Path mcore = run("hf2mcore", v4, "mcore", "--target-tensor-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1");
+    Path direct = run("mcore2mcore", mcore, "direct", "--source-tensor-parallel-size 2 --source-moe-grouped-gemm "
+        + "--mtp-num-layers 1 --target-expert-parallel-size 4 --target-pipeline-parallel-size 2");
+    Path hf = run("mcore2hf", mcore, "hf", "--source-tensor-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1");
+    Path two = run("hf2mcore", hf, "two", "--target-expert-parallel-size 4 --target-pipeline-parallel-size 2 "
+        + "--mtp-num-layers 1");
+    assertSameData(two, direct);
+  }
+
+  @Test
+  void v4LayoutsTheTrainerCannotUseAndAWrongModelTypeAreRefusedByName() {
+    String[][] cases = {
+        {"--target-pipeline-parallel-size 2 --schedules-method dualpipev", "--schedules-method"},
+        {"--target-tensor-parallel-size 2 --target-expert-parallel-size 2 --moe-grouped-gemm --moe-tp-extend-ep",
+            "--moe-tp-extend-ep"},
+        {"--expert-tensor-parallel-size 2 --target-tensor-parallel-size 2", "--expert-tensor-parallel-size 2"},
+        {"--model-type-hf deepseek3", "--model-type-hf deepseek3 names DeepSeek-V3"}};
+    for (String[] c : cases) {
+      List<String> args = new ArrayList<>(List.of("hf2mcore", "--load-dir", v4.toString(), "--save-dir",
+          work.resolve("refused").toString(), "--quiet"));
+      args.addAll(split(c[0]));
+      Checkpoints.Run r = Checkpoints.cli(args.toArray(new String[0]));
+      assertEquals(2, r.exit, c[0] + "\n" + r);
+      assertTrue(r.err.contains(c[1]), r.err);
+      assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
+    }
+    Checkpoints.Run r = Checkpoints.cli("hf2mcore", "--load-dir", kimi.toString(), "--save-dir",
+        work.resolve("kimi-as-v4").toString(), "--model-type-hf", "deepseek4");
+    assertEquals(2, r.exit, r.toString());
+    assertTrue(r.err.contains("names DeepSeek-V4 but the checkpoint's config.json is DeepSeek-V3-family"), r.err);
   }
 
   private static void assertSameData(Path expected, Path actual) throws Exception {

@@ -64,6 +64,7 @@ final class Conversion {
       throws IOException {
     FileSystems.setDefaultPipelineOptions(options);
     CheckedConversion checked = ConversionPlanner.check(r);
+    ModelTypeFlags.check(r, checked.plan.modelConfig()).forEach(n -> log.println("note: " + n));
     checked.notes.forEach(n -> log.println("note: " + n));
     return checked;
   }

@@ -63,7 +63,7 @@ final class LayoutFlags {
   }
 
   private static Args shared(Args a) {
-    return a.value("first-k-dense-replace").help("K", "Take only the first K dense layers, then the MoE layers.")
+    return ModelTypeFlags.define(a).value("first-k-dense-replace").help("K", "Take only the first K dense layers, then the MoE layers.")
         .defaultValue("config.json")
         .value("mtp-num-layers", "num-nextn-predict-layers").help("M", "MTP layers, on the last stage.")
         .defaultValue("0, as MindSpeed");

@@ -30,6 +30,11 @@ public interface ConversionPlan extends Serializable {
     return List.of();
   }
 
+  /** The model this conversion moves (dimensions and family), or null for a plan that does not know it. */
+  default ModelConfig modelConfig() {
+    return null;
+  }
+
   /**
    * Writes one target, streaming the bytes of its sources; returns what was written. {@code storage}: the
    * pipeline's options, for remote outputs (gs:// endpoint, credentials, upload chunk size), or null.

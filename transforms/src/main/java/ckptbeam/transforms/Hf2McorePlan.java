@@ -49,6 +49,11 @@ public final class Hf2McorePlan implements ConversionPlan {
     return cfg;
   }
 
+  @Override
+  public ModelConfig modelConfig() {
+    return cfg;
+  }
+
   public LayoutOptions options() {
     return opts;
   }

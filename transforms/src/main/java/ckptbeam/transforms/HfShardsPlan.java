@@ -24,6 +24,11 @@ public abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
   /** The folder the tracker names ({@code iter_0000001}, {@code release}), relative to the load dir. */
   final String iterationDir;
 
+  @Override
+  public ModelConfig modelConfig() {
+    return forward.config();
+  }
+
   HfShardsPlan(Hf2McorePlan forward, String iterationDir) {
     this.forward = forward;
     this.iterationDir = iterationDir;

@@ -27,6 +27,11 @@ public final class Mcore2McorePlan implements ConversionPlan {
 
   private final Mcore2HfPlan source;
   private final Hf2McorePlan target;
+
+  @Override
+  public ModelConfig modelConfig() {
+    return target.config();
+  }
   private transient Map<String, AssembledTensor> hf;
   private transient Map<String, Shape> sourceShapes;
 

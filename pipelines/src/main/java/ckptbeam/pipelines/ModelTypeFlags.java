@@ -1,0 +1,65 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.ModelConfig;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * MindSpeed-LLM's model-type flags, accepted so that its scripts run unchanged, and checked against what
+ * {@code config.json} says: the model family comes from the checkpoint, so the flags can only agree with it or be
+ * refused (docs/mapping.md §11.1).
+ */
+final class ModelTypeFlags {
+  static final String MODEL_TYPE = "model-type-hf";
+  static final String EXPERT_TP = "expert-tensor-parallel-size";
+
+  private ModelTypeFlags() {}
+
+  static Args define(Args a) {
+    return a.value(MODEL_TYPE).help("deepseek3|deepseek4|deepseek4_base", "MindSpeed's model type; checked against "
+            + "config.json's model_type, which decides.").defaultValue("from config.json")
+        .value(EXPERT_TP).help("N", "Expert tensor-parallel size; checked against the layout (DeepSeek-V4: 1, "
+            + "experts whole on every tp rank).").defaultValue("from the layout");
+  }
+
+  /** Refuses flags that disagree with the checkpoint or the layout; returns notes for the user. */
+  static List<String> check(ConversionRequest r, ModelConfig cfg) {
+    List<String> notes = new ArrayList<>();
+    Map<String, String> flags = r.options();
+    if (cfg == null) {
+      return notes;
+    }
+    String type = flags.get(MODEL_TYPE);
+    if (type != null) {
+      boolean v4 = type.equals("deepseek4") || type.equals("deepseek4_base");
+      if (!v4 && !type.equals("deepseek3")) {
+        throw new IllegalArgumentException("--" + MODEL_TYPE + " must be deepseek3, deepseek4 or deepseek4_base, got \""
+            + type + "\"");
+      }
+      if (v4 != cfg.v4()) {
+        throw new IllegalArgumentException("--" + MODEL_TYPE + " " + type + " names DeepSeek-" + (v4 ? "V4" : "V3")
+            + " but the checkpoint's config.json is DeepSeek-" + (cfg.v4() ? "V4 (model_type deepseek_v4)"
+            : "V3-family (model_type other than deepseek_v4)"));
+      }
+      if (type.equals("deepseek4_base")) {
+        notes.add("--model-type-hf deepseek4_base converts the same tensors as deepseek4; a Base checkpoint's own MTP "
+            + "embedding and head copies are not converted (the trainer ties them to the main ones)");
+      }
+    }
+    String etp = flags.get(EXPERT_TP);
+    if (etp != null) {
+      LayoutOptions layout = r.targetLayout() != null ? r.targetLayout() : r.layout();
+      int want = cfg.v4() ? 1 : layout.expertTp();
+      if (!etp.equals(Integer.toString(want))) {
+        throw new IllegalArgumentException("--" + EXPERT_TP + " " + etp + (cfg.v4()
+            ? ": DeepSeek-V4 converts with expert-TP 1 (experts whole on every tp rank); expert-TP = tp for "
+                + "per-expert weights is not supported yet"
+            : " does not match the layout, whose experts are split over " + want + " tensor-parallel rank(s)"));
+      }
+    }
+    return notes;
+  }
+}
