@@ -171,7 +171,8 @@ public final class LayoutOptions implements java.io.Serializable {
   /** Fills defaults from the model config and checks every rule; the message names the settings and the numbers. */
   public LayoutOptions resolve(ModelConfig cfg) {
     Builder b = toBuilder();
-    if (b.numLayers < 0) {
+    if (b.numLayers < 0 || cfg.v4() && b.numLayers == cfg.hiddenLayers) {
+      // MindSpeed's V4 converter counts --num-layers without the noop slots; V3's (and ours) with them
       b.numLayers = cfg.hiddenLayers + noopLayers.size();
     }
     if (b.firstKDense < 0) {
@@ -264,17 +265,17 @@ public final class LayoutOptions implements java.io.Serializable {
   }
 
   /**
-   * DeepSeek-V4 (docs/mapping.md §11.6): experts whole on every tp rank (expert-TP 1); the layouts whose reference
+   * DeepSeek-V4 (docs/mapping.md §11.5): experts whole on every tp rank (expert-TP 1); the layouts whose reference
    * output the trainer cannot use are refused, and so are the V3-only options.
    */
   private void validateV4(ModelConfig cfg) {
     String why = " is not supported for DeepSeek-V4";
     if (dualpipe) {
       fail(Setting.DUALPIPE, why + ": MindSpeed's V4 hf2mcore puts layers in other chunks than its trainer and "
-          + "mcore2hf expect (docs/mapping.md §11.6)");
+          + "mcore2hf expect (docs/mapping.md §11.5)");
     }
     if (tpExtendEp) {
-      fail(Setting.TP_EXTEND_EP, why + ": the reference mixes gate and up rows inside each expert (§11.6)");
+      fail(Setting.TP_EXTEND_EP, why + ": the reference mixes gate and up rows inside each expert (§11.5)");
     }
     if (mlaMmSplit) {
       fail(Setting.MLA_MM_SPLIT, why + ": V4's attention has no q/kv up-projections to split");

@@ -235,6 +235,15 @@ class DeepSeekV4MappingTest {
   }
 
   @Test
+  void numLayersInEitherMeaningGivesTheSameLayout() {
+    // MindSpeed's V4 converter counts --num-layers without noop slots (6), ours with them (8)
+    LayoutOptions theirs = LayoutOptions.builder().pp(2).numLayers(6).noopLayers(List.of(6, 7)).build().resolve(SMALL);
+    LayoutOptions ours = LayoutOptions.builder().pp(2).numLayers(8).noopLayers(List.of(6, 7)).build().resolve(SMALL);
+    assertEquals(8, theirs.numLayers());
+    assertEquals(ours, theirs);
+  }
+
+  @Test
   void layoutsTheTrainerCannotUseAreRefused() {
     Map<String, LayoutOptions.Builder> bad = new LinkedHashMap<>();
     bad.put("dualpipe", LayoutOptions.builder().pp(2).dualpipe(true).numLayers(8).noopLayers(List.of(6, 7)));
