@@ -284,6 +284,24 @@ def expected_files_v4(cfg, a, hf):
     return files
 
 
+def check_v4_args(args, cfg, a):
+    if args is None or type(args).__name__ != "Namespace":
+        return ["no args Namespace"]
+    got = vars(args)
+    L = a.num_layers if a.num_layers is not None else cfg["num_hidden_layers"] + len(a.noop)
+    want = {"tensor_model_parallel_size": a.tp, "pipeline_model_parallel_size": a.pp,
+            "expert_model_parallel_size": a.ep, "expert_tensor_parallel_size": 1, "num_layers": L,
+            "hidden_size": cfg["hidden_size"], "num_attention_heads": cfg["num_attention_heads"],
+            "num_experts": cfg["n_routed_experts"], "n_hash_layers": cfg["num_hash_layers"],
+            "compress_ratios": cfg["compress_ratios"][:cfg["num_hidden_layers"] + cfg["num_nextn_predict_layers"]],
+            "untie_embeddings_and_output_weights": True, "tie_mtp_embeddings_and_lmhead": "true"}
+    if a.vpp:
+        want["num_layers_per_virtual_pipeline_stage"] = a.vpp
+    if a.num_layer_list:
+        want["num_layer_list"] = ",".join(str(x) for x in a.num_layer_list)
+    return ["args.%s is %r, expected %r" % (k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
+
+
 def write(folder, files):
     import collections
     for name, models in files.items():
@@ -385,6 +403,9 @@ def main():
         got = torch.load(path, map_location="cpu")
         want_top = (["model"] if list(models) == ["model"] else []) + ["checkpoint_version", "iteration"] + \
                    ([] if list(models) == ["model"] else list(models))
+        if v4:  # MindSpeed's V4 order, with the args Namespace its tools read back (deepseek4-mcore-mapping 2.2)
+            want_top = ["args", "checkpoint_version", "iteration"] + list(models)
+            errors.extend("%s: %s" % (name, e) for e in check_v4_args(got.get("args"), cfg, a))
         if list(got.keys()) != want_top:
             errors.append("%s: top-level keys %s, expected %s" % (name, list(got.keys()), want_top))
         if got.get("checkpoint_version") != 3.0 or got.get("iteration") != 1:

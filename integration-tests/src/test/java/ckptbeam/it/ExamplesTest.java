@@ -69,6 +69,34 @@ class ExamplesTest {
     assertTrue(report.startsWith("OK "), report);
   }
 
+  /**
+   * MindSpeed's shipped DeepSeek-V4-Flash scripts' layout on a tiny Flash-shaped release (43 layers, 32 experts, FP8
+   * and MXFP4): the dequant script's bf16 copy, hf2mcore from the release (128 rank files with args), and the
+   * mcore2hf script back, bit-exact against the bf16 copy.
+   */
+  @Test
+  void theShippedDeepSeekV4FlashScriptsRoundTripTheReleaseBitExact() throws Exception {
+    Path release = Checkpoints.tinyModel(work.resolve("v4-flash"), "--v4", "--fp8", "--layers", "43", "--experts",
+        "32", "--hash-layers", "3", "--hidden-size", "32", "--vocab-size", "64", "--moe-intermediate-size", "32",
+        "--heads", "4", "--head-dim", "16", "--q-lora-rank", "16", "--o-lora-rank", "8", "--o-groups", "2",
+        "--hc-mult", "2", "--index-heads", "2", "--index-head-dim", "8", "--qk-rope-head-dim", "4", "--shards", "8");
+    Path bf16 = work.resolve("v4-flash-bf16");
+    Checkpoints.Run dq = script("examples/deepseek4/ckpt_dequant_deepseek4_fp8_to_bf16.sh",
+        Map.of("FP8_DIR", release.toString(), "BF16_DIR", bf16.toString()), "--quiet");
+    assertEquals(0, dq.exit, dq.toString());
+    Path mcore = work.resolve("v4-flash-mcore");
+    Checkpoints.Run fwd = script("examples/deepseek4/ckpt_convert_deepseek4_flash_hf2mcore.sh",
+        Map.of("HF_DIR", release.toString(), "MCORE_DIR", mcore.toString()), "--quiet");
+    assertEquals(0, fwd.exit, fwd.toString());
+    assertTrue(Files.exists(mcore.resolve("iter_0000001/mp_rank_00_003_031/model_optim_rng.pt")));
+    Path back = work.resolve("v4-flash-back");
+    Checkpoints.Run rev = script("examples/deepseek4/ckpt_convert_deepseek4_flash_mcore2hf.sh",
+        Map.of("MCORE_DIR", mcore.toString(), "HF_DIR", back.toString()), "--quiet");
+    assertEquals(0, rev.exit, rev.toString());
+    String report = RoundTripTest.roundTrip(bf16, back, "");
+    assertTrue(report.startsWith("OK "), report);
+  }
+
   @Test
   void theShippedMergeLoraScriptsLayoutChecksOut() throws Exception {
     Path mcore = work.resolve("lora-base");

@@ -284,6 +284,103 @@ class ModelFamilyTest {
     assertTrue(r.err.contains("names DeepSeek-V4 but the checkpoint's config.json is DeepSeek-V3-family"), r.err);
   }
 
+  /** MindSpeed's V4 mcore2hf reads the layout from the rank files' args; so does ours, and checks given flags. */
+  @Test
+  void v4Mcore2hfTakesTheLayoutFromTheArgsAndRefusesFlagsThatDisagree() throws Exception {
+    Path mcore = run("hf2mcore", v4, "mcore", "--target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 "
+        + "--num-layers-per-virtual-pipeline-stage 2 --num-layers 8 --noop-layers 3,7 --moe-grouped-gemm "
+        + "--target-expert-parallel-size 2 --mtp-num-layers 1");
+    Path back = run("mcore2hf", mcore, "back", "");
+    String roundTrip = RoundTripTest.roundTrip(v4, back, "");
+    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    Checkpoints.Run r = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
+        work.resolve("refused").toString(), "--source-tensor-parallel-size", "4");
+    assertEquals(2, r.exit, r.toString());
+    assertTrue(r.err.contains("--source-tensor-parallel-size 4 but the checkpoint's args (its rank files) say "
+        + "tensor_model_parallel_size 2"), r.err);
+    // resharding keeps what the args say: the target gets the MTP layer without --mtp-num-layers
+    Path direct = run("mcore2mcore", mcore, "direct", "--target-expert-parallel-size 4");
+    Path viaHf = run("hf2mcore", back, "two", "--target-expert-parallel-size 4 --mtp-num-layers 1");
+    assertSameData(viaHf, direct);
+  }
+
+  /**
+   * LoRA merge of V4's modules on the CPU (linear_q, linear_kv, o_down/o_up, q_up, shared and grouped experts,
+   * eh_proj), both modes equal to an independent merge (make_lora.py); the layout comes from the args.
+   */
+  @Test
+  void v4LoraMergeBothModesEqualAnIndependentMerge() throws Exception {
+    Path mcore = run("hf2mcore", v4, "mcore", "--target-tensor-parallel-size 2 --target-expert-parallel-size 2 "
+        + "--moe-grouped-gemm --mtp-num-layers 1");
+    Path lora = work.resolve("lora");
+    Torch.Result made = Torch.run(List.of(Torch.PYTHON,
+        Torch.repo().resolve("integration-tests/src/test/python/make_lora.py").toString(), "--mcore", mcore.toString(),
+        "--out", lora.toString(), "--r", "4", "--alpha", "8", "--hidden", "64", "--local-experts", "4"));
+    assertEquals(0, made.exit, made.output);
+    Files.copy(v4.resolve("config.json"), lora.resolve("combined/config.json"));
+    Files.copy(v4.resolve("config.json"), lora.resolve("merged/config.json"));
+    TreeMap<String, byte[]> expected = Checkpoints.dataContents(run("mcore2hf", lora.resolve("merged"), "expected", ""));
+    TreeMap<String, byte[]> combined = Checkpoints.dataContents(run("mcore2hf", lora.resolve("combined"), "combined",
+        "--lora-r 4 --lora-alpha 8"));
+    TreeMap<String, byte[]> separate = Checkpoints.dataContents(run("mcore2hf", mcore, "separate",
+        "--lora-r 4 --lora-alpha 8 --lora-load " + lora.resolve("lora-only")));
+    TreeMap<String, byte[]> unmerged = Checkpoints.dataContents(run("mcore2hf", mcore, "unmerged", ""));
+    assertEquals(expected.keySet(), combined.keySet());
+    int changed = 0;
+    for (Map.Entry<String, byte[]> e : expected.entrySet()) {
+      assertArrayEquals(e.getValue(), combined.get(e.getKey()), "unified: " + e.getKey());
+      assertArrayEquals(e.getValue(), separate.get(e.getKey()), "--lora-load: " + e.getKey());
+      if (!Arrays.equals(e.getValue(), unmerged.get(e.getKey()))) {
+        changed++;
+      }
+    }
+    assertTrue(changed >= 4, "the merge changed " + changed + " files");
+  }
+
+  /** V4's release (FP8 with e8m0 scales, MXFP4 experts): fp8-to-bf16 exact, one pass equals the two. */
+  @Test
+  void v4ReleaseDequantisesExactlyAndConvertsInOnePass() throws Exception {
+    Path release = Checkpoints.tinyModel(work.resolve("v4-release"), "--v4", "--fp8", "--fp8-block", "16");
+    Path bf16 = run("fp8-to-bf16", release, "bf16", "");
+    Torch.Result ok = Torch.run(List.of(Torch.PYTHON,
+        Torch.repo().resolve("integration-tests/src/test/python/check_fp8.py").toString(), release.toString(),
+        bf16.toString(), "16"));
+    assertTrue(ok.exit == 0 && ok.output.startsWith("OK "), ok.output);
+    assertFalse(Files.readString(bf16.resolve("config.json")).contains("quantization_config"));
+    String layout = "--target-tensor-parallel-size 2 --target-expert-parallel-size 2 --moe-grouped-gemm "
+        + "--mtp-num-layers 1";
+    Path direct = run("hf2mcore", release, "direct", layout);
+    Path two = run("hf2mcore", bf16, "two", layout);
+    assertSameData(two, direct);
+    String report = Torch.checkMcore(bf16, direct, "--tp", "2", "--ep", "2", "--grouped-gemm", "--mtp", "1");
+    assertTrue(report.startsWith("OK "), report);
+  }
+
+  @Test
+  void v4ReleaseWithAMissingOrV3NamedScaleIsRefusedByName() throws Exception {
+    Path release = Checkpoints.tinyModel(work.resolve("v4-bad"), "--v4", "--fp8");
+    // rename one FP8 scale to V3's naming in the index and in its shard header (same length: ".scale" -> "_sinv_")
+    String scale = "layers.1.attn.wq_a.scale";
+    String renamed = "layers.1.attn.wq_a_sinv_";
+    Path index = release.resolve("model.safetensors.index.json");
+    Files.writeString(index, Files.readString(index).replace(scale, renamed));
+    for (Path shard : Files.list(release).filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+      byte[] b = Files.readAllBytes(shard);
+      String head = new String(b, 0, Math.min(b.length, 1 << 16), java.nio.charset.StandardCharsets.ISO_8859_1);
+      int at = head.indexOf(scale);
+      if (at >= 0) {
+        System.arraycopy(renamed.getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, b, at, renamed.length());
+        Files.write(shard, b);
+      }
+    }
+    Checkpoints.Run r = Checkpoints.cli("hf2mcore", "--load-dir", release.toString(), "--save-dir",
+        work.resolve("refused").toString(), "--mtp-num-layers", "1", "--quiet");
+    assertEquals(1, r.exit, r.toString());
+    assertTrue(r.err.contains("layers.1.attn.wq_a.weight\" is F8_E4M3 but the checkpoint has no "
+        + "\"layers.1.attn.wq_a.scale\""), r.err);
+    assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
+  }
+
   private static void assertSameData(Path expected, Path actual) throws Exception {
     TreeMap<String, byte[]> a = Checkpoints.dataContents(expected);
     TreeMap<String, byte[]> b = Checkpoints.dataContents(actual);

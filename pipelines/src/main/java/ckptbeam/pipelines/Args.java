@@ -260,9 +260,11 @@ public final class Args {
   /** A comma-separated list of integers ({@code --noop-layers 47,62,63}). */
   public int[] intList(String name) {
     String v = values.get(name);
-    if (v == null) {
-      return null;
-    }
+    return v == null ? null : parseIntList(name, v);
+  }
+
+  /** {@code v} parsed as the comma-separated integers of flag {@code name} (errors name the flag). */
+  public int[] parseIntList(String name, String v) {
     String[] parts = v.split(",");
     int[] out = new int[parts.length];
     for (int i = 0; i < parts.length; i++) {

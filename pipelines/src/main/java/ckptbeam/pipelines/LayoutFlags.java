@@ -89,7 +89,8 @@ final class LayoutFlags {
         .mtpLayers(a.intValue("mtp-num-layers", 0))
         .groupedGemm(a.has(prefix + "moe-grouped-gemm"))
         .tpExtendEp(a.has(prefix + "moe-tp-extend-ep"))
-        .mlaMmSplit(a.has(prefix + "mla-mm-split"));
+        .mlaMmSplit(a.has(prefix + "mla-mm-split"))
+        .v4Base("deepseek4_base".equals(a.get(ModelTypeFlags.MODEL_TYPE)));
     int[] noop = a.intList(prefix + "noop-layers");
     if (noop != null) {
       TreeSet<Integer> slots = new TreeSet<>();

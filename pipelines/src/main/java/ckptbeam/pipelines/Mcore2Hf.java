@@ -3,6 +3,7 @@ package ckptbeam.pipelines;
 import ckptbeam.transforms.CheckedConversion;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.HfShardsPlan;
+import ckptbeam.transforms.LayoutOptions;
 import java.io.IOException;
 import java.io.PrintStream;
 import org.apache.beam.sdk.options.PipelineOptions;
@@ -47,10 +48,15 @@ public final class Mcore2Hf {
     }
   }
 
-  static Request parse(String[] argv) {
+  static Request parse(String[] argv) throws IOException {
     Args a = flags().parse(argv);
-    return new Request(request(a, Cli.absolute(a.require("load-dir")), Cli.absolute(a.require("save-dir"))),
-        Cli.pipelineOptions(a, "mcore2hf"), a);
+    ConversionRequest r = request(a, Cli.absolute(a.require("load-dir")), Cli.absolute(a.require("save-dir")));
+    // a DeepSeek-V4 checkpoint says its layout in its args; the flags given must agree with them
+    LayoutOptions layout = CheckpointArgs.fill(a, r.layout(), r.loadDir(), r.modelConfig(), "source", "");
+    if (!layout.equals(r.layout())) {
+      r = r.withLayout(layout);
+    }
+    return new Request(r, Cli.pipelineOptions(a, "mcore2hf"), a);
   }
 
   /** The conversion the flags describe, between the given folders. */

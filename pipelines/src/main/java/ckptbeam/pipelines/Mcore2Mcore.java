@@ -1,6 +1,7 @@
 package ckptbeam.pipelines;
 
 import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.Mcore2McorePlan;
 import java.io.PrintStream;
 import java.util.List;
@@ -29,9 +30,16 @@ final class Mcore2Mcore {
   static long run(String[] argv, PrintStream log) throws Exception {
     Args a = flags().parse(argv);
     LayoutFlags.refuseUnsided(a);
-    ConversionRequest r = ConversionRequest.mcore2mcore(Cli.absolute(a.require("load-dir")),
-        Cli.absolute(a.require("save-dir")), LayoutFlags.parse(a, "source", "source-"),
-        LayoutFlags.parse(a, "target", "target-"));
+    String loadDir = Cli.absolute(a.require("load-dir"));
+    // a DeepSeek-V4 checkpoint says its layout in its args; the flags given must agree with them
+    LayoutOptions source = CheckpointArgs.fill(a, LayoutFlags.parse(a, "source", "source-"), loadDir,
+        a.has("model-config") ? Cli.absolute(a.get("model-config")) : null, "source", "source-");
+    LayoutOptions target = LayoutFlags.parse(a, "target", "target-").toBuilder()
+        .mtpLayers(a.has("mtp-num-layers") ? a.intValue("mtp-num-layers", 0) : source.mtpLayers())
+        .v4Base(source.v4Base() || a.has(ModelTypeFlags.MODEL_TYPE)
+            && a.get(ModelTypeFlags.MODEL_TYPE).equals("deepseek4_base")).build();
+    ConversionRequest r = ConversionRequest.mcore2mcore(loadDir, Cli.absolute(a.require("save-dir")), source,
+        target);
     ConversionRequest.Lora lora = Mcore2Hf.lora(a);
     if (lora != null) {
       r = r.withLora(lora);

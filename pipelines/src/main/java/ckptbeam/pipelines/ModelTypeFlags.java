@@ -15,6 +15,8 @@ import java.util.Map;
 final class ModelTypeFlags {
   static final String MODEL_TYPE = "model-type-hf";
   static final String EXPERT_TP = "expert-tensor-parallel-size";
+  static final String LOAD_TYPE = "load-model-type";
+  static final String SAVE_TYPE = "save-model-type";
 
   private ModelTypeFlags() {}
 
@@ -22,13 +24,19 @@ final class ModelTypeFlags {
     return a.value(MODEL_TYPE).help("deepseek3|deepseek4|deepseek4_base", "MindSpeed's model type; checked against "
             + "config.json's model_type, which decides.").defaultValue("from config.json")
         .value(EXPERT_TP).help("N", "Expert tensor-parallel size; checked against the layout (DeepSeek-V4: 1, "
-            + "experts whole on every tp rank).").defaultValue("from the layout");
+            + "experts whole on every tp rank).").defaultValue("from the layout")
+        .value(LOAD_TYPE).help("hf|mg", "MindSpeed's convert_ckpt_v2.py direction flags; checked against the command.")
+        .value(SAVE_TYPE).help("hf|mg", "As --load-model-type, for the output.");
   }
 
   /** Refuses flags that disagree with the checkpoint or the layout; returns notes for the user. */
   static List<String> check(ConversionRequest r, ModelConfig cfg) {
     List<String> notes = new ArrayList<>();
     Map<String, String> flags = r.options();
+    boolean hfIn = r.kind() == ConversionRequest.Kind.HF2MCORE || r.kind() == ConversionRequest.Kind.FP8_TO_BF16;
+    boolean hfOut = r.kind() != ConversionRequest.Kind.HF2MCORE && r.kind() != ConversionRequest.Kind.MCORE2MCORE;
+    direction(flags, LOAD_TYPE, hfIn, "input");
+    direction(flags, SAVE_TYPE, hfOut, "output");
     if (cfg == null) {
       return notes;
     }
@@ -45,8 +53,9 @@ final class ModelTypeFlags {
             : "V3-family (model_type other than deepseek_v4)"));
       }
       if (type.equals("deepseek4_base")) {
-        notes.add("--model-type-hf deepseek4_base converts the same tensors as deepseek4; a Base checkpoint's own MTP "
-            + "embedding and head copies are not converted (the trainer ties them to the main ones)");
+        notes.add("--model-type-hf deepseek4_base converts the same tensors as deepseek4 (the rank files' args lack "
+            + "tie_mtp_embeddings_and_lmhead); a Base checkpoint's own MTP embedding and head copies are not "
+            + "converted (the trainer ties them to the main ones)");
       }
     }
     String etp = flags.get(EXPERT_TP);
@@ -61,5 +70,13 @@ final class ModelTypeFlags {
       }
     }
     return notes;
+  }
+
+  private static void direction(Map<String, String> flags, String flag, boolean hf, String what) {
+    String v = flags.get(flag);
+    if (v != null && !v.equals(hf ? "hf" : "mg")) {
+      throw new IllegalArgumentException("--" + flag + " " + v + " does not match this command, whose " + what
+          + " is " + (hf ? "HuggingFace (hf)" : "Megatron-core (mg)"));
+    }
   }
 }

@@ -89,7 +89,8 @@ public final class TinyModel {
 
   static Args flags() {
     Args a = new Args().value("out").help("DIR", "The folder to write (must be empty). Required.")
-        .flag("fp8").help("DeepSeek's FP8 release form: F8_E4M3 weights with float32 block scales.")
+        .flag("fp8").help("DeepSeek's FP8 release form: F8_E4M3 weights with float32 block scales (with --v4: "
+            + "e8m0 block scales, and MXFP4 routed experts).")
         .flag("v32").help("DeepSeek-V3.2: model_type deepseek_v32, a DSA indexer in every layer; with --fp8, "
             + "scale_fmt ue8m0 (power-of-two block scales).")
         .flag("v4").help("DeepSeek-V4 (bf16): model_type deepseek_v4, native names, compressors and CSA indexers "
@@ -107,8 +108,8 @@ public final class TinyModel {
     size.put("fp8", a.has("fp8") ? 1L : 0L);
     size.put("v32", a.has("v32") ? 1L : 0L);
     size.put("v4", a.has("v4") ? 1L : 0L);
-    if (a.has("v4") && (a.has("fp8") || a.has("v32"))) {
-      throw new IllegalArgumentException("--v4 cannot be combined with --fp8 or --v32");
+    if (a.has("v4") && a.has("v32")) {
+      throw new IllegalArgumentException("--v4 cannot be combined with --v32");
     }
     Path out = Paths.get(a.require("out")).toAbsolutePath();
     long bytes = write(out, size);
@@ -140,7 +141,7 @@ public final class TinyModel {
     long total = 0;
     for (HfInventory.Entry e : inventory) {
       int shard = (int) ((long) (e.unit() + 1) * shards / units);
-      if (e.name().endsWith("_scale_inv") && e.unit() % 2 == 1) {
+      if (cfg.isScaleName(e.name()) && e.unit() % 2 == 1) {
         shard = (shard + 1) % shards; // some scales sit in another shard than their weight, as in DeepSeek's release
       }
       String file = SafetensorsIndex.shardName(shard + 1, shards);
@@ -256,6 +257,16 @@ public final class TinyModel {
     c.put("rms_norm_eps", 1e-6);
     c.put("tie_word_embeddings", false);
     c.put("torch_dtype", "bfloat16");
+    if (s.getOrDefault("fp8", 0L) == 1L) {
+      // the release form: FP8 projections with e8m0 block scales, MXFP4 routed experts
+      ObjectNode q = c.putObject("quantization_config");
+      q.put("activation_scheme", "dynamic");
+      q.put("fmt", "e4m3");
+      q.put("quant_method", "fp8");
+      q.put("scale_fmt", "ue8m0");
+      q.putArray("weight_block_size").add(s.get("fp8-block")).add(s.get("fp8-block"));
+      c.put("expert_dtype", "fp4");
+    }
     return JSON.writeValueAsBytes(c);
   }
 
@@ -285,7 +296,7 @@ public final class TinyModel {
     return sink -> {
       SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
       ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-      boolean scale = name.endsWith("_scale_inv");
+      boolean scale = name.endsWith("_scale_inv") || name.endsWith(".scale");
       boolean pow2 = scale && powerOfTwoScales;
       for (long i = 0; i < numel; i++) {
         float v = (float) (r.nextDouble() * 2 - 1);
@@ -295,6 +306,10 @@ public final class TinyModel {
           // FP8 block scales are small and positive; ue8m0 ones (V3.2) are powers of two
           buf.putFloat(!scale ? v : pow2 ? (float) Math.scalb(1.0, -7 - r.nextInt(7))
               : (float) (1e-4 + r.nextDouble() * 1e-2));
+        } else if (dtype == DType.F8_E8M0) {
+          buf.put((byte) (120 + r.nextInt(8))); // V4's block scales: 2^-7 … 1
+        } else if (dtype == DType.I8) {
+          buf.put((byte) r.nextInt(256)); // V4's MXFP4: two e2m1 codes, every one finite
         } else if (dtype == DType.I32) {
           buf.putInt(r.nextInt((int) experts)); // V4's tid2eid: expert ids
         } else if (dtype == DType.F8_E4M3) {

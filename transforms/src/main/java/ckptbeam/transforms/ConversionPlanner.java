@@ -7,6 +7,7 @@ import ckptbeam.io.storage.Sha256;
 import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.transforms.beam.WrittenFile;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -192,14 +193,28 @@ public final class ConversionPlanner {
   /** config.json for HF output: the input's, with the layer structure the output actually has. */
   static byte[] outputConfig(String path, ModelConfig in, ModelConfig out) throws IOException {
     byte[] original = CheckpointFiles.readSmallFile(path, 16L << 20);
-    if (in.hiddenLayers == out.hiddenLayers && in.firstKDenseReplace == out.firstKDenseReplace
-        && in.nextnPredictLayers == out.nextnPredictLayers) {
+    boolean sameLayers = in.hiddenLayers == out.hiddenLayers && in.firstKDenseReplace == out.firstKDenseReplace
+        && in.nextnPredictLayers == out.nextnPredictLayers;
+    if (sameLayers && !in.fp8) {
       return original;
     }
     ObjectNode json = (ObjectNode) JSON.readTree(original);
-    json.put("num_hidden_layers", out.hiddenLayers);
-    json.put("first_k_dense_replace", out.firstKDenseReplace);
-    json.put("num_nextn_predict_layers", out.nextnPredictLayers);
+    // the rank files hold bf16 (hf2mcore dequantised an FP8 release): the HF output must not claim FP8
+    json.remove("quantization_config");
+    if (!sameLayers) {
+      json.put("num_hidden_layers", out.hiddenLayers);
+      json.put("num_nextn_predict_layers", out.nextnPredictLayers);
+      if (out.v4()) {
+        // one compress ratio per decoder and MTP layer
+        ArrayNode ratios = json.putArray("compress_ratios");
+        int[] r = in.compressRatios();
+        for (int i = 0; i < out.hiddenLayers + out.nextnPredictLayers; i++) {
+          ratios.add(i < r.length ? r[i] : 0);
+        }
+      } else {
+        json.put("first_k_dense_replace", out.firstKDenseReplace);
+      }
+    }
     return PythonJson.write(json, 2);
   }
 

@@ -150,6 +150,12 @@ public final class ConversionRequest implements Serializable {
         existing, options);
   }
 
+  /** The same conversion with another input layout (mcore input: a DeepSeek-V4 checkpoint's own args). */
+  public ConversionRequest withLayout(LayoutOptions l) {
+    return new ConversionRequest(kind, loadDir, saveDir, l, targetLayout, modelConfig, lora, loraTargetModules,
+        existing, options);
+  }
+
   /** The HF {@code config.json} with the model dimensions (mcore input); default: the one in the load dir. */
   public ConversionRequest withModelConfig(String path) {
     return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, path, lora, loraTargetModules,

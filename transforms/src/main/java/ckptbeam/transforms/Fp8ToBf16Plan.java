@@ -27,11 +27,10 @@ public final class Fp8ToBf16Plan implements ConversionPlanner.IndexedPlan {
   private final TreeMap<String, List<String>> shards = new TreeMap<>();
   private final LinkedHashMap<String, String> weightMap = new LinkedHashMap<>();
 
-  public Fp8ToBf16Plan(SafetensorsIndex index) {
+  public Fp8ToBf16Plan(SafetensorsIndex index, ModelConfig cfg) {
     for (Map.Entry<String, String> e : index.weightMap().entrySet()) {
       String name = e.getKey();
-      if (name.endsWith(SourceLocator.SCALE_SUFFIX)
-          && index.weightMap().containsKey(name.substring(0, name.length() - SourceLocator.SCALE_SUFFIX.length()))) {
+      if (cfg.weightOfScale(name, index.weightMap()::containsKey) != null) {
         continue; // consumed by its weight
       }
       shards.computeIfAbsent(e.getValue(), k -> new ArrayList<>()).add(name);

@@ -19,7 +19,7 @@ final class Fp8ToBf16Planner implements KindPlanner {
       throw new IOException(configPath + " declares no quantization_config: the checkpoint is not FP8");
     }
     SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
-    Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index);
+    Fp8ToBf16Plan plan = new Fp8ToBf16Plan(index, cfg);
     List<SourceFile> shards = validate ? ConversionPlanner.shards(r.loadDir(), index) : null;
     Map<String, String> identity = ConversionPlanner.identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
     String fingerprint = ConversionPlanner.fingerprint(r, identity);

@@ -58,8 +58,7 @@ final class Hf2McorePlanner implements KindPlanner {
     ignored.removeAll(needed.keySet());
     if (cfg.fp8) {
       // the block scales of the FP8 weights are used to dequantise them
-      ignored.removeIf(n -> n.endsWith(SourceLocator.SCALE_SUFFIX)
-          && needed.containsKey(n.substring(0, n.length() - SourceLocator.SCALE_SUFFIX.length())));
+      ignored.removeIf(n -> cfg.weightOfScale(n, needed::containsKey) != null);
     }
     List<String> notes = new ArrayList<>();
     if (!ignored.isEmpty()) {

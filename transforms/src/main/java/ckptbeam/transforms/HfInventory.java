@@ -35,16 +35,34 @@ public final class HfInventory {
     }
     List<Entry> out = new ArrayList<>();
     for (Entry e : plain) {
-      if (!isFp8(e.name)) {
+      if (c.v4() && isMxfp4V4(e.name)) {
+        // two e2m1 values per byte, one e8m0 scale per 32 inputs of a row (docs/mapping.md §11.6)
+        out.add(new Entry(e.name, Shape.of(e.shape.dim(0), e.shape.dim(1) / 2), DType.I8, e.unit));
+        out.add(new Entry(c.scaleName(e.name), Shape.of(e.shape.dim(0), e.shape.dim(1) / 32), DType.F8_E8M0,
+            e.unit));
+        continue;
+      }
+      if (!(c.v4() ? isFp8V4(e.name) : isFp8(e.name))) {
         out.add(e);
         continue;
       }
       out.add(new Entry(e.name, e.shape, DType.F8_E4M3, e.unit));
       long rows = (e.shape.dim(0) + c.fp8BlockRows - 1) / c.fp8BlockRows;
       long cols = (e.shape.dim(1) + c.fp8BlockCols - 1) / c.fp8BlockCols;
-      out.add(new Entry(e.name + "_scale_inv", Shape.of(rows, cols), DType.F32, e.unit));
+      out.add(new Entry(c.scaleName(e.name), Shape.of(rows, cols), c.v4() ? DType.F8_E8M0 : DType.F32, e.unit));
     }
     return out;
+  }
+
+  /** V4's FP8 weights: the attention projections, the indexer's wq_b, the shared experts, MTP's e/h projections. */
+  static boolean isFp8V4(String name) {
+    return name.matches(".*\\.(attn\\.(wq_a|wq_b|wkv|wo_a|wo_b|indexer\\.wq_b)|ffn\\.shared_experts\\.w[123]"
+        + "|e_proj|h_proj)\\.weight");
+  }
+
+  /** V4's MXFP4 weights: the routed experts. */
+  static boolean isMxfp4V4(String name) {
+    return name.matches(".*\\.ffn\\.experts\\.\\d+\\.w[123]\\.weight");
   }
 
   /**

@@ -40,7 +40,7 @@ final class HfShardSources implements InputSources {
     Map<String, String> unindexed = new TreeMap<>();
     Map<String, TensorLocation> located = SourceLocator.hfShardsLocated(files, unindexed);
     if (config.fp8) {
-      located = SourceLocator.dequantizeFp8(located, config.fp8BlockRows, config.fp8BlockCols);
+      located = SourceLocator.dequantizeFp8(located, config);
     }
     return new Located(located, unindexedNote(unindexed).stream().toList());
   }

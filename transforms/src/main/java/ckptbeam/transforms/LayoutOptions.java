@@ -34,6 +34,7 @@ public final class LayoutOptions implements java.io.Serializable {
   private final boolean dualpipe;
   private final McoreKeyNames.Scheme keyNames;
   private final Nf4.Format nf4;
+  private final boolean v4Base;
 
   /**
    * The key endings {@code --qlora-nf4} quantises (docs/mapping.md §7.1): the {@link TensorMapping} rows marked NF4,
@@ -57,6 +58,7 @@ public final class LayoutOptions implements java.io.Serializable {
     dualpipe = b.dualpipe;
     keyNames = Objects.requireNonNull(b.keyNames, "keyNames");
     nf4 = b.nf4;
+    v4Base = b.v4Base;
   }
 
   /** tp = pp = ep = 1, every other setting absent or from the model's config. */
@@ -86,6 +88,7 @@ public final class LayoutOptions implements java.io.Serializable {
     b.dualpipe = dualpipe;
     b.keyNames = keyNames;
     b.nf4 = nf4;
+    b.v4Base = v4Base;
     return b;
   }
 
@@ -161,6 +164,14 @@ public final class LayoutOptions implements java.io.Serializable {
   /** The NF4 encoding to quantise the linear weights with, or null. */
   public Nf4.Format nf4() {
     return nf4;
+  }
+
+  /**
+   * DeepSeek-V4: written as MindSpeed's {@code deepseek4_base} type, whose rank files' {@code args} lack
+   * {@code tie_mtp_embeddings_and_lmhead} (docs/mapping.md §11.7); false for {@code deepseek4}.
+   */
+  public boolean v4Base() {
+    return v4Base;
   }
 
   /** Whether NF4 quantisation applies to this mcore key. */
@@ -248,6 +259,9 @@ public final class LayoutOptions implements java.io.Serializable {
     if (cfg.v4()) {
       validateV4(cfg);
       return;
+    }
+    if (v4Base) {
+      fail("deepseek4_base is a DeepSeek-V4 model type, but config.json is not DeepSeek-V4");
     }
     divisible("num_attention_heads", cfg.attentionHeads, tp, Setting.TP);
     divisible("vocab_size", cfg.vocabSize, tp, Setting.TP);
@@ -352,7 +366,7 @@ public final class LayoutOptions implements java.io.Serializable {
         + (numLayerList == null ? "-" : join(numLayerList)) + " noop=" + noopLayers + " num-layers=" + numLayers
         + " first-k-dense=" + firstKDense + " mtp=" + mtpLayers + " grouped=" + groupedGemm + " tp-extend-ep="
         + tpExtendEp + " mla-mm-split=" + mlaMmSplit + " dualpipe=" + dualpipe + " key-names=" + keyNames + " nf4="
-        + nf4;
+        + nf4 + (v4Base ? " v4-base" : "");
   }
 
   /** Equal settings, as given (defaults left to the config are compared unresolved). */
@@ -407,6 +421,7 @@ public final class LayoutOptions implements java.io.Serializable {
     private boolean dualpipe;
     private McoreKeyNames.Scheme keyNames = McoreKeyNames.Scheme.CURRENT;
     private Nf4.Format nf4;
+    private boolean v4Base;
 
     private Builder() {}
 
@@ -483,6 +498,11 @@ public final class LayoutOptions implements java.io.Serializable {
 
     public Builder nf4(Nf4.Format v) {
       nf4 = v;
+      return this;
+    }
+
+    public Builder v4Base(boolean v) {
+      v4Base = v;
       return this;
     }
 

@@ -51,6 +51,11 @@ final class McoreInputPlanner implements KindPlanner {
     OutputRecords.Manifest header = ConversionPlanner.manifestHeader(r, identity, fingerprint);
     String iterationDir = McoreTracker.iterationDir(r.loadDir());
     if (r.kind() == ConversionRequest.Kind.LORA_EXPORT) {
+      if (in.v4()) {
+        throw new IOException(configPath + ": a DeepSeek-V4 model; exporting its LoRA factors as a PEFT adapter "
+            + "(--save-lora-to-hf) is not supported (MindSpeed's V4 converter has no export either); merge them "
+            + "instead (mcore2hf --lora-r --lora-alpha)");
+      }
       String iteration = lora.loraDir != null ? lora.loraIterationDir : iterationDir;
       LoraExportPlan plan = new LoraExportPlan(forward, iteration, lora.rank, r.loraTargetModules());
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), Map.of(),

@@ -5,6 +5,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * The model dimensions of a DeepSeek checkpoint, read from its HF {@code config.json} (docs/mapping.md §1; V4: §11).
@@ -65,6 +69,8 @@ public final class ModelConfig implements Serializable {
   public final int hashLayers;
   /** {@code compress_ratios} per HF decoder layer (the MTP entries are never consulted, V4 spec §1.3). */
   private final int[] compressRatios;
+  /** V4: config.json's int, float, string, bool and list fields in file order (the rank files' args copy them). */
+  private final LinkedHashMap<String, Object> scalarFields;
 
   /** Reads the model dimensions from an HF {@code config.json}. */
   public static ModelConfig read(String path) throws IOException {
@@ -108,18 +114,17 @@ public final class ModelConfig implements Serializable {
         throw r.error("o_groups", "is " + oGroups + ", which does not divide num_attention_heads " + attentionHeads);
       }
       compressRatios = r.compressRatios(hiddenLayers, nextnPredictLayers);
+      scalarFields = r.scalarFields();
       JsonNode tie = r.root.get("tie_word_embeddings");
       if (tie != null && tie.asBoolean()) {
         throw r.error("tie_word_embeddings", "is true; no DeepSeek-V4 release ties its embedding and head, and the "
             + "V4 mapping needs head.weight");
       }
-      if (r.root.hasNonNull("quantization_config")) {
-        throw r.error("quantization_config", "is present: this is DeepSeek-V4's FP8 + MXFP4 release, which ckptbeam "
-            + "cannot read yet; convert a bf16 copy of it (MindSpeed-LLM's ckpt_dequant_deepseek4_fp8_to_bf16.sh)");
-      }
-      fp8 = false;
-      fp8BlockRows = 128;
-      fp8BlockCols = 128;
+      // the FP8 + MXFP4 release: FP8 projections with e8m0 block scales, MXFP4 routed experts (§11.6)
+      int[] block = r.fp8Block();
+      fp8 = block != null;
+      fp8BlockRows = block == null ? 128 : block[0];
+      fp8BlockCols = block == null ? 128 : block[1];
       return;
     }
     headDim = 0;
@@ -129,6 +134,7 @@ public final class ModelConfig implements Serializable {
     expertsPerToken = 0;
     hashLayers = 0;
     compressRatios = new int[0];
+    scalarFields = new LinkedHashMap<>();
     hiddenSize = r.positive("hidden_size");
     vocabSize = r.positive("vocab_size");
     intermediateSize = r.positive("intermediate_size");
@@ -149,25 +155,8 @@ public final class ModelConfig implements Serializable {
       throw r.error("moe_layer_freq", "is " + freq + "; only 1 (every layer from first_k_dense_replace on is MoE) "
           + "is supported");
     }
-    fp8 = r.root.hasNonNull("quantization_config");
-    JsonNode q = r.root.get("quantization_config");
-    JsonNode block = q == null ? null : q.get("weight_block_size");
-    if (fp8 && q.has("quant_method") && !"fp8".equals(q.get("quant_method").asText())) {
-      throw r.error("quantization_config", "has quant_method " + q.get("quant_method") + "; only DeepSeek's \"fp8\" "
-          + "block quantisation can be read");
-    }
-    if (fp8 && q.has("fmt") && !"e4m3".equals(q.get("fmt").asText())) {
-      throw r.error("quantization_config.fmt", "is " + q.get("fmt") + "; only \"e4m3\" (safetensors F8_E4M3, "
-          + "DeepSeek's release format) can be dequantised");
-    }
-    if (fp8 && q.hasNonNull("scale_fmt") && !"ue8m0".equals(q.get("scale_fmt").asText())) {
-      throw r.error("quantization_config.scale_fmt", "is " + q.get("scale_fmt") + "; only \"ue8m0\" (V3.1's "
-          + "power-of-two scales, stored as float32) is known, or no scale_fmt");
-    }
-    if (block != null && !(block.isArray() && block.size() == 2 && block.get(0).canConvertToInt()
-        && block.get(1).canConvertToInt() && block.get(0).asInt() > 0 && block.get(1).asInt() > 0)) {
-      throw r.error("quantization_config", "has weight_block_size " + block + ", not two positive integers");
-    }
+    int[] block = r.fp8Block();
+    fp8 = block != null;
     boolean v32 = type != null && "deepseek_v32".equals(type.asText());
     if (v32 || r.root.has("index_n_heads")) {
       indexHeads = r.positive("index_n_heads");
@@ -176,8 +165,8 @@ public final class ModelConfig implements Serializable {
       indexHeads = 0;
       indexHeadDim = 0;
     }
-    fp8BlockRows = block == null ? 128 : block.get(0).asInt();
-    fp8BlockCols = block == null ? 128 : block.get(1).asInt();
+    fp8BlockRows = block == null ? 128 : block[0];
+    fp8BlockCols = block == null ? 128 : block[1];
     if (firstKDenseReplace > hiddenLayers) {
       throw r.error("first_k_dense_replace", "is " + firstKDenseReplace + ", more than num_hidden_layers "
           + hiddenLayers);
@@ -193,6 +182,7 @@ public final class ModelConfig implements Serializable {
     expertsPerToken = c.expertsPerToken;
     hashLayers = c.hashLayers;
     compressRatios = c.compressRatios;
+    scalarFields = c.scalarFields;
     hiddenSize = c.hiddenSize;
     vocabSize = c.vocabSize;
     intermediateSize = c.intermediateSize;
@@ -258,6 +248,40 @@ public final class ModelConfig implements Serializable {
     return compressRatios.clone();
   }
 
+  /**
+   * The name of a quantised weight's block scales: V3 {@code <weight>_scale_inv}; V4 {@code <module>.scale} (a
+   * trailing {@code .weight} replaced, or {@code .scale} appended to a bare name, docs/mapping.md §11.6).
+   */
+  public String scaleName(String weight) {
+    if (!v4()) {
+      return weight + "_scale_inv";
+    }
+    return (weight.endsWith(".weight") ? weight.substring(0, weight.length() - 7) : weight) + ".scale";
+  }
+
+  /** The weight a scale name belongs to among {@code names}, or null when it is not a scale of one of them. */
+  public String weightOfScale(String name, java.util.function.Predicate<String> names) {
+    String suffix = v4() ? ".scale" : "_scale_inv";
+    if (!name.endsWith(suffix)) {
+      return null;
+    }
+    String base = name.substring(0, name.length() - suffix.length());
+    if (!v4()) {
+      return names.test(base) ? base : null;
+    }
+    return names.test(base + ".weight") ? base + ".weight" : names.test(base) ? base : null;
+  }
+
+  /** Whether a name has the form of a block-scale tensor in this family's naming. */
+  public boolean isScaleName(String name) {
+    return name.endsWith(v4() ? ".scale" : "_scale_inv");
+  }
+
+  /** V4: config.json's int, float, string, bool and list fields, in file order (dicts and nulls left out). */
+  public Map<String, Object> scalarFields() {
+    return Collections.unmodifiableMap(scalarFields);
+  }
+
   /** V4: {@code mix = (2 + hc)·hc}, the rows of an mHC matrix. */
   public long mhcMix() {
     return (2 + hcMult) * hcMult;
@@ -312,6 +336,66 @@ public final class ModelConfig implements Serializable {
         throw error(field, "is 0; it must be positive");
       }
       return v;
+    }
+
+    LinkedHashMap<String, Object> scalarFields() {
+      LinkedHashMap<String, Object> out = new LinkedHashMap<>();
+      root.fields().forEachRemaining(e -> {
+        Object v = plain(e.getValue());
+        if (v != null) {
+          out.put(e.getKey(), v);
+        }
+      });
+      return out;
+    }
+
+    /** A JSON scalar or list as Long, Double, String, Boolean or ArrayList; null for objects and nulls. */
+    private static Object plain(JsonNode n) {
+      if (n.isIntegralNumber()) {
+        return n.canConvertToLong() ? (Object) n.asLong() : n.bigIntegerValue();
+      }
+      if (n.isNumber()) {
+        return n.asDouble();
+      }
+      if (n.isTextual()) {
+        return n.asText();
+      }
+      if (n.isBoolean()) {
+        return n.asBoolean();
+      }
+      if (n.isArray()) {
+        ArrayList<Object> list = new ArrayList<>();
+        n.forEach(x -> list.add(plain(x)));
+        return list;
+      }
+      return null;
+    }
+
+    /** {@code quantization_config}'s block size, after checking it is DeepSeek's FP8; null without one. */
+    int[] fp8Block() throws IOException {
+      boolean fp8 = root.hasNonNull("quantization_config");
+      JsonNode q = root.get("quantization_config");
+      JsonNode block = q == null ? null : q.get("weight_block_size");
+      if (fp8 && q.has("quant_method") && !"fp8".equals(q.get("quant_method").asText())) {
+        throw error("quantization_config", "has quant_method " + q.get("quant_method") + "; only DeepSeek's \"fp8\" "
+            + "block quantisation can be read");
+      }
+      if (fp8 && q.has("fmt") && !"e4m3".equals(q.get("fmt").asText())) {
+        throw error("quantization_config.fmt", "is " + q.get("fmt") + "; only \"e4m3\" (safetensors F8_E4M3, "
+            + "DeepSeek's release format) can be dequantised");
+      }
+      if (fp8 && q.hasNonNull("scale_fmt") && !"ue8m0".equals(q.get("scale_fmt").asText())) {
+        throw error("quantization_config.scale_fmt", "is " + q.get("scale_fmt") + "; only \"ue8m0\" (V3.1's "
+            + "power-of-two scales, stored as float32) is known, or no scale_fmt");
+      }
+      if (block != null && !(block.isArray() && block.size() == 2 && block.get(0).canConvertToInt()
+          && block.get(1).canConvertToInt() && block.get(0).asInt() > 0 && block.get(1).asInt() > 0)) {
+        throw error("quantization_config", "has weight_block_size " + block + ", not two positive integers");
+      }
+      if (!fp8) {
+        return null;
+      }
+      return block == null ? new int[] {128, 128} : new int[] {block.get(0).asInt(), block.get(1).asInt()};
     }
 
     /**

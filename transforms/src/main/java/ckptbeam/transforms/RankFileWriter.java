@@ -5,6 +5,7 @@ import ckptbeam.io.storage.StagedOutput;
 import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.tensor.TensorSpec;
+import ckptbeam.io.torch.PickleWriter;
 import ckptbeam.io.torch.TorchCheckpointWriter;
 import ckptbeam.transforms.beam.WrittenFile;
 import java.io.IOException;
@@ -31,7 +32,10 @@ public final class RankFileWriter {
       throws IOException {
     try (TargetFileWriter out = new TargetFileWriter(file.relativePath(Hf2McorePlan.ITERATION), sources)) {
       Map<String, Object> root = new LinkedHashMap<>();
-      if (!plan.options().hasVirtualChunks()) {
+      if (plan.config().v4()) {
+        // MindSpeed's V4 order: args, checkpoint_version, iteration, then the chunks (docs/formats.md §1.11)
+        root.put("args", new PickleWriter.Namespace(McoreArgs.v4(plan.config(), plan.options())));
+      } else if (!plan.options().hasVirtualChunks()) {
         root.put("model", null); // keeps the reference's key order: model, checkpoint_version, iteration
       }
       root.put("checkpoint_version", 3.0);

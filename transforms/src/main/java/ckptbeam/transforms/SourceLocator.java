@@ -2,6 +2,7 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.compute.Fp8Dequant;
+import ckptbeam.io.compute.Mxfp4Dequant;
 import ckptbeam.io.safetensors.SafetensorsHeader;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.tensor.AssembledTensor;
@@ -101,29 +102,46 @@ public final class SourceLocator {
   }
 
   /**
-   * Pairs each FP8 weight with its {@code <name>_scale_inv} (wherever the index put it) and replaces it by a bf16
-   * view that dequantises as it is read; the scales themselves are consumed. A weight without its scale is an error
-   * naming both (DeepSeek's script only warns and keeps FP8 bytes).
+   * Pairs each quantised weight with its block scales (wherever the index put them; named as {@link
+   * ModelConfig#scaleName} says) and replaces it by a bf16 view that dequantises as it is read; the scales themselves
+   * are consumed. FP8 (F8_E4M3) weights of either family; V4's MXFP4 experts (I8, F8_E8M0 scales per 32). A weight
+   * without its scale is an error naming both (DeepSeek's scripts only warn and keep the raw bytes); for V4 so is a
+   * scale without its weight, and a scaled tensor that is neither FP8 nor MXFP4 (docs/mapping.md §11.6).
    */
-  public static Map<String, TensorLocation> dequantizeFp8(Map<String, TensorLocation> located, int blockRows,
-      int blockCols) throws IOException {
+  public static Map<String, TensorLocation> dequantizeFp8(Map<String, TensorLocation> located, ModelConfig cfg)
+      throws IOException {
     Map<String, TensorLocation> out = new LinkedHashMap<>();
     List<Fp8Dequant> dequants = new ArrayList<>();
     for (TensorLocation t : located.values()) {
       String name = t.name();
-      if (name.endsWith(SCALE_SUFFIX) && located.containsKey(name.substring(0, name.length() - SCALE_SUFFIX.length()))) {
+      if (cfg.weightOfScale(name, located::containsKey) != null) {
         continue;
       }
-      if (t.dtype() != DType.F8_E4M3) {
+      if (cfg.v4() && cfg.isScaleName(name)) {
+        throw new CheckpointFormatException(t.file(), "OrphanScale", "scale \"" + name + "\" belongs to no weight of "
+            + "the checkpoint");
+      }
+      TensorLocation scale = located.get(cfg.scaleName(name));
+      boolean mxfp4 = cfg.v4() && t.dtype() == DType.I8;
+      if (t.dtype() != DType.F8_E4M3 && !mxfp4) {
+        if (cfg.v4() && scale != null) {
+          throw new CheckpointFormatException(t.file(), "Quantised", "tensor \"" + name + "\" is " + t.dtype()
+              + " with a scale \"" + scale.name() + "\": neither FP8 (F8_E4M3) nor MXFP4 (I8)");
+        }
         out.put(name, t);
         continue;
       }
-      TensorLocation scale = located.get(name + SCALE_SUFFIX);
       if (scale == null) {
-        throw new CheckpointFormatException(t.file(), "MissingScale", "tensor \"" + name + "\" is F8_E4M3 but the "
-            + "checkpoint has no \"" + name + SCALE_SUFFIX + "\" to dequantise it with");
+        String v3 = name + SCALE_SUFFIX;
+        throw new CheckpointFormatException(t.file(), "MissingScale", "tensor \"" + name + "\" is " + t.dtype()
+            + " but the checkpoint has no \"" + cfg.scaleName(name) + "\" to dequantise it with"
+            + (cfg.v4() && located.containsKey(v3) ? " (it has \"" + v3 + "\": V3's scale naming, not V4's)" : ""));
       }
-      Fp8Dequant dequant = new Fp8Dequant(t, scale, blockRows, blockCols);
+      if (mxfp4) {
+        out.put(name, new Mxfp4Dequant(t, scale).asBf16());
+        continue;
+      }
+      Fp8Dequant dequant = new Fp8Dequant(t, scale, cfg.fp8BlockRows, cfg.fp8BlockCols);
       out.put(name, dequant.asBf16());
       dequants.add(dequant);
     }

@@ -78,9 +78,17 @@ class DeepSeekV4MappingTest {
     assertTrue(len.getMessage().contains("compress_ratios\" has 4 entries"), len.getMessage());
     IOException one = assertThrows(IOException.class, () -> parse(ok.replace("[0,0,4,128,0]", "[0,1,4,128,0]")));
     assertTrue(one.getMessage().contains("entry 1 is 1"), one.getMessage());
+    // the release: FP8 and MXFP4 with e8m0 scales named <module>.scale
+    ModelConfig release = parse(ok.replace("{", "{\"quantization_config\":{\"quant_method\":\"fp8\","
+        + "\"fmt\":\"e4m3\",\"scale_fmt\":\"ue8m0\",\"weight_block_size\":[128,128]},"));
+    assertTrue(release.fp8);
+    assertEquals("layers.0.attn.wq_a.scale", release.scaleName("layers.0.attn.wq_a.weight"));
+    assertEquals("layers.0.attn.wo_a.scale", release.scaleName("layers.0.attn.wo_a"));
+    assertEquals("layers.0.attn.wo_a", release.weightOfScale("layers.0.attn.wo_a.scale",
+        n -> n.equals("layers.0.attn.wo_a")));
     IOException q = assertThrows(IOException.class,
-        () -> parse(ok.replace("{", "{\"quantization_config\":{\"quant_method\":\"fp8\"},")));
-    assertTrue(q.getMessage().contains("FP8 + MXFP4 release"), q.getMessage());
+        () -> parse(ok.replace("{", "{\"quantization_config\":{\"quant_method\":\"awq\"},")));
+    assertTrue(q.getMessage().contains("only DeepSeek's \"fp8\""), q.getMessage());
   }
 
   private static ModelConfig parse(String json) throws IOException {

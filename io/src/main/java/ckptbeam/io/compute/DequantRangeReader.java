@@ -1,6 +1,8 @@
 package ckptbeam.io.compute;
 
+import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.tensor.DType;
 import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.tensor.BFloat16;
 import ckptbeam.io.tensor.Float8E4M3;
@@ -22,6 +24,8 @@ final class DequantRangeReader implements RangeReader {
   private long scaleRow = -1;
   private float[] rowScales;
   private byte[] codes = new byte[0];
+  /** V4's e8m0 scales: a non-finite result is refused (V3's float32 path keeps the reference's arithmetic). */
+  private final boolean strict;
 
   DequantRangeReader(Fp8Dequant d) throws IOException {
     this.d = d;
@@ -30,6 +34,7 @@ final class DequantRangeReader implements RangeReader {
     this.cols = d.weight.shape().dim(1);
     this.scaleCols = (int) d.scale.shape().dim(1);
     this.rowScales = new float[scaleCols];
+    this.strict = d.scale.dtype() == DType.F8_E8M0;
   }
 
   @Override
@@ -60,7 +65,12 @@ final class DequantRangeReader implements RangeReader {
       int run = (int) Math.min(n - k, cols - col);
       for (int c = 0; c < run; c++, k++, pos += 2) {
         float s = rowScales[(col + c) / d.blockCols];
-        out.putShort(pos, BFloat16.fromFloat(Float8E4M3.toFloat(codes[k]) * s));
+        float y = Float8E4M3.toFloat(codes[k]) * s;
+        if (strict && !Float.isFinite(y)) {
+          throw new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row + ", "
+              + (col + c) + "] (code " + (codes[k] & 0xFF) + ") dequantises to " + y + "; a weight must be finite");
+        }
+        out.putShort(pos, BFloat16.fromFloat(y));
       }
     }
     dst.position(dst.limit());
@@ -70,10 +80,11 @@ final class DequantRangeReader implements RangeReader {
     if (blockRow == scaleRow) {
       return;
     }
-    ByteBuffer b = ByteBuffer.allocate(scaleCols * 4).order(ByteOrder.LITTLE_ENDIAN);
-    scales.readFully(d.scale.offset() + blockRow * scaleCols * 4, b);
+    int size = d.scale.dtype().size();
+    ByteBuffer b = ByteBuffer.allocate(scaleCols * size).order(ByteOrder.LITTLE_ENDIAN);
+    scales.readFully(d.scale.offset() + blockRow * scaleCols * size, b);
     for (int i = 0; i < scaleCols; i++) {
-      rowScales[i] = b.getFloat(i * 4);
+      rowScales[i] = Fp8Dequant.scaleAt(d.scale.dtype(), b, i);
       Fp8Dequant.checkFinite(d.scale, blockRow * scaleCols + i, rowScales[i]); // planning checked them; a file may change
     }
     scaleRow = blockRow;

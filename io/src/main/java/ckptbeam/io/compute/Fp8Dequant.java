@@ -4,6 +4,7 @@ import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Float8E8M0;
 import ckptbeam.io.tensor.Shape;
 import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
@@ -21,7 +22,9 @@ import java.util.concurrent.Future;
 
 /**
  * A DeepSeek FP8 weight read as bf16 (docs/formats.md §3.3): {@code out[i][j] = bf16(f32(w[i][j]) · scale[i/B][j/B])},
- * with the float32 block scales of {@code <name>_scale_inv}, which may sit in another shard.
+ * with the block scales of {@code <name>_scale_inv} (V3: float32) or {@code <module>.scale} (V4: F8_E8M0, powers of
+ * two, §3.7), which may sit in another shard. With e8m0 scales a non-finite result (a NaN code, an overflow) is
+ * refused, as V4's rules ask; V3's float32 path keeps the reference's arithmetic as it is.
  */
 public final class Fp8Dequant implements ComputedSource {
   private static final long serialVersionUID = 1L;
@@ -45,10 +48,10 @@ public final class Fp8Dequant implements ComputedSource {
       throw new CheckpointFormatException(weight.file(), "Fp8", "tensor \"" + weight.name() + "\" is " + weight.dtype()
           + ", not F8_E4M3");
     }
-    if (scale.dtype() != DType.F32) {
+    if (scale.dtype() != DType.F32 && scale.dtype() != DType.F8_E8M0) {
       // ue8m0 scales (V3.1/V3.2) are powers of two, exact in float32; a scale stored in another dtype is not guessed
       throw new CheckpointFormatException(scale.file(), "Fp8", "scale \"" + scale.name() + "\" is " + scale.dtype()
-          + "; block scales are read as float32 only (ue8m0 scales stored as float32 are exact)");
+          + "; block scales are read as float32 or F8_E8M0 only (ue8m0 scales stored as float32 are exact)");
     }
     if (w.rank() != 2 || scale.shape().rank() != 2
         || scale.shape().dim(0) != (w.dim(0) + blockRows - 1) / blockRows
@@ -110,17 +113,23 @@ public final class Fp8Dequant implements ComputedSource {
     try (RangeReader r = CheckpointFiles.open(file)) {
       for (TensorLocation s : scales) {
         long count = s.shape().numel();
+        int size = s.dtype().size();
         for (long done = 0; done < count; ) {
-          int n = (int) Math.min(count - done, buf.capacity() / 4);
-          buf.clear().limit(n * 4);
-          r.readFully(s.offset() + done * 4, buf);
+          int n = (int) Math.min(count - done, buf.capacity() / size);
+          buf.clear().limit(n * size);
+          r.readFully(s.offset() + done * size, buf);
           for (int i = 0; i < n; i++) {
-            checkFinite(s, done + i, buf.getFloat(i * 4));
+            checkFinite(s, done + i, scaleAt(s.dtype(), buf, i));
           }
           done += n;
         }
       }
     }
+  }
+
+  /** Scale {@code i} of a buffer of float32 or e8m0 scales. */
+  static float scaleAt(DType dtype, ByteBuffer buf, int i) {
+    return dtype == DType.F8_E8M0 ? Float8E8M0.toFloat(buf.get(i)) : buf.getFloat(i * 4);
   }
 
   /** Refuses a scale that is NaN or infinite, naming the tensor and the block ({@code index}: its flat index). */

@@ -15,6 +15,8 @@ public enum DType {
   I8(1, "I8", "int8", "CharStorage"),
   F8_E5M2(1, "F8_E5M2", "float8_e5m2", null),
   F8_E4M3(1, "F8_E4M3", "float8_e4m3fn", null),
+  /** A power of two 2^(e-127) per byte, 255 NaN: the block scales of DeepSeek-V4's FP8 and MXFP4 weights. */
+  F8_E8M0(1, "F8_E8M0", "float8_e8m0fnu", null),
   I16(2, "I16", "int16", "ShortStorage"),
   F16(2, "F16", "float16", "HalfStorage"),
   BF16(2, "BF16", "bfloat16", "BFloat16Storage"),

@@ -61,9 +61,9 @@ public enum PickleOp {
   INST('i', Arg.TWO_LINES, false, false),
   OBJ('o', Arg.NONE, false, false),
   REDUCE('R', Arg.NONE, true, true),
-  NEWOBJ(0x81, Arg.NONE, false, true),
+  NEWOBJ(0x81, Arg.NONE, true, true),
   NEWOBJ_EX(0x92, Arg.NONE, false, false),
-  BUILD('b', Arg.NONE, false, true),
+  BUILD('b', Arg.NONE, true, true),
   BINPERSID('Q', Arg.NONE, true, true),
   PERSID('P', Arg.LINE, false, false),
   // memo

@@ -34,6 +34,26 @@ public final class PickleWriter {
     }
   }
 
+  /**
+   * An {@code argparse.Namespace} with these attributes, as CPython pickles one: {@code GLOBAL}, {@code EMPTY_TUPLE},
+   * {@code NEWOBJ}, the attribute dict, {@code BUILD}. Not in torch's {@code weights_only} allowlist: DeepSeek-V4 rank
+   * files carry one because MindSpeed's and Megatron's loaders read it (docs/formats.md §1.11).
+   */
+  public static final class Namespace implements Picklable {
+    private final Map<String, ?> attributes;
+
+    public Namespace(Map<String, ?> attributes) {
+      this.attributes = attributes;
+    }
+
+    @Override
+    public void pickle(PickleWriter w) {
+      w.global("argparse", "Namespace").op(EMPTY_TUPLE).op(NEWOBJ);
+      w.op(EMPTY_DICT).items(attributes);
+      w.op(BUILD);
+    }
+  }
+
   private final ByteArrayOutputStream out = new ByteArrayOutputStream();
 
   /** Starts a stream: {@code PROTO 2}. */

@@ -2,6 +2,7 @@ package ckptbeam.transforms.beam;
 
 import ckptbeam.io.compute.ComputedSource;
 import ckptbeam.io.compute.Fp8Dequant;
+import ckptbeam.io.compute.Mxfp4Dequant;
 import ckptbeam.io.compute.LoraMerge;
 import ckptbeam.io.compute.Nf4;
 import ckptbeam.io.compute.Nf4Dequant;
@@ -41,7 +42,7 @@ import org.apache.beam.sdk.values.TypeDescriptor;
  */
 public final class ConversionCoders {
   /** The encoding's version, written before every value. */
-  static final int FORMAT = 2;
+  static final int FORMAT = 3;
 
   private ConversionCoders() {}
 
@@ -306,6 +307,10 @@ public final class ConversionCoders {
       out.writeLong(m.cols);
       out.writeLong(m.rank);
       out.writeFloat(m.scale);
+    } else if (c instanceof Mxfp4Dequant x) {
+      out.writeByte(4);
+      writeLocation(x.packed, out);
+      writeLocation(x.scale, out);
     } else {
       throw new CoderException("no coder for a tensor computed by " + c.getClass().getName());
     }
@@ -353,6 +358,8 @@ public final class ConversionCoders {
       case 3:
         return stored.computedBy(new LoraMerge(readLocation(in), readLocation(in), in.readLong(), in.readLong(),
             in.readLong(), in.readLong(), in.readFloat()));
+      case 4:
+        return stored.computedBy(new Mxfp4Dequant(readLocation(in), readLocation(in)));
       default:
         throw new CoderException("unknown computed-source tag " + kind);
     }
@@ -496,6 +503,7 @@ public final class ConversionCoders {
     out.writeBoolean(o.dualpipe());
     writeString(o.keyNames().name(), out);
     writeNullable(o.nf4() == null ? null : o.nf4().name(), out);
+    out.writeBoolean(o.v4Base());
   }
 
   private static LayoutOptions readLayout(DataInputStream in) throws IOException {
@@ -516,7 +524,7 @@ public final class ConversionCoders {
         .groupedGemm(in.readBoolean()).tpExtendEp(in.readBoolean()).mlaMmSplit(in.readBoolean())
         .dualpipe(in.readBoolean()).keyNames(McoreKeyNames.Scheme.valueOf(readString(in)));
     String nf4 = readNullable(in);
-    return o.nf4(nf4 == null ? null : Nf4.Format.valueOf(nf4)).build();
+    return o.nf4(nf4 == null ? null : Nf4.Format.valueOf(nf4)).v4Base(in.readBoolean()).build();
   }
 
   private static void checkFormat(DataInputStream in) throws IOException {

@@ -1,0 +1,150 @@
+package ckptbeam.io.compute;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ckptbeam.io.Bytes;
+import ckptbeam.io.CheckpointFormatException;
+import ckptbeam.io.tensor.AssembledTensor;
+import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Float4E2M1;
+import ckptbeam.io.tensor.Float8E8M0;
+import ckptbeam.io.tensor.Shape;
+import ckptbeam.io.tensor.SourceSlice;
+import ckptbeam.io.tensor.TensorAssembler;
+import ckptbeam.io.tensor.TensorLocation;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.Channels;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** DeepSeek-V4's e8m0 scales, e2m1 codes, FP8 with e8m0 scales and MXFP4 (docs/formats.md §3.7, V4 spec §6.5). */
+class DeepSeekV4QuantTest {
+  @TempDir Path dir;
+
+  @Test
+  void e8m0IsAPowerOfTwoWithASubnormalBottomAndNaNTop() {
+    assertEquals(1.0f, Float8E8M0.toFloat((byte) 0x7F));
+    assertEquals(128f, Float8E8M0.toFloat((byte) 0x86));
+    assertEquals(0x00400000, Float.floatToRawIntBits(Float8E8M0.toFloat((byte) 0)));
+    assertEquals(0x7F000000, Float.floatToRawIntBits(Float8E8M0.toFloat((byte) 0xFE)));
+    assertTrue(Float.isNaN(Float8E8M0.toFloat((byte) 0xFF)));
+    for (int e = 1; e < 255; e++) {
+      assertEquals(Math.scalb(1.0, e - 127), Float8E8M0.toFloat((byte) e), 0.0, "code " + e);
+    }
+  }
+
+  @Test
+  void e2m1TableKeepsMinusZero() {
+    float[] want = {0f, 0.5f, 1f, 1.5f, 2f, 3f, 4f, 6f, -0f, -0.5f, -1f, -1.5f, -2f, -3f, -4f, -6f};
+    for (int c = 0; c < 16; c++) {
+      assertEquals(Float.floatToRawIntBits(want[c]), Float.floatToRawIntBits(Float4E2M1.toFloat(c)), "code " + c);
+    }
+  }
+
+  /** The FP8 rows of the spec's vectors with e8m0 scales. */
+  @Test
+  void fp8WithE8m0ScalesMatchesTheVectors() throws IOException {
+    byte[] codes = {0x7E, 0x38, (byte) 0xC5, 0x01};
+    byte[] scales = {0x7F, 0x79, (byte) 0x86, 0x00};
+    short[] want = {0x43E0, 0x3C80, (short) 0xC3D0, 0x0000};
+    for (int i = 0; i < codes.length; i++) {
+      assertEquals(want[i], fp8(new byte[] {codes[i]}, new byte[] {scales[i]})[0], "vector " + i);
+    }
+  }
+
+  @Test
+  void fp8WithE8m0ScalesRefusesNaNCodesAndOverflow() {
+    IOException nan = assertThrows(IOException.class, () -> fp8(new byte[] {0x7F}, new byte[] {0x7F}));
+    assertTrue(nan.getMessage().contains("must be finite"), nan.getMessage());
+    IOException inf = assertThrows(IOException.class, () -> fp8(new byte[] {0x7E}, new byte[] {(byte) 0xFE}));
+    assertTrue(inf.getMessage().contains("Infinity"), inf.getMessage());
+  }
+
+  /** The MXFP4 rows of the spec's vectors: low nibble first, −0 kept. */
+  @Test
+  void mxfp4MatchesTheVectors() throws IOException {
+    // one row of 32 values (16 bytes): bytes 0x1F, 0x80, 0x7A then zeros; scale 2.0
+    byte[] packed = new byte[16];
+    packed[0] = 0x1F;
+    packed[1] = (byte) 0x80;
+    packed[2] = 0x7A;
+    short[] got = mxfp4(packed, 1, new byte[] {(byte) 0x80});
+    assertEquals((short) 0xC140, got[0]);
+    assertEquals((short) 0x3F80, got[1]);
+    assertEquals((short) 0x0000, got[2]);
+    assertEquals((short) 0x8000, got[3]);
+    assertEquals((short) 0xC000, got[4]); // -1 x 2
+    assertEquals((short) 0x4140, got[5]); // 6 x 2
+    // the spec's scale 1/16 for byte 0x7A
+    short[] sixteenth = mxfp4(packed, 1, new byte[] {0x7B});
+    assertEquals((short) 0xBD80, sixteenth[4]);
+    assertEquals((short) 0x3EC0, sixteenth[5]);
+  }
+
+  @Test
+  void mxfp4UsesOneScalePerThirtyTwoInputsOfARow() throws IOException {
+    // 2 rows x 64 values: every code 2 (1.0); scales row 0 = (1, 2), row 1 = (4, 8)
+    byte[] packed = new byte[2 * 32];
+    Arrays.fill(packed, (byte) 0x22);
+    short[] got = mxfp4(packed, 2, new byte[] {0x7F, (byte) 0x80, (byte) 0x81, (byte) 0x82});
+    assertEquals((short) 0x3F80, got[31]);
+    assertEquals((short) 0x4000, got[32]);
+    assertEquals((short) 0x4080, got[64]);
+    assertEquals((short) 0x4100, got[127]);
+  }
+
+  @Test
+  void mxfp4RefusesAMisShapedScaleAndANaNScale() {
+    IOException shape = assertThrows(CheckpointFormatException.class, () -> mxfp4(new byte[16], 1, new byte[2]));
+    assertTrue(shape.getMessage().contains("does not fit MXFP4"), shape.getMessage());
+    IOException nan = assertThrows(IOException.class, () -> mxfp4(new byte[16], 1, new byte[] {(byte) 0xFF}));
+    assertTrue(nan.getMessage().contains("must be finite"), nan.getMessage());
+  }
+
+  private short[] fp8(byte[] codes, byte[] scales) throws IOException {
+    Path f = dir.resolve("f" + System.nanoTime());
+    Files.write(f, Bytes.concat(codes, scales));
+    TensorLocation w = new TensorLocation("w.weight", f.toString(), DType.F8_E4M3, Shape.of(1, codes.length), 0);
+    TensorLocation s = new TensorLocation("w.scale", f.toString(), DType.F8_E8M0, Shape.of(1, scales.length),
+        codes.length);
+    return read(new Fp8Dequant(w, s, 128, 128).asBf16(), 1, codes.length);
+  }
+
+  private short[] mxfp4(byte[] packed, int rows, byte[] scales) throws IOException {
+    Path f = dir.resolve("m" + System.nanoTime());
+    Files.write(f, Bytes.concat(packed, scales));
+    int np = packed.length / rows;
+    TensorLocation w = new TensorLocation("e.weight", f.toString(), DType.I8, Shape.of(rows, np), 0);
+    TensorLocation s = new TensorLocation("e.scale", f.toString(), DType.F8_E8M0,
+        Shape.of(rows, scales.length / rows), packed.length);
+    return read(new Mxfp4Dequant(w, s).asBf16(), rows, 2 * np);
+  }
+
+  private static short[] read(TensorLocation bf16, int rows, int cols) throws IOException {
+    AssembledTensor t = new AssembledTensor("w", Shape.of(rows, cols),
+        List.of(Band.of(SourceSlice.whole("w", rows, cols))));
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (TensorAssembler a = new TensorAssembler(64)) {
+      a.write(t, Map.of("w", bf16), Channels.newChannel(out));
+    }
+    ByteBuffer b = ByteBuffer.wrap(out.toByteArray()).order(ByteOrder.LITTLE_ENDIAN);
+    short[] res = new short[rows * cols];
+    for (int i = 0; i < res.length; i++) {
+      res[i] = b.getShort();
+    }
+    assertArrayEquals(new byte[0], new byte[b.remaining()]);
+    return res;
+  }
+}

@@ -1,0 +1,123 @@
+package ckptbeam.pipelines;
+
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.torch.McoreTracker;
+import ckptbeam.io.torch.PickleReader;
+import ckptbeam.io.torch.TorchCheckpointReader;
+import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.ModelConfig;
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * A DeepSeek-V4 checkpoint's layout from its rank files' {@code args} (docs/mapping.md §11.7), as MindSpeed's V4
+ * mcore → HF takes it: every layout flag the user did not give is read from there, and every flag given must agree
+ * with it. The args are read from the first rank file by name ({@code mp_rank_00…}), not an arbitrary one.
+ */
+final class CheckpointArgs {
+  private CheckpointArgs() {}
+
+  /**
+   * {@code o} (parsed from the flags of {@code side} with per-side {@code prefix}) completed from the args of the
+   * checkpoint in {@code loadDir}; unchanged when the checkpoint is not V4 or has no args.
+   */
+  static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String modelConfig, String side, String prefix)
+      throws IOException {
+    String configPath = modelConfig != null ? modelConfig : CheckpointFiles.resolve(loadDir, "config.json");
+    if (!CheckpointFiles.exists(configPath) || !ModelConfig.read(configPath).v4()) {
+      return o;
+    }
+    Map<String, Object> args = read(loadDir);
+    if (args == null) {
+      return o;
+    }
+    LayoutOptions.Builder b = o.toBuilder();
+    String from = " but the checkpoint's args (its rank files) say ";
+    int tp = size(a, args, side + "-tensor-parallel-size", "tensor_model_parallel_size", o.tp(), from);
+    int pp = size(a, args, side + "-pipeline-parallel-size", "pipeline_model_parallel_size", o.pp(), from);
+    int ep = size(a, args, side + "-expert-parallel-size", "expert_model_parallel_size", o.ep(), from);
+    b.tp(tp).pp(pp).ep(ep);
+    b.layersPerVirtualStage(size(a, args, prefix + "num-layers-per-virtual-pipeline-stage",
+        "num_layers_per_virtual_pipeline_stage", o.layersPerVirtualStage(), from));
+    b.mtpLayers(size(a, args, "mtp-num-layers", "mtp_num_layers", o.mtpLayers(), from));
+    b.numLayers(size(a, args, prefix + "num-layers", "num_layers", o.numLayers(), from));
+    String list = (String) args.get("num_layer_list");
+    if (list != null && !a.has(prefix + "num-layer-list")) {
+      b.numLayerList(a.parseIntList(prefix + "num-layer-list", list));
+    } else if (list != null && !sameList(list, o.numLayerList())) {
+      throw new IllegalArgumentException("--" + prefix + "num-layer-list " + a.get(prefix + "num-layer-list") + from
+          + "num_layer_list " + list);
+    }
+    String noop = (String) args.get("noop_layers");
+    if (noop != null && !a.has(prefix + "noop-layers")) {
+      TreeSet<Integer> slots = new TreeSet<>();
+      for (int n : a.parseIntList(prefix + "noop-layers", noop)) {
+        slots.add(n);
+      }
+      b.noopLayers(slots);
+    } else if (a.has(prefix + "noop-layers") && !o.noopLayers().equals(slotsOf(noop, a, prefix))) {
+      throw new IllegalArgumentException("--" + prefix + "noop-layers " + a.get(prefix + "noop-layers") + from
+          + "noop_layers " + (noop == null ? "(none)" : noop));
+    }
+    Object grouped = args.get("moe_grouped_gemm");
+    if (grouped instanceof Boolean g) {
+      if (a.has(prefix + "moe-grouped-gemm") && !g) {
+        throw new IllegalArgumentException("--" + prefix + "moe-grouped-gemm" + from + "moe_grouped_gemm False");
+      }
+      b.groupedGemm(g);
+    }
+    if (!args.containsKey("tie_mtp_embeddings_and_lmhead") && !o.v4Base()) {
+      b.v4Base(true); // written as deepseek4_base: its Base copies are the reference's business (§11.5)
+    }
+    return b.build();
+  }
+
+  private static int size(Args a, Map<String, Object> args, String flag, String field, int given, String from) {
+    Object v = args.get(field);
+    if (!(v instanceof Number)) {
+      return given;
+    }
+    int fromArgs = ((Number) v).intValue();
+    if (a.has(flag) && given != fromArgs) {
+      throw new IllegalArgumentException("--" + flag + " " + given + from + field + " " + fromArgs);
+    }
+    return fromArgs;
+  }
+
+  private static boolean sameList(String list, int[] given) {
+    if (given == null) {
+      return false;
+    }
+    return list.equals(String.join(",", java.util.Arrays.stream(given).mapToObj(String::valueOf).toList()));
+  }
+
+  private static TreeSet<Integer> slotsOf(String noop, Args a, String prefix) {
+    TreeSet<Integer> out = new TreeSet<>();
+    if (noop != null) {
+      for (int n : a.parseIntList(prefix + "noop-layers", noop)) {
+        out.add(n);
+      }
+    }
+    return out;
+  }
+
+  /** The args attributes of the checkpoint's first rank file, or null when it has none. */
+  @SuppressWarnings("unchecked")
+  static Map<String, Object> read(String loadDir) throws IOException {
+    String iteration = McoreTracker.iterationDir(loadDir);
+    List<String> files = CheckpointFiles.list(CheckpointFiles.resolve(loadDir, iteration));
+    String first = files.stream().filter(f -> f.startsWith("mp_rank_00") && f.endsWith("/model_optim_rng.pt"))
+        .findFirst().orElse(null);
+    if (first == null) {
+      return null;
+    }
+    Object root = TorchCheckpointReader.open(CheckpointFiles.resolve(loadDir, iteration + "/" + first)).root();
+    if (!(root instanceof Map) || !(((Map<String, Object>) root).get("args") instanceof PickleReader.PyObject ns)
+        || !(ns.state instanceof Map)) {
+      return null;
+    }
+    return (Map<String, Object>) ns.state;
+  }
+}
