@@ -240,9 +240,13 @@ def expected_files_v4(cfg, a, hf):
             sd[pre + "mlp.experts.weight2"] = torch.cat([hf[X % g + "w2.weight"].t() for g in experts], 0).contiguous()
         else:
             for l, g in enumerate(experts):
-                sd[pre + "mlp.experts.local_experts.%d.linear_fc1.weight" % l] = \
-                    torch.cat([hf[X % g + "w1.weight"], hf[X % g + "w3.weight"]], 0)
-                sd[pre + "mlp.experts.local_experts.%d.linear_fc2.weight" % l] = hf[X % g + "w2.weight"]
+                w1, w3, w2 = hf[X % g + "w1.weight"], hf[X % g + "w3.weight"], hf[X % g + "w2.weight"]
+                if a.etp > 1:  # expert-TP = tp: split like V3's experts
+                    fc1, fc2 = torch.cat([rows(w1, t), rows(w3, t)], 0), cols(w2, t)
+                else:  # expert-TP 1: whole on every tp rank
+                    fc1, fc2 = torch.cat([w1, w3], 0), w2
+                sd[pre + "mlp.experts.local_experts.%d.linear_fc1.weight" % l] = fc1
+                sd[pre + "mlp.experts.local_experts.%d.linear_fc2.weight" % l] = fc2
 
     def hc_head(sd, pre, P):
         sd[pre + "hc_base"] = hf[P + "hc_head_base"]
@@ -268,8 +272,9 @@ def expected_files_v4(cfg, a, hf):
                             sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
                             sd[mp + "eh_proj.weight"] = rows(torch.cat([hf[P + "e_proj.weight"],
                                                                         hf[P + "h_proj.weight"]], 1), t)
-                            if pp > 1:
-                                sd["embedding.word_embeddings.weight"] = rows(hf["embed.weight"], t)
+                            if pp > 1:  # a Base checkpoint's own MTP embedding (deepseek4_base), else the model's
+                                src = P + "emb.tok_emb.weight" if a.v4_base else "embed.weight"
+                                sd["embedding.word_embeddings.weight"] = rows(hf[src], t)
                             layer(sd, mp + "transformer_layer.", P, R + m, t, r, True)
                             sd["mtp.final_layernorms.%d.weight" % m] = hf[P + "norm.weight"]
                             hc_head(sd, mp + "hc_head.", P)
@@ -290,11 +295,15 @@ def check_v4_args(args, cfg, a):
     got = vars(args)
     L = a.num_layers if a.num_layers is not None else cfg["num_hidden_layers"] + len(a.noop)
     want = {"tensor_model_parallel_size": a.tp, "pipeline_model_parallel_size": a.pp,
-            "expert_model_parallel_size": a.ep, "expert_tensor_parallel_size": 1, "num_layers": L,
+            "expert_model_parallel_size": a.ep, "expert_tensor_parallel_size": max(1, a.etp), "num_layers": L,
             "hidden_size": cfg["hidden_size"], "num_attention_heads": cfg["num_attention_heads"],
             "num_experts": cfg["n_routed_experts"], "n_hash_layers": cfg["num_hash_layers"],
             "compress_ratios": cfg["compress_ratios"][:cfg["num_hidden_layers"] + cfg["num_nextn_predict_layers"]],
-            "untie_embeddings_and_output_weights": True, "tie_mtp_embeddings_and_lmhead": "true"}
+            "untie_embeddings_and_output_weights": True, "tie_mtp_embeddings_and_lmhead": "true",
+            "model_type_hf": "deepseek4"}
+    if a.v4_base:  # MindSpeed's deepseek4_base: no tie flag, which its mcore2hf reads as "write the Base copies"
+        want["tie_mtp_embeddings_and_lmhead"] = None
+        want["model_type_hf"] = "deepseek4_base"
     if a.vpp:
         want["num_layers_per_virtual_pipeline_stage"] = a.vpp
     if a.num_layer_list:
@@ -370,6 +379,8 @@ def main():
     ap.add_argument("--mla-mm-split", action="store_true")
     ap.add_argument("--dualpipe", action="store_true")
     ap.add_argument("--key-names", default="current")
+    ap.add_argument("--v4-base", action="store_true", help="DeepSeek-V4 converted as deepseek4_base")
+    ap.add_argument("--etp", type=int, default=1, help="DeepSeek-V4 expert tensor-parallel size")
     ap.add_argument("--write", action="store_true",
                     help="write the expected rank files with torch.save (protocol 4, defaultdict models, as the "
                          "reference converter does) instead of checking")

@@ -28,7 +28,12 @@ import java.util.Map;
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar ckptbeam.benchmarks.PlanTime generate DIR
  * java -cp benchmarks/target/benchmarks.jar ckptbeam.benchmarks.PlanTime time DIR
+ * java -cp benchmarks/target/benchmarks.jar ckptbeam.benchmarks.PlanTime generate-v4-pro DIR
  * </pre>
+ *
+ * <p>{@code generate-v4-pro} writes a DeepSeek-V4-Pro-shaped checkpoint the same way (its config as model cards give
+ * it: hidden 7168, 128 heads of 512, 384 experts of 3072, 61 layers + 1 MTP; one shard per layer, 1.6T parameters in
+ * bf16, 3.2 TB of holes), for timing {@code hf2mcore --dry-run} into the shipped layout.
  */
 public final class PlanTime {
   /** DeepSeek-V3's config.json, its dimensions (the release's other keys do not change planning). */
@@ -40,28 +45,45 @@ public final class PlanTime {
       + "\"torch_dtype\":\"bfloat16\"}";
   static final int SHARDS = 163;
 
+  /** DeepSeek-V4-Pro's config.json [model cards; unverified], Flash's compress-ratio pattern. */
+  static String v4ProConfig() {
+    StringBuilder ratios = new StringBuilder();
+    for (int i = 0; i < 62; i++) {
+      ratios.append(i == 0 ? "" : ",").append(i < 2 || i >= 61 ? 0 : i % 2 == 0 ? 4 : 128);
+    }
+    return "{\"architectures\":[\"DeepseekV4ForCausalLM\"],\"model_type\":\"deepseek_v4\",\"vocab_size\":129280,"
+        + "\"hidden_size\":7168,\"num_attention_heads\":128,\"head_dim\":512,\"qk_rope_head_dim\":64,"
+        + "\"q_lora_rank\":1536,\"o_lora_rank\":1024,\"o_groups\":16,\"n_routed_experts\":384,"
+        + "\"num_experts_per_tok\":6,\"moe_intermediate_size\":3072,\"n_shared_experts\":1,\"hc_mult\":4,"
+        + "\"index_n_heads\":64,\"index_head_dim\":128,\"num_hidden_layers\":61,\"num_nextn_predict_layers\":1,"
+        + "\"num_hash_layers\":3,\"compress_ratios\":[" + ratios + "],\"tie_word_embeddings\":false,"
+        + "\"torch_dtype\":\"bfloat16\"}";
+  }
+
   private PlanTime() {}
 
   public static void main(String[] args) throws Exception {
     Path dir = Path.of(args[1]);
     if (args[0].equals("generate")) {
-      generate(dir);
+      generate(dir, CONFIG, SHARDS);
+    } else if (args[0].equals("generate-v4-pro")) {
+      generate(dir, v4ProConfig(), 64);
     } else {
       time(dir, args.length > 2 ? Integer.parseInt(args[2]) : 3);
     }
   }
 
-  /** config.json, the index and 163 shards: headers written, tensor bytes a hole of the right length. */
-  static void generate(Path dir) throws Exception {
+  /** config.json, the index and the shards: headers written, tensor bytes a hole of the right length. */
+  static void generate(Path dir, String config, int shards) throws Exception {
     Files.createDirectories(dir);
-    Files.writeString(dir.resolve("config.json"), CONFIG);
-    ModelConfig cfg = ModelConfig.parse("config.json", CONFIG.getBytes(StandardCharsets.UTF_8));
+    Files.writeString(dir.resolve("config.json"), config);
+    ModelConfig cfg = ModelConfig.parse("config.json", config.getBytes(StandardCharsets.UTF_8));
     List<HfInventory.Entry> all = HfInventory.of(cfg);
     Map<String, String> weightMap = new LinkedHashMap<>();
     long total = 0;
-    int per = (all.size() + SHARDS - 1) / SHARDS;
-    for (int s = 0; s < SHARDS; s++) {
-      String name = String.format("model-%05d-of-%05d.safetensors", s + 1, SHARDS);
+    int per = (all.size() + shards - 1) / shards;
+    for (int s = 0; s < shards; s++) {
+      String name = String.format("model-%05d-of-%05d.safetensors", s + 1, shards);
       List<TensorSpec> specs = new ArrayList<>();
       for (HfInventory.Entry e : all.subList(Math.min(all.size(), s * per), Math.min(all.size(), (s + 1) * per))) {
         specs.add(new TensorSpec(e.name(), e.dtype(), e.shape(), sink -> {
@@ -84,7 +106,7 @@ public final class PlanTime {
       sep = ", ";
     }
     Files.writeString(dir.resolve("model.safetensors.index.json"), index.append("}}").toString());
-    System.out.println(all.size() + " tensors, " + total + " bytes in " + SHARDS + " shards at " + dir);
+    System.out.println(all.size() + " tensors, " + total + " bytes in " + shards + " shards at " + dir);
   }
 
   static LayoutOptions shipped() {

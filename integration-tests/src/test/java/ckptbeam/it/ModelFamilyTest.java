@@ -228,7 +228,9 @@ class ModelFamilyTest {
       "tp2 vpp noop grouped | --target-tensor-parallel-size 2 --target-pipeline-parallel-size 2 "
           + "--num-layers-per-virtual-pipeline-stage 2 --num-layers 8 --noop-layers 3,7 --moe-grouped-gemm "
           + "| --tp 2 --pp 2 --vpp 2 --num-layers 8 --noop 3,7 --grouped-gemm",
-      "num-layer-list | --target-pipeline-parallel-size 3 --num-layer-list 1,2,3 | --pp 3 --num-layer-list 1,2,3"})
+      "num-layer-list | --target-pipeline-parallel-size 3 --num-layer-list 1,2,3 | --pp 3 --num-layer-list 1,2,3",
+      "tp2 ep2 per-expert at expert-TP 2 | --target-tensor-parallel-size 2 --target-expert-parallel-size 2 "
+          + "--expert-tensor-parallel-size 2 | --tp 2 --ep 2 --etp 2"})
   void v4EveryLayoutFamilyMatchesTheSpecAndComesBackBitExact(String name, String flags, String checker)
       throws Exception {
     String mtp = " --mtp-num-layers 1";
@@ -267,7 +269,9 @@ class ModelFamilyTest {
         {"--target-pipeline-parallel-size 2 --schedules-method dualpipev", "--schedules-method"},
         {"--target-tensor-parallel-size 2 --target-expert-parallel-size 2 --moe-grouped-gemm --moe-tp-extend-ep",
             "--moe-tp-extend-ep"},
-        {"--expert-tensor-parallel-size 2 --target-tensor-parallel-size 2", "--expert-tensor-parallel-size 2"},
+        {"--expert-tensor-parallel-size 2 --target-tensor-parallel-size 2 --moe-grouped-gemm",
+            "--expert-tensor-parallel-size 2 with --moe-grouped-gemm"},
+        {"--expert-tensor-parallel-size 3 --target-tensor-parallel-size 2", "--expert-tensor-parallel-size 3 must be 1"},
         {"--model-type-hf deepseek3", "--model-type-hf deepseek3 names DeepSeek-V3"}};
     for (String[] c : cases) {
       List<String> args = new ArrayList<>(List.of("hf2mcore", "--load-dir", v4.toString(), "--save-dir",
@@ -335,6 +339,31 @@ class ModelFamilyTest {
       }
     }
     assertTrue(changed >= 4, "the merge changed " + changed + " files");
+  }
+
+  /**
+   * A V4 Base checkpoint (MTP layers with their own embedding and head): as deepseek4_base its MTP embedding is the
+   * MTP stage's copy, the args say Base, and mcore2hf writes the Base copies back (bit-exact here, where they equal
+   * the main ones); as deepseek4 a note says they are not read.
+   */
+  @Test
+  void v4BaseCheckpointsConvertAsEitherModelType() throws Exception {
+    Path base = Checkpoints.tinyModel(work.resolve("v4-base"), "--v4", "--base", "--layers", "4");
+    Path mcore = run("hf2mcore", base, "mcore", "--model-type-hf deepseek4_base --target-pipeline-parallel-size 2 "
+        + "--moe-grouped-gemm --mtp-num-layers 1");
+    String report = Torch.checkMcore(base, mcore, "--pp", "2", "--grouped-gemm", "--mtp", "1", "--v4-base");
+    assertTrue(report.startsWith("OK "), report);
+    Path back = run("mcore2hf", mcore, "back", "");
+    String roundTrip = RoundTripTest.roundTrip(base, back, "");
+    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    Checkpoints.Run asV4 = Checkpoints.cli("hf2mcore", "--load-dir", base.toString(), "--save-dir",
+        work.resolve("as-v4").toString(), "--mtp-num-layers", "1");
+    assertEquals(0, asV4.exit, asV4.toString());
+    assertTrue(asV4.err.contains("Base model's MTP embedding and head") || asV4.out.contains("Base model's MTP"),
+        asV4.toString());
+    Checkpoints.Run notBase = Checkpoints.cli("hf2mcore", "--load-dir", v4.toString(), "--save-dir",
+        work.resolve("not-base").toString(), "--mtp-num-layers", "1", "--model-type-hf", "deepseek4_base");
+    assertTrue(notBase.exit != 0 && notBase.err.contains("has no Base MTP tensors"), notBase.toString());
   }
 
   /** V4's release (FP8 with e8m0 scales, MXFP4 experts): fp8-to-bf16 exact, one pass equals the two. */

@@ -42,6 +42,9 @@ final class CheckpointArgs {
     b.layersPerVirtualStage(size(a, args, prefix + "num-layers-per-virtual-pipeline-stage",
         "num_layers_per_virtual_pipeline_stage", o.layersPerVirtualStage(), from));
     b.mtpLayers(size(a, args, "mtp-num-layers", "mtp_num_layers", o.mtpLayers(), from));
+    int etp = size(a, args, ModelTypeFlags.EXPERT_TP, "expert_tensor_parallel_size",
+        Math.max(1, o.expertTensorParallel()), from);
+    b.expertTensorParallel(etp > 1 ? etp : o.expertTensorParallel());
     b.numLayers(size(a, args, prefix + "num-layers", "num_layers", o.numLayers(), from));
     String list = (String) args.get("num_layer_list");
     if (list != null && !a.has(prefix + "num-layer-list")) {

@@ -90,7 +90,8 @@ final class LayoutFlags {
         .groupedGemm(a.has(prefix + "moe-grouped-gemm"))
         .tpExtendEp(a.has(prefix + "moe-tp-extend-ep"))
         .mlaMmSplit(a.has(prefix + "mla-mm-split"))
-        .v4Base("deepseek4_base".equals(a.get(ModelTypeFlags.MODEL_TYPE)));
+        .v4Base("deepseek4_base".equals(a.get(ModelTypeFlags.MODEL_TYPE)))
+        .expertTensorParallel(a.intValue(ModelTypeFlags.EXPERT_TP, 0));
     int[] noop = a.intList(prefix + "noop-layers");
     if (noop != null) {
       TreeSet<Integer> slots = new TreeSet<>();
@@ -154,6 +155,8 @@ final class LayoutFlags {
         return "--" + prefix + "mcore-key-names";
       case NF4:
         return "--qlora-nf4";
+      case EXPERT_TP:
+        return "--" + ModelTypeFlags.EXPERT_TP;
       default:
         throw new IllegalStateException(s.toString());
     }

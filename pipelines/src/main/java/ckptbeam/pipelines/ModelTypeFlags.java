@@ -23,8 +23,9 @@ final class ModelTypeFlags {
   static Args define(Args a) {
     return a.value(MODEL_TYPE).help("deepseek3|deepseek4|deepseek4_base", "MindSpeed's model type; checked against "
             + "config.json's model_type, which decides.").defaultValue("from config.json")
-        .value(EXPERT_TP).help("N", "Expert tensor-parallel size; checked against the layout (DeepSeek-V4: 1, "
-            + "experts whole on every tp rank).").defaultValue("from the layout")
+        .value(EXPERT_TP).help("N", "Expert tensor-parallel size. DeepSeek-V4: 1 (experts whole on every tp "
+            + "rank) or the tp size (per-expert weights split like V3's); V3: checked against the layout.")
+        .defaultValue("V4: 1; V3: from the layout")
         .value(LOAD_TYPE).help("hf|mg", "MindSpeed's convert_ckpt_v2.py direction flags; checked against the command.")
         .value(SAVE_TYPE).help("hf|mg", "As --load-model-type, for the output.");
   }
@@ -59,14 +60,12 @@ final class ModelTypeFlags {
       }
     }
     String etp = flags.get(EXPERT_TP);
-    if (etp != null) {
+    if (etp != null && !cfg.v4()) { // V4's is a layout setting, checked with the layout
       LayoutOptions layout = r.targetLayout() != null ? r.targetLayout() : r.layout();
-      int want = cfg.v4() ? 1 : layout.expertTp();
+      int want = layout.expertTp();
       if (!etp.equals(Integer.toString(want))) {
-        throw new IllegalArgumentException("--" + EXPERT_TP + " " + etp + (cfg.v4()
-            ? ": DeepSeek-V4 converts with expert-TP 1 (experts whole on every tp rank); expert-TP = tp for "
-                + "per-expert weights is not supported yet"
-            : " does not match the layout, whose experts are split over " + want + " tensor-parallel rank(s)"));
+        throw new IllegalArgumentException("--" + EXPERT_TP + " " + etp + " does not match the layout, whose "
+            + "experts are split over " + want + " tensor-parallel rank(s)");
       }
     }
     return notes;

@@ -93,6 +93,8 @@ public final class TinyModel {
             + "e8m0 block scales, and MXFP4 routed experts).")
         .flag("v32").help("DeepSeek-V3.2: model_type deepseek_v32, a DSA indexer in every layer; with --fp8, "
             + "scale_fmt ue8m0 (power-of-two block scales).")
+        .flag("base").help("With --v4: a Base checkpoint, whose MTP layers have their own embedding and head "
+            + "(copies of the main ones).")
         .flag("v4").help("DeepSeek-V4 (bf16): model_type deepseek_v4, native names, compressors and CSA indexers "
             + "(compress ratios 0, 0, then 4 and 8 alternating), hash-routed first layers, mHC; uses --head-dim, "
             + "--o-lora-rank, --o-groups, --hc-mult, --hash-layers, --index-heads, --index-head-dim.");
@@ -108,6 +110,10 @@ public final class TinyModel {
     size.put("fp8", a.has("fp8") ? 1L : 0L);
     size.put("v32", a.has("v32") ? 1L : 0L);
     size.put("v4", a.has("v4") ? 1L : 0L);
+    size.put("base", a.has("base") ? 1L : 0L);
+    if (a.has("base") && !a.has("v4")) {
+      throw new IllegalArgumentException("--base goes with --v4");
+    }
     if (a.has("v4") && a.has("v32")) {
       throw new IllegalArgumentException("--v4 cannot be combined with --v32");
     }
@@ -130,7 +136,7 @@ public final class TinyModel {
     ModelConfig cfg = ModelConfig.parse("config.json", config);
     long seed = size.get("seed");
 
-    List<HfInventory.Entry> inventory = HfInventory.of(cfg);
+    List<HfInventory.Entry> inventory = HfInventory.of(cfg, size.getOrDefault("base", 0L) == 1L);
     int units = 1 + cfg.hiddenLayers + cfg.nextnPredictLayers;
     int shards = (int) Math.max(1, Math.min(size.get("shards"), units));
     List<List<TensorSpec>> perShard = new ArrayList<>();
@@ -275,6 +281,16 @@ public final class TinyModel {
    * {@code shared_head.head} are copies of the main embedding and lm_head.
    */
   static String valueName(ModelConfig cfg, String name) {
+    if (cfg.v4() && HfNames.layerOf(cfg, name) >= cfg.hiddenLayers) {
+      // a Base checkpoint's MTP embedding and head are copies of the main ones
+      if (name.endsWith(".emb.tok_emb.weight")) {
+        return HfNames.V4_EMBED;
+      }
+      if (name.endsWith(".head.weight")) {
+        return "head.weight";
+      }
+      return name;
+    }
     int layer = HfNames.layerOf(name);
     if (!cfg.v4() && layer >= cfg.hiddenLayers) {
       if (name.endsWith(".embed_tokens.weight")) {

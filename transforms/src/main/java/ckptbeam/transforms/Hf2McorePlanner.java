@@ -38,6 +38,10 @@ final class Hf2McorePlanner implements KindPlanner {
       planned += ConversionPlanner.plannedBytes(rank);
     }
     String indexPath = CheckpointFiles.resolve(r.loadDir(), SafetensorsIndex.FILE_NAME);
+    List<String> notes = new ArrayList<>();
+    if (cfg.v4()) {
+      checkV4(cfg, layout, index, indexPath, notes);
+    }
     List<String> missing = needed.keySet().stream().filter(n -> !index.weightMap().containsKey(n)).toList();
     if (!missing.isEmpty()) {
       throw new IOException(indexPath + ": " + missing.size() + " tensor(s) the layout needs are not in the index, "
@@ -60,11 +64,46 @@ final class Hf2McorePlanner implements KindPlanner {
       // the block scales of the FP8 weights are used to dequantise them
       ignored.removeIf(n -> cfg.weightOfScale(n, needed::containsKey) != null);
     }
-    List<String> notes = new ArrayList<>();
     if (!ignored.isEmpty()) {
       notes.add(ignored.size() + " input tensor(s) are not part of this layout and are not converted, e.g. "
           + ignored.first() + ConversionPlanner.mtpHint(cfg, layout));
     }
     return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, new HfShardSources(shards, cfg));
+  }
+
+  /**
+   * DeepSeek-V4's checks on the index (docs/mapping.md §11.5, §11.8): Base MTP tensors against the model type,
+   * tensors of another V4 generation, and noop slots before real layers.
+   */
+  private static void checkV4(ModelConfig cfg, LayoutOptions layout, SafetensorsIndex index, String indexPath,
+      List<String> notes) throws IOException {
+    String baseKey = HfNames.layer(cfg, cfg.hiddenLayers, TensorMapping.V4_BASE_MTP_EMBED);
+    boolean base = index.weightMap().containsKey(baseKey);
+    if (layout.v4Base() && layout.mtpLayers() > 0 && !base) {
+      throw new IOException(indexPath + ": --model-type-hf deepseek4_base, but the checkpoint has no Base MTP "
+          + "tensors (no \"" + baseKey + "\"); convert it as deepseek4");
+    }
+    if (!layout.v4Base() && base) {
+      notes.add("the checkpoint has a Base model's MTP embedding and head (\"" + baseKey + "\"): converted as "
+          + "deepseek4, they are not read (the trainer ties them to the main ones); --model-type-hf deepseek4_base "
+          + "keeps the Base type in the rank files' args");
+    }
+    for (String n : index.weightMap().keySet()) {
+      if (n.contains(".indexer.wk.") || n.contains("engram.")
+          || n.matches("mtp\\.\\d+\\.attn\\.(compressor|indexer)\\..*")) {
+        throw new IOException(indexPath + ": holds \"" + n + "\", a tensor of another DeepSeek-V4 generation (V4.1's "
+            + "indexer.wk or engram, or an MTP compressor) that the V4 mapping does not have; refused rather than "
+            + "dropped");
+      }
+    }
+    int slot = 0;
+    for (int noop : layout.noopLayers()) {
+      if (noop < layout.numLayers() - layout.noopLayers().size() + slot) {
+        notes.add("noop slot " + noop + " lies before a real layer: the trainer reads compress_ratios and hash routing "
+            + "by global slot, this mapping (as MindSpeed's converter) by HF layer, so the two disagree after it");
+        break;
+      }
+      slot++;
+    }
   }
 }

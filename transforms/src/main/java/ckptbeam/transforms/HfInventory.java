@@ -29,7 +29,13 @@ public final class HfInventory {
    * {@code <name>_scale_inv} of {@code [ceil(out/B), ceil(in/B)]} right after it (docs/formats.md §3.2).
    */
   public static List<Entry> of(ModelConfig c) {
-    List<Entry> plain = plain(c);
+    return of(c, false);
+  }
+
+  /** As {@link #of(ModelConfig)}; {@code v4Base}: a DeepSeek-V4 Base checkpoint, whose MTP layers have their own
+   * embedding and head. */
+  public static List<Entry> of(ModelConfig c, boolean v4Base) {
+    List<Entry> plain = plain(c, v4Base);
     if (!c.fp8) {
       return plain;
     }
@@ -75,12 +81,12 @@ public final class HfInventory {
         || name.endsWith("indexer.wk.weight"));
   }
 
-  private static List<Entry> plain(ModelConfig c) {
+  private static List<Entry> plain(ModelConfig c, boolean v4Base) {
     List<Entry> out = new ArrayList<>();
     Set<String> seen = new LinkedHashSet<>();
     global(out, seen, c, Part.EMBEDDING, -1);
     for (int l = 0; l < c.hiddenLayers + c.nextnPredictLayers; l++) {
-      layer(out, seen, c, l);
+      layer(out, seen, c, l, v4Base);
     }
     global(out, seen, c, Part.FINAL, c.hiddenLayers - 1);
     return out;
@@ -96,7 +102,7 @@ public final class HfInventory {
   }
 
   /** A layer's tensors: every HF tensor the mapping's rows read for a layer of its kind, each once. */
-  private static void layer(List<Entry> out, Set<String> seen, ModelConfig c, int l) {
+  private static void layer(List<Entry> out, Set<String> seen, ModelConfig c, int l, boolean v4Base) {
     List<Part> parts = new ArrayList<>();
     if (l >= c.hiddenLayers) {
       parts.addAll(List.of(Part.MTP_EMBEDDING, Part.MTP_INPUT, Part.MTP_OUTPUT));
@@ -106,7 +112,8 @@ public final class HfInventory {
     for (Part part : parts) {
       for (Row row : TensorMapping.ROWS) {
         if (row.part() != part || row.family() != c.family || !row.when().holdsForConfig(c)
-            || !row.when().holdsForLayer(c, l)) {
+            || !row.when().holdsForLayer(c, l) || row.when() == TensorMapping.When.V4_BASE && !v4Base
+            || row.when() == TensorMapping.When.V4_NOT_BASE && v4Base) {
           continue;
         }
         for (Source s : row.sources()) {
@@ -118,6 +125,11 @@ public final class HfInventory {
       }
       if (part == Part.MTP_OUTPUT && !c.v4()) {
         TensorMapping.MTP_UNCONVERTED.forEach(s -> add(out, seen, c, s.hfName(c, l, -1), s, l, l));
+      }
+      if (part == Part.MTP_OUTPUT && c.v4() && v4Base) {
+        Source head = new Source(TensorMapping.V4_BASE_MTP_HEAD, TensorMapping.VOCAB, TensorMapping.H,
+            ckptbeam.io.tensor.DType.BF16);
+        add(out, seen, c, head.hfName(c, l, -1), head, l, l);
       }
     }
   }

@@ -17,7 +17,7 @@ public final class LayoutException extends IllegalArgumentException {
     TP("tp"), PP("pp"), EP("ep"), LAYERS_PER_VIRTUAL_STAGE("layersPerVirtualStage"), NUM_LAYER_LIST("numLayerList"),
     NOOP_LAYERS("noopLayers"), NUM_LAYERS("numLayers"), FIRST_K_DENSE("firstKDense"), MTP_LAYERS("mtpLayers"),
     GROUPED_GEMM("groupedGemm"), TP_EXTEND_EP("tpExtendEp"), MLA_MM_SPLIT("mlaMmSplit"), DUALPIPE("dualpipe"),
-    KEY_NAMES("keyNames"), NF4("nf4");
+    KEY_NAMES("keyNames"), NF4("nf4"), EXPERT_TP("expertTensorParallel");
 
     /** The builder method that sets it. */
     public final String label;

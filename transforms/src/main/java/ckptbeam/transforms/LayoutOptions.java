@@ -35,6 +35,7 @@ public final class LayoutOptions implements java.io.Serializable {
   private final McoreKeyNames.Scheme keyNames;
   private final Nf4.Format nf4;
   private final boolean v4Base;
+  private final int expertTensorParallel;
 
   /**
    * The key endings {@code --qlora-nf4} quantises (docs/mapping.md §7.1): the {@link TensorMapping} rows marked NF4,
@@ -59,6 +60,7 @@ public final class LayoutOptions implements java.io.Serializable {
     keyNames = Objects.requireNonNull(b.keyNames, "keyNames");
     nf4 = b.nf4;
     v4Base = b.v4Base;
+    expertTensorParallel = b.expertTensorParallel;
   }
 
   /** tp = pp = ep = 1, every other setting absent or from the model's config. */
@@ -89,6 +91,7 @@ public final class LayoutOptions implements java.io.Serializable {
     b.keyNames = keyNames;
     b.nf4 = nf4;
     b.v4Base = v4Base;
+    b.expertTensorParallel = expertTensorParallel;
     return b;
   }
 
@@ -172,6 +175,14 @@ public final class LayoutOptions implements java.io.Serializable {
    */
   public boolean v4Base() {
     return v4Base;
+  }
+
+  /**
+   * {@code --expert-tensor-parallel-size} as given, 0 when not: DeepSeek-V4's per-expert weights are whole on every
+   * tp rank at 1 (the default) or split like V3's at tp; V3 derives its expert-TP from the layout ({@link #expertTp}).
+   */
+  public int expertTensorParallel() {
+    return expertTensorParallel;
   }
 
   /** Whether NF4 quantisation applies to this mcore key. */
@@ -300,6 +311,14 @@ public final class LayoutOptions implements java.io.Serializable {
     if (keyNames != McoreKeyNames.Scheme.CURRENT) {
       fail(Setting.KEY_NAMES, why + ": V4 only exists with the current key names");
     }
+    if (expertTensorParallel > 1 && expertTensorParallel != tp) {
+      fail(Setting.EXPERT_TP, " " + expertTensorParallel + " must be 1 or ", Setting.TP, " " + tp);
+    }
+    if (expertTensorParallel > 1 && groupedGemm) {
+      fail(Setting.EXPERT_TP, " " + expertTensorParallel + " with ", Setting.GROUPED_GEMM, why + ": the reference "
+          + "copies the whole interleaved slab to every tp rank, which neither its trainer nor its mcore2hf reads "
+          + "(§11.5)");
+    }
     divisible("num_attention_heads", cfg.attentionHeads, tp, Setting.TP);
     divisible("o_groups", cfg.oGroups, tp, Setting.TP);
     divisible("vocab_size", cfg.vocabSize, tp, Setting.TP);
@@ -366,7 +385,7 @@ public final class LayoutOptions implements java.io.Serializable {
         + (numLayerList == null ? "-" : join(numLayerList)) + " noop=" + noopLayers + " num-layers=" + numLayers
         + " first-k-dense=" + firstKDense + " mtp=" + mtpLayers + " grouped=" + groupedGemm + " tp-extend-ep="
         + tpExtendEp + " mla-mm-split=" + mlaMmSplit + " dualpipe=" + dualpipe + " key-names=" + keyNames + " nf4="
-        + nf4 + (v4Base ? " v4-base" : "");
+        + nf4 + (v4Base ? " v4-base" : "") + (expertTensorParallel > 0 ? " etp=" + expertTensorParallel : "");
   }
 
   /** Equal settings, as given (defaults left to the config are compared unresolved). */
@@ -422,6 +441,7 @@ public final class LayoutOptions implements java.io.Serializable {
     private McoreKeyNames.Scheme keyNames = McoreKeyNames.Scheme.CURRENT;
     private Nf4.Format nf4;
     private boolean v4Base;
+    private int expertTensorParallel;
 
     private Builder() {}
 
@@ -503,6 +523,12 @@ public final class LayoutOptions implements java.io.Serializable {
 
     public Builder v4Base(boolean v) {
       v4Base = v;
+      return this;
+    }
+
+    /** The expert tensor-parallel size as given; 0 for the default. */
+    public Builder expertTensorParallel(int v) {
+      expertTensorParallel = v;
       return this;
     }
 

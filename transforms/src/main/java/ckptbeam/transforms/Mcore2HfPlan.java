@@ -108,6 +108,20 @@ public final class Mcore2HfPlan extends HfShardsPlan {
         hfShapes.put(embed, hfShapes.get(HfNames.EMBED));
       }
     }
+    if (cfg.v4() && o.v4Base()) {
+      // MindSpeed writes a deepseek4_base checkpoint's MTP embedding and head back as copies of the main ones
+      // (§11.8); where the MTP stage kept the checkpoint's own embedding (pp > 1), that is what comes back
+      for (int m = 0; m < o.mtpLayers(); m++) {
+        String embed = HfNames.layer(cfg, real + m, TensorMapping.V4_BASE_MTP_EMBED);
+        if (!regions.containsKey(embed)) {
+          regions.put(embed, regions.get(HfNames.V4_EMBED));
+          hfShapes.put(embed, hfShapes.get(HfNames.V4_EMBED));
+        }
+        String head = HfNames.layer(cfg, real + m, TensorMapping.V4_BASE_MTP_HEAD);
+        regions.put(head, regions.get("head.weight"));
+        hfShapes.put(head, hfShapes.get("head.weight"));
+      }
+    }
     int lastSaved = lastSavedLayer();
     int total = real + o.mtpLayers();
     TreeMap<Integer, List<AssembledTensor>> byLayer = new TreeMap<>();

@@ -39,7 +39,7 @@ final class McoreArgs {
     a.put("tensor_model_parallel_size", (long) o.tp());
     a.put("pipeline_model_parallel_size", (long) o.pp());
     a.put("expert_model_parallel_size", (long) o.ep());
-    a.put("expert_tensor_parallel_size", 1L);
+    a.put("expert_tensor_parallel_size", (long) Math.max(1, o.expertTensorParallel()));
     if (o.numLayerList() != null) {
       a.put("num_layer_list", join(o.numLayerList()));
     }

@@ -73,7 +73,15 @@ public final class TensorMapping {
     /** V4: a decoder layer below {@code num_hash_layers} (routes by {@code tid2eid}). */
     HASH,
     /** V4: every other layer, MTP layers included (routes with a bias). */
-    NOT_HASH;
+    NOT_HASH,
+    /** V4 as MindSpeed's {@code deepseek4_base}: the MTP layers' own embedding copy is read. */
+    V4_BASE,
+    /** V4 as {@code deepseek4}: the model's embedding is the MTP stage's copy. */
+    V4_NOT_BASE,
+    /** V4 per-expert weights at expert-TP 1: whole on every tp rank. */
+    V4_EXPERT_TP_1,
+    /** V4 per-expert weights at expert-TP = tp: split like V3's. */
+    V4_EXPERT_TP_TP;
 
     /** Whether the row exists in HF layer {@code layer} (MTP layers numbered after the decoder layers). */
     boolean holdsForLayer(ModelConfig c, int layer) {
@@ -99,6 +107,10 @@ public final class TensorMapping {
       switch (this) {
         case WITHOUT_MTP: return o.mtpLayers() == 0;
         case WITH_MTP: return o.mtpLayers() > 0;
+        case V4_BASE: return o.v4Base();
+        case V4_NOT_BASE: return !o.v4Base();
+        case V4_EXPERT_TP_1: return o.expertTensorParallel() <= 1;
+        case V4_EXPERT_TP_TP: return o.expertTensorParallel() > 1;
         case FUSED_MLA: return !o.mlaMmSplit();
         case SPLIT_MLA: return o.mlaMmSplit();
         default: return holdsForConfig(c);
@@ -344,9 +356,11 @@ public final class TensorMapping {
     row(u, "v4_mtp_hnorm", "mtp.layers.{m}.hnorm.weight", p, Split.REPLICATED, vector("hnorm.weight", H));
     row(u, "v4_mtp_eh_proj", "mtp.layers.{m}.eh_proj.weight", p, Split.SIDE_BY_SIDE, matrix("e_proj.weight", H, H),
         matrix("h_proj.weight", H, H));
-    // The MTP stage's embedding copy is the model's embedding (a Base checkpoint's own MTP copy is not read, §11.5)
-    row(u, "v4_mtp_embedding", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, Split.ROWS,
+    // The MTP stage's embedding copy (pp > 1): a Base checkpoint's own MTP embedding, else the model's (§11.8)
+    row(u, "v4_mtp_embedding", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, When.V4_NOT_BASE, Split.ROWS,
         new Source(HfNames.V4_EMBED, VOCAB, H, DType.BF16, true));
+    row(u, "v4_mtp_embedding_base", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, When.V4_BASE,
+        Split.ROWS, matrix(V4_BASE_MTP_EMBED, VOCAB, H));
     row(u, "v4_mtp_final_norm", "mtp.final_layernorms.{m}.weight", Part.MTP_OUTPUT, Split.REPLICATED,
         vector("norm.weight", H));
     hcHead(Part.MTP_OUTPUT, "v4_mtp_hc_head", "mtp.layers.{m}.hc_head.");
@@ -394,9 +408,14 @@ public final class TensorMapping {
 
     // w1 is the gate, w3 the up projection (DeepSeek's silu(w1 x) * w3 x)
     String e = "ffn.experts.{e}.";
-    row(u, "v4_expert_fc1", "mlp.experts.local_experts.{l}.linear_fc1.weight", Part.EXPERT, Split.STACKED,
+    String le = "mlp.experts.local_experts.{l}.";
+    row(u, "v4_expert_fc1", le + "linear_fc1.weight", Part.EXPERT, When.V4_EXPERT_TP_1, Split.STACKED,
         matrix(e + "w1.weight", EXPERT_WIDTH, H), matrix(e + "w3.weight", EXPERT_WIDTH, H));
-    row(u, "v4_expert_fc2", "mlp.experts.local_experts.{l}.linear_fc2.weight", Part.EXPERT, Split.REPLICATED,
+    row(u, "v4_expert_fc2", le + "linear_fc2.weight", Part.EXPERT, When.V4_EXPERT_TP_1, Split.REPLICATED,
+        matrix(e + "w2.weight", H, EXPERT_WIDTH));
+    row(u, "v4_expert_fc1_split", le + "linear_fc1.weight", Part.EXPERT, When.V4_EXPERT_TP_TP, Split.GATED,
+        matrix(e + "w1.weight", EXPERT_WIDTH, H), matrix(e + "w3.weight", EXPERT_WIDTH, H));
+    row(u, "v4_expert_fc2_split", le + "linear_fc2.weight", Part.EXPERT, When.V4_EXPERT_TP_TP, Split.COLUMNS,
         matrix(e + "w2.weight", H, EXPERT_WIDTH));
     row(u, "v4_weight1", "mlp.experts.weight1", Part.GROUPED_EXPERTS, Split.GROUPED_W1,
         matrix(e + "w1.weight", EXPERT_WIDTH, H), matrix(e + "w3.weight", EXPERT_WIDTH, H));
@@ -428,6 +447,10 @@ public final class TensorMapping {
   private static Source f32(String name, Dim rows, Dim cols) {
     return new Source(name, rows, cols, DType.F32);
   }
+
+  /** A V4 Base checkpoint's MTP layers' own embedding and head (docs/mapping.md §11.8). */
+  static final String V4_BASE_MTP_EMBED = "emb.tok_emb.weight";
+  static final String V4_BASE_MTP_HEAD = "head.weight";
 
   /** HF tensors of an MTP layer HF → mcore does not convert: mcore shares {@code output_layer} (§3.8). */
   public static final List<Source> MTP_UNCONVERTED = List.of(matrix("shared_head.head.weight", VOCAB, H));

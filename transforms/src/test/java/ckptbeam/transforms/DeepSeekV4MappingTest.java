@@ -197,14 +197,15 @@ class DeepSeekV4MappingTest {
         "tp2 ep4 per-expert", l -> { l.tp(2); l.ep(4); },
         "pp2 vpp noop", l -> { l.pp(2); l.numLayers(8); l.noopLayers(List.of(3, 7)); l.layersPerVirtualStage(2); },
         "pp2 num-layer-list", l -> { l.pp(2); l.numLayerList(2, 4); l.groupedGemm(true); },
-        "tp4 pp1 without mtp", l -> { l.tp(4); l.mtpLayers(0); });
+        "tp4 pp1 without mtp", l -> { l.tp(4); l.mtpLayers(0); },
+        "tp2 per-expert at expert-TP 2", l -> { l.tp(2); l.ep(2); l.expertTensorParallel(2); });
     layouts.get(name).accept(o);
     return o.build();
   }
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"tp2 pp2 ep2 grouped noop", "tp2 ep4 per-expert", "pp2 vpp noop", "pp2 num-layer-list",
-      "tp4 pp1 without mtp"})
+      "tp4 pp1 without mtp", "tp2 per-expert at expert-TP 2"})
   void mcore2hfRebuildsEveryHfTensorOnceInItsLayersFile(String name) {
     Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(SMALL, layout(name));
     Mcore2HfPlan back = new Mcore2HfPlan(forward, "iter_0000001");
@@ -259,6 +260,7 @@ class DeepSeekV4MappingTest {
     bad.put("mlaMmSplit", LayoutOptions.builder().mlaMmSplit(true));
     bad.put("numLayers", LayoutOptions.builder().numLayers(5).pp(1));
     bad.put("tp", LayoutOptions.builder().tp(16));
+    bad.put("expertTensorParallel", LayoutOptions.builder().tp(2).expertTensorParallel(2).groupedGemm(true));
     for (Map.Entry<String, LayoutOptions.Builder> b : bad.entrySet()) {
       LayoutException e = assertThrows(LayoutException.class, () -> b.getValue().build().resolve(SMALL), b.getKey());
       assertTrue(e.getMessage().contains(b.getKey()), e.getMessage());

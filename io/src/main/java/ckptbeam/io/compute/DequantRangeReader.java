@@ -23,9 +23,10 @@ final class DequantRangeReader implements RangeReader {
   private final int scaleCols;
   private long scaleRow = -1;
   private float[] rowScales;
-  private byte[] codes = new byte[0];
   /** V4's e8m0 scales: a non-finite result is refused (V3's float32 path keeps the reference's arithmetic). */
   private final boolean strict;
+  /** With e8m0 scales, the codes of {@link #rowScales}. */
+  private final int[] rowScaleCodes;
 
   DequantRangeReader(Fp8Dequant d) throws IOException {
     this.d = d;
@@ -34,6 +35,7 @@ final class DequantRangeReader implements RangeReader {
     this.cols = d.weight.shape().dim(1);
     this.scaleCols = (int) d.scale.shape().dim(1);
     this.rowScales = new float[scaleCols];
+    this.rowScaleCodes = new int[scaleCols];
     this.strict = d.scale.dtype() == DType.F8_E8M0;
   }
 
@@ -51,9 +53,7 @@ final class DequantRangeReader implements RangeReader {
     }
     long first = offset / 2;
     int n = length / 2;
-    if (codes.length < n) {
-      codes = new byte[n];
-    }
+    byte[] codes = Scratch.bytes(Scratch.CODES, n);
     weights.readFully(d.weight.offset() + first, ByteBuffer.wrap(codes, 0, n));
     ByteBuffer out = dst.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     int pos = dst.position();
@@ -63,14 +63,22 @@ final class DequantRangeReader implements RangeReader {
       int col = (int) (e % cols);
       loadScales(row / d.blockRows);
       int run = (int) Math.min(n - k, cols - col);
+      if (strict) {
+        // e8m0 scales: bf16(e4m3 · 2^(s−127)) for every pair is precomputed with this same arithmetic
+        for (int c = 0; c < run; c++, k++, pos += 2) {
+          int at = rowScaleCodes[(col + c) / d.blockCols] * 256 + (codes[k] & 0xFF);
+          if (!E8m0Tables.FP8_FINITE[at]) {
+            float y = Float8E4M3.toFloat(codes[k]) * rowScales[(col + c) / d.blockCols];
+            throw new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row + ", "
+                + (col + c) + "] (code " + (codes[k] & 0xFF) + ") dequantises to " + y + "; a weight must be finite");
+          }
+          out.putShort(pos, E8m0Tables.FP8[at]);
+        }
+        continue;
+      }
       for (int c = 0; c < run; c++, k++, pos += 2) {
         float s = rowScales[(col + c) / d.blockCols];
-        float y = Float8E4M3.toFloat(codes[k]) * s;
-        if (strict && !Float.isFinite(y)) {
-          throw new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row + ", "
-              + (col + c) + "] (code " + (codes[k] & 0xFF) + ") dequantises to " + y + "; a weight must be finite");
-        }
-        out.putShort(pos, BFloat16.fromFloat(y));
+        out.putShort(pos, BFloat16.fromFloat(Float8E4M3.toFloat(codes[k]) * s));
       }
     }
     dst.position(dst.limit());
@@ -85,6 +93,7 @@ final class DequantRangeReader implements RangeReader {
     scales.readFully(d.scale.offset() + blockRow * scaleCols * size, b);
     for (int i = 0; i < scaleCols; i++) {
       rowScales[i] = Fp8Dequant.scaleAt(d.scale.dtype(), b, i);
+      rowScaleCodes[i] = strict ? b.get(i) & 0xFF : 0;
       Fp8Dequant.checkFinite(d.scale, blockRow * scaleCols + i, rowScales[i]); // planning checked them; a file may change
     }
     scaleRow = blockRow;

@@ -3,7 +3,6 @@ package ckptbeam.io.compute;
 import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.RangeReader;
-import ckptbeam.io.tensor.BFloat16;
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.Float4E2M1;
 import ckptbeam.io.tensor.Float8E8M0;
@@ -61,8 +60,6 @@ public final class Mxfp4Dequant implements ComputedSource {
   private final class Reader implements RangeReader {
     private final RangeReader codes = CheckpointFiles.open(packed.file());
     private final RangeReader scales = CheckpointFiles.open(scale.file());
-    private byte[] codeBytes = new byte[0];
-    private byte[] scaleBytes = new byte[0];
 
     private Reader() throws IOException {}
 
@@ -86,30 +83,59 @@ public final class Mxfp4Dequant implements ComputedSource {
       long last = first + n - 1;
       int nCodes = (int) (last / 2 - first / 2 + 1);
       int nScales = (int) (last / GROUP - first / GROUP + 1);
-      if (codeBytes.length < nCodes) {
-        codeBytes = new byte[nCodes];
-      }
-      if (scaleBytes.length < nScales) {
-        scaleBytes = new byte[nScales];
-      }
+      byte[] codeBytes = Scratch.bytes(Scratch.CODES, nCodes);
+      byte[] scaleBytes = Scratch.bytes(Scratch.SCALES, nScales);
       codes.readFully(packed.offset() + first / 2, ByteBuffer.wrap(codeBytes, 0, nCodes));
       scales.readFully(scale.offset() + first / GROUP, ByteBuffer.wrap(scaleBytes, 0, nScales));
       ByteBuffer out = dst.duplicate().order(ByteOrder.LITTLE_ENDIAN);
       int pos = dst.position();
-      for (int k = 0; k < n; k++, pos += 2) {
+      long codeBase = first / 2;
+      long scaleBase = first / GROUP;
+      int k = 0;
+      if ((first & 1) == 1) { // a range starting on a high nibble
+        out.putShort(pos, single(first, codeBytes[0] & 0xFF, scaleBytes[0] & 0xFF));
+        pos += 2;
+        k++;
+      }
+      // whole bytes, a scale group (16 bytes) at a time: one lookup gives both nibbles' bf16 values
+      while (n - k >= 2) {
         long e = first + k;
-        int b = codeBytes[(int) (e / 2 - first / 2)] & 0xFF;
-        float x = Float4E2M1.toFloat((e & 1) == 0 ? b : b >> 4);
-        float y = x * Float8E8M0.toFloat(scaleBytes[(int) (e / GROUP - first / GROUP)]);
-        if (!Float.isFinite(y)) {
-          long cols = 2 * packed.shape().dim(1);
-          throw new CheckpointFormatException(scale.file(), "Mxfp4", "MXFP4 " + packed.name() + " [" + e / cols + ", "
-              + e % cols + "] dequantises to " + y + " (scale \"" + scale.name() + "\" code "
-              + (scaleBytes[(int) (e / GROUP - first / GROUP)] & 0xFF) + "); a weight must be finite");
+        int s = scaleBytes[(int) ((e >> 5) - scaleBase)] & 0xFF;
+        int pairs = (int) Math.min(n - k, GROUP - (e & (GROUP - 1))) / 2;
+        int b = (int) ((e >> 1) - codeBase);
+        int table = s << 8;
+        for (int j = 0; j < pairs; j++, pos += 4) {
+          int at = table | codeBytes[b + j] & 0xFF;
+          if (!E8m0Tables.FP4_PAIR_FINITE[at]) {
+            refuse(e + 2L * j, s);
+          }
+          out.putInt(pos, E8m0Tables.FP4_PAIR[at]);
         }
-        out.putShort(pos, BFloat16.fromFloat(y));
+        k += 2 * pairs;
+      }
+      if (k < n) { // a range ending on a low nibble
+        long e = first + k;
+        out.putShort(pos, single(e, codeBytes[(int) ((e >> 1) - codeBase)] & 0xFF,
+            scaleBytes[(int) ((e >> 5) - scaleBase)] & 0xFF));
       }
       dst.position(dst.limit());
+    }
+
+    /** Element {@code e} alone, from its byte and scale code. */
+    private short single(long e, int b, int s) throws CheckpointFormatException {
+      int at = s * 16 + ((e & 1) == 0 ? b & 0xF : b >> 4);
+      if (!E8m0Tables.FP4_FINITE[at]) {
+        refuse(e, s);
+      }
+      return E8m0Tables.FP4[at];
+    }
+
+    /** Refuses a non-finite result at or after element {@code e} of its byte pair (named by row and column). */
+    private void refuse(long e, int s) throws CheckpointFormatException {
+      long cols = 2 * packed.shape().dim(1);
+      throw new CheckpointFormatException(scale.file(), "Mxfp4", "MXFP4 " + packed.name() + " [" + e / cols + ", "
+          + e % cols + "] dequantises to a non-finite value (scale \"" + scale.name() + "\" code " + s + ", 2^"
+          + (s - 127) + "); a weight must be finite");
     }
 
     @Override

@@ -9,7 +9,9 @@ import ckptbeam.io.Bytes;
 import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.Band;
+import ckptbeam.io.tensor.BFloat16;
 import ckptbeam.io.tensor.DType;
+import ckptbeam.io.tensor.Float8E4M3;
 import ckptbeam.io.tensor.Float4E2M1;
 import ckptbeam.io.tensor.Float8E8M0;
 import ckptbeam.io.tensor.Shape;
@@ -72,6 +74,36 @@ class DeepSeekV4QuantTest {
     assertTrue(inf.getMessage().contains("Infinity"), inf.getMessage());
   }
 
+  /** Every finite (code, e8m0 scale) pair through the reader equals the formula, bf16(f32(code) · 2^(s−127)). */
+  @Test
+  void fp8AndMxfp4ReadersMatchTheFormulaForEveryPair() throws IOException {
+    byte[] codes = new byte[256];
+    for (int c = 0; c < 256; c++) {
+      codes[c] = (byte) ((c & 0x7F) == 0x7F ? 0 : c); // no NaN codes
+    }
+    byte[] nibbles = new byte[16];
+    for (int i = 0; i < 16; i++) {
+      nibbles[i] = (byte) (i | (15 - i) << 4);
+    }
+    for (int s = 0; s < 255; s += 3) {
+      float scale = Float8E8M0.toFloat((byte) s);
+      if (s < 255 - 127 - 9) { // 448 · scale stays finite
+        short[] fp8 = fp8(codes, new byte[] {(byte) s, (byte) s});
+        for (int c = 0; c < 256; c++) {
+          assertEquals(BFloat16.fromFloat(Float8E4M3.toFloat(codes[c]) * scale), fp8[c], "code " + c + " scale " + s);
+        }
+      }
+      if (s < 255 - 127 - 2) { // 6 · scale stays finite
+        short[] fp4 = mxfp4(Bytes.concat(nibbles, nibbles), 1, new byte[] {(byte) s, (byte) s});
+        for (int k = 0; k < 64; k++) {
+          int b = nibbles[(k / 2) % 16] & 0xFF;
+          float x = Float4E2M1.toFloat((k & 1) == 0 ? b & 0xF : b >> 4);
+          assertEquals(BFloat16.fromFloat(x * scale), fp4[k], "element " + k + " scale " + s);
+        }
+      }
+    }
+  }
+
   /** The MXFP4 rows of the spec's vectors: low nibble first, −0 kept. */
   @Test
   void mxfp4MatchesTheVectors() throws IOException {
@@ -103,6 +135,31 @@ class DeepSeekV4QuantTest {
     assertEquals((short) 0x4000, got[32]);
     assertEquals((short) 0x4080, got[64]);
     assertEquals((short) 0x4100, got[127]);
+  }
+
+  /** Ranges that start and end inside a byte and cross scale groups read the same values as the whole tensor. */
+  @Test
+  void mxfp4ReadsAnyRangeOfTheView() throws IOException {
+    byte[] packed = new byte[2 * 32];
+    for (int i = 0; i < packed.length; i++) {
+      packed[i] = (byte) (i * 37 + 11);
+    }
+    byte[] scales = {0x7F, (byte) 0x80, 0x7E, (byte) 0x81};
+    short[] whole = mxfp4(packed, 2, scales);
+    Path f = dir.resolve("r" + System.nanoTime());
+    Files.write(f, Bytes.concat(packed, scales));
+    TensorLocation w = new TensorLocation("e.weight", f.toString(), DType.I8, Shape.of(2, 32), 0);
+    TensorLocation sc = new TensorLocation("e.scale", f.toString(), DType.F8_E8M0, Shape.of(2, 2), packed.length);
+    TensorLocation bf16 = new Mxfp4Dequant(w, sc).asBf16();
+    for (int[] r : new int[][] {{3, 58}, {1, 1}, {31, 3}, {64, 63}, {0, 127}}) {
+      try (var reader = bf16.computed().open(bf16)) {
+        ByteBuffer b = ByteBuffer.allocate(2 * r[1]).order(ByteOrder.LITTLE_ENDIAN);
+        reader.readFully(2L * r[0], b);
+        for (int i = 0; i < r[1]; i++) {
+          assertEquals(whole[r[0] + i], b.getShort(2 * i), "element " + (r[0] + i) + " of range " + r[0]);
+        }
+      }
+    }
   }
 
   @Test

@@ -504,6 +504,7 @@ public final class ConversionCoders {
     writeString(o.keyNames().name(), out);
     writeNullable(o.nf4() == null ? null : o.nf4().name(), out);
     out.writeBoolean(o.v4Base());
+    out.writeInt(o.expertTensorParallel());
   }
 
   private static LayoutOptions readLayout(DataInputStream in) throws IOException {
@@ -524,7 +525,8 @@ public final class ConversionCoders {
         .groupedGemm(in.readBoolean()).tpExtendEp(in.readBoolean()).mlaMmSplit(in.readBoolean())
         .dualpipe(in.readBoolean()).keyNames(McoreKeyNames.Scheme.valueOf(readString(in)));
     String nf4 = readNullable(in);
-    return o.nf4(nf4 == null ? null : Nf4.Format.valueOf(nf4)).v4Base(in.readBoolean()).build();
+    return o.nf4(nf4 == null ? null : Nf4.Format.valueOf(nf4)).v4Base(in.readBoolean())
+        .expertTensorParallel(in.readInt()).build();
   }
 
   private static void checkFormat(DataInputStream in) throws IOException {
