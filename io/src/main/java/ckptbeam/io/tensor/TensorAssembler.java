@@ -8,7 +8,9 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.WritableByteChannel;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Evaluates {@link AssembledTensor} descriptions: reads the source byte ranges they name and streams the target
@@ -28,6 +30,8 @@ public final class TensorAssembler implements Closeable {
   static final long KERNEL_COPY_MIN_BYTES = 1 << 20;
 
   private final Map<String, RangeReader> readers = new HashMap<>();
+  /** The source ranges {@link #warm} has read, so each is read ahead once per file written. */
+  private final Set<String> warmed = new HashSet<>();
   private final byte[] slab;
   private final byte[] tmp;
   /** What {@code tmp} holds after {@link #fillRows} read a block: its reader, offset and length; null reader: nothing. */
@@ -185,6 +189,12 @@ public final class TensorAssembler implements Closeable {
     boolean wholeRows = rowSpan <= tmp.length && rowSpan <= 8L * windowBytes;
     int stride = wholeRows ? (int) rowSpan : windowBytes;
     tmpReader = null; // tmp is overwritten here
+    if (!wholeRows && loc.computed() == null && CheckpointFiles.isLocal(loc.file())) {
+      // Narrow windows are read a row at a time, and every band comes back for the next window of the same rows.
+      // On a cold cache that strided pattern defeats the disk's readahead (mcore2hf of grouped experts reads 2 KiB
+      // of every 64 KiB row, 32 times over): read the rows once, sequentially, so the window reads hit the page cache.
+      warm(in, loc.file(), loc.offset() + s.rowStart() * rowSpan, s.rowCount() * rowSpan);
+    }
     int blockRows = Math.max(1, tmp.length / stride);
     for (long q0 = 0; q0 < s.rowCount(); q0 += blockRows) {
       int m = (int) Math.min(blockRows, s.rowCount() - q0);
@@ -200,6 +210,18 @@ public final class TensorAssembler implements Closeable {
       // element (q, j) of the block goes to output row j, column q0+q
       int from = wholeRows ? (int) ((s.colStart() + r0) * es) : 0;
       Kernels.transpose(tmp, from, stride, m, n, es, slab, rowBytes, po + (int) (q0 * es));
+    }
+  }
+
+  /** Reads a local file's byte range once, sequentially, into the OS page cache (the bytes are not kept). */
+  private void warm(RangeReader in, String file, long at, long length) throws IOException {
+    if (!warmed.add(file + "@" + at + "+" + length)) {
+      return;
+    }
+    for (long done = 0; done < length; ) {
+      int n = (int) Math.min(tmp.length, length - done);
+      in.readFully(at + done, ByteBuffer.wrap(tmp, 0, n));
+      done += n;
     }
   }
 
@@ -279,6 +301,7 @@ public final class TensorAssembler implements Closeable {
       }
     }
     readers.clear();
+    warmed.clear();
     if (first != null) {
       throw first;
     }
