@@ -302,6 +302,13 @@ class ModelFamilyTest {
     assertEquals(2, r.exit, r.toString());
     assertTrue(r.err.contains("--source-tensor-parallel-size 4 but the checkpoint's args (its rank files) say "
         + "tensor_model_parallel_size 2"), r.err);
+    Checkpoints.Run base = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
+        work.resolve("refused-base").toString(), "--model-type-hf", "deepseek4_base");
+    assertTrue(base.exit != 0 && base.err.contains("say deepseek4 (tie_mtp_embeddings_and_lmhead is set)"),
+        base.toString());
+    // MindSpeed's V4 --num-layers counts HF layers without the noop slots: 6 here, where the args say 8 slots
+    Path same = run("mcore2hf", mcore, "back-6", "--num-layers 6");
+    assertSameData(back, same);
     // resharding keeps what the args say: the target gets the MTP layer without --mtp-num-layers
     Path direct = run("mcore2mcore", mcore, "direct", "--target-expert-parallel-size 4");
     Path viaHf = run("hf2mcore", back, "two", "--target-expert-parallel-size 4 --mtp-num-layers 1");
@@ -362,7 +369,8 @@ class ModelFamilyTest {
     assertTrue(asV4.err.contains("Base model's MTP embedding and head") || asV4.out.contains("Base model's MTP"),
         asV4.toString());
     Checkpoints.Run notBase = Checkpoints.cli("hf2mcore", "--load-dir", v4.toString(), "--save-dir",
-        work.resolve("not-base").toString(), "--mtp-num-layers", "1", "--model-type-hf", "deepseek4_base");
+        work.resolve("not-base").toString(), "--mtp-num-layers", "1", "--model-type-hf", "deepseek4_base",
+        "--target-pipeline-parallel-size", "2", "--num-layers", "6");
     assertTrue(notBase.exit != 0 && notBase.err.contains("has no Base MTP tensors"), notBase.toString());
   }
 

@@ -45,15 +45,22 @@ final class CheckpointArgs {
     int etp = size(a, args, ModelTypeFlags.EXPERT_TP, "expert_tensor_parallel_size",
         Math.max(1, o.expertTensorParallel()), from);
     b.expertTensorParallel(etp > 1 ? etp : o.expertTensorParallel());
-    b.numLayers(size(a, args, prefix + "num-layers", "num_layers", o.numLayers(), from));
-    String list = (String) args.get("num_layer_list");
+    int noopCount = listText(args.get("noop_layers")) == null ? 0
+        : a.parseIntList("noop_layers", listText(args.get("noop_layers"))).length;
+    Object layers = args.get("num_layers");
+    if (a.has(prefix + "num-layers") && layers instanceof Number n && o.numLayers() == n.intValue() - noopCount) {
+      b.numLayers(n.intValue()); // MindSpeed's V4 meaning: without the noop slots
+    } else {
+      b.numLayers(size(a, args, prefix + "num-layers", "num_layers", o.numLayers(), from));
+    }
+    String list = listText(args.get("num_layer_list"));
     if (list != null && !a.has(prefix + "num-layer-list")) {
       b.numLayerList(a.parseIntList(prefix + "num-layer-list", list));
     } else if (list != null && !sameList(list, o.numLayerList())) {
       throw new IllegalArgumentException("--" + prefix + "num-layer-list " + a.get(prefix + "num-layer-list") + from
           + "num_layer_list " + list);
     }
-    String noop = (String) args.get("noop_layers");
+    String noop = listText(args.get("noop_layers"));
     if (noop != null && !a.has(prefix + "noop-layers")) {
       TreeSet<Integer> slots = new TreeSet<>();
       for (int n : a.parseIntList(prefix + "noop-layers", noop)) {
@@ -71,10 +78,24 @@ final class CheckpointArgs {
       }
       b.groupedGemm(g);
     }
-    if (!args.containsKey("tie_mtp_embeddings_and_lmhead") && !o.v4Base()) {
-      b.v4Base(true); // written as deepseek4_base: its Base copies are the reference's business (§11.5)
+    // the model type the checkpoint was written as: deepseek4 writes the tie flag, deepseek4_base does not (§11.8)
+    boolean base = !args.containsKey("tie_mtp_embeddings_and_lmhead");
+    if (a.has(ModelTypeFlags.MODEL_TYPE) && a.get(ModelTypeFlags.MODEL_TYPE).startsWith("deepseek4")
+        && o.v4Base() != base) {
+      throw new IllegalArgumentException("--" + ModelTypeFlags.MODEL_TYPE + " " + a.get(ModelTypeFlags.MODEL_TYPE)
+          + from + (base ? "deepseek4_base (no tie_mtp_embeddings_and_lmhead)" : "deepseek4 "
+          + "(tie_mtp_embeddings_and_lmhead is set)"));
     }
+    b.v4Base(base);
     return b.build();
+  }
+
+  /** A list field as MindSpeed's converter writes it ("43,44") or a trainer's args hold it (a set or list). */
+  private static String listText(Object v) {
+    if (v instanceof java.util.Collection<?> c) {
+      return c.isEmpty() ? null : c.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(","));
+    }
+    return v == null ? null : v.toString();
   }
 
   private static int size(Args a, Map<String, Object> args, String flag, String field, int given, String from) {

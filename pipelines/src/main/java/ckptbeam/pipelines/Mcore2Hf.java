@@ -6,6 +6,7 @@ import ckptbeam.transforms.HfShardsPlan;
 import ckptbeam.transforms.LayoutOptions;
 import java.io.IOException;
 import java.io.PrintStream;
+import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
@@ -51,12 +52,14 @@ public final class Mcore2Hf {
   static Request parse(String[] argv) throws IOException {
     Args a = flags().parse(argv);
     ConversionRequest r = request(a, Cli.absolute(a.require("load-dir")), Cli.absolute(a.require("save-dir")));
+    PipelineOptions options = Cli.pipelineOptions(a, "mcore2hf");
+    FileSystems.setDefaultPipelineOptions(options); // the args are read before the job: gs:// must be known
     // a DeepSeek-V4 checkpoint says its layout in its args; the flags given must agree with them
     LayoutOptions layout = CheckpointArgs.fill(a, r.layout(), r.loadDir(), r.modelConfig(), "source", "");
     if (!layout.equals(r.layout())) {
       r = r.withLayout(layout);
     }
-    return new Request(r, Cli.pipelineOptions(a, "mcore2hf"), a);
+    return new Request(r, options, a);
   }
 
   /** The conversion the flags describe, between the given folders. */

@@ -5,6 +5,7 @@ import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.Mcore2McorePlan;
 import java.io.PrintStream;
 import java.util.List;
+import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
@@ -31,6 +32,8 @@ final class Mcore2Mcore {
     Args a = flags().parse(argv);
     LayoutFlags.refuseUnsided(a);
     String loadDir = Cli.absolute(a.require("load-dir"));
+    PipelineOptions options = Cli.pipelineOptions(a, "mcore2mcore");
+    FileSystems.setDefaultPipelineOptions(options); // the args are read before the job: gs:// must be known
     // a DeepSeek-V4 checkpoint says its layout in its args; the flags given must agree with them
     LayoutOptions source = CheckpointArgs.fill(a, LayoutFlags.parse(a, "source", "source-"), loadDir,
         a.has("model-config") ? Cli.absolute(a.get("model-config")) : null, "source", "source-");
@@ -48,7 +51,6 @@ final class Mcore2Mcore {
       r = r.withModelConfig(Cli.absolute(a.get("model-config")));
     }
     r = r.withOptions(Conversion.options(a)).withExistingOutput(Conversion.existingOutput(a));
-    PipelineOptions options = Cli.pipelineOptions(a, "mcore2mcore");
     if (a.has("dry-run")) {
       Mcore2McorePlan plan = (Mcore2McorePlan) Conversion.check(r, options, log).plan;
       log.printf("reads %d rank file(s) of %s%n", plan.source().rankFiles().size(),

@@ -54,9 +54,9 @@ final class ModelTypeFlags {
             : "V3-family (model_type other than deepseek_v4)"));
       }
       if (type.equals("deepseek4_base")) {
-        notes.add("--model-type-hf deepseek4_base converts the same tensors as deepseek4 (the rank files' args lack "
-            + "tie_mtp_embeddings_and_lmhead); a Base checkpoint's own MTP embedding and head copies are not "
-            + "converted (the trainer ties them to the main ones)");
+        notes.add("--model-type-hf deepseek4_base: the MTP stage's embedding copy is the checkpoint's own MTP "
+            + "embedding, and the rank files' args lack tie_mtp_embeddings_and_lmhead, so mcore2hf writes the Base MTP "
+            + "embedding and head back");
       }
     }
     String etp = flags.get(EXPERT_TP);

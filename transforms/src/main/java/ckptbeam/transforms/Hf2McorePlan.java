@@ -207,7 +207,7 @@ public final class Hf2McorePlan implements ConversionPlan {
         global(Part.FINAL);
       }
       for (int m = 0; m < c.mtp.size(); m++) {
-        mtpLayer(m, c.mtp.get(m));
+        mtpLayer(m, c.mtp.get(m), c.mtp.get(c.mtp.size() - 1));
       }
       for (LayerPlacement.Placed l : c.layers) {
         transformerLayer(keys.layerPrefix(l.local()), l.hfIndex());
@@ -224,16 +224,17 @@ public final class Hf2McorePlan implements ConversionPlan {
       }
     }
 
-    private void mtpLayer(int m, int hf) {
+    private void mtpLayer(int m, int hf, int lastHf) {
       for (Row row : rows(Part.MTP_INPUT)) {
         emit(row, keys.mtp(row.logical(), m), hf, -1);
       }
       // The stage's copy of the embedding (§3.8). In the current names every MTP layer would write the same key;
-      // the reference's dict then keeps one copy, so with several MTP layers we write the first layer's.
+      // the reference's dict then keeps one copy, so with several MTP layers we write the first layer's (V3). V4's
+      // converter keeps the first position but the last layer's value (V4 spec §8 #36; matters for Base only).
       for (Row row : rows(Part.MTP_EMBEDDING)) {
         boolean sharedKey = !keys.template(row.logical()).contains("{m}");
         if (opts.pp() > 1 && (m == 0 || !sharedKey)) {
-          emit(row, keys.mtp(row.logical(), m), hf, -1);
+          emit(row, keys.mtp(row.logical(), m), cfg.v4() && sharedKey ? lastHf : hf, -1);
         }
       }
       transformerLayer(keys.mtp("mtp_layer", m), hf);

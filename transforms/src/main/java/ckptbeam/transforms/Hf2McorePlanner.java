@@ -79,9 +79,10 @@ final class Hf2McorePlanner implements KindPlanner {
       List<String> notes) throws IOException {
     String baseKey = HfNames.layer(cfg, cfg.hiddenLayers, TensorMapping.V4_BASE_MTP_EMBED);
     boolean base = index.weightMap().containsKey(baseKey);
-    if (layout.v4Base() && layout.mtpLayers() > 0 && !base) {
+    if (layout.v4Base() && layout.mtpLayers() > 0 && layout.pp() > 1 && !base) {
+      // the MTP stage's embedding copy would be read from it; at pp 1 nothing Base-specific is read
       throw new IOException(indexPath + ": --model-type-hf deepseek4_base, but the checkpoint has no Base MTP "
-          + "tensors (no \"" + baseKey + "\"); convert it as deepseek4");
+          + "tensors (no \"" + baseKey + "\") for the MTP stage's embedding copy; convert it as deepseek4");
     }
     if (!layout.v4Base() && base) {
       notes.add("the checkpoint has a Base model's MTP embedding and head (\"" + baseKey + "\"): converted as "
@@ -95,7 +96,41 @@ final class Hf2McorePlanner implements KindPlanner {
             + "indexer.wk or engram, or an MTP compressor) that the V4 mapping does not have; refused rather than "
             + "dropped");
       }
+      String mismatch = v4Mismatch(cfg, n);
+      if (mismatch != null) {
+        throw new IOException(indexPath + ": holds \"" + n + "\", but " + mismatch + " (config.json); the config "
+            + "does not describe this checkpoint");
+      }
     }
+    checkNoopSlots(layout, notes);
+  }
+
+  /** Why a V4 tensor cannot exist in its layer by the config's compress ratios and hash layers, or null (§11.3). */
+  private static String v4Mismatch(ModelConfig cfg, String name) {
+    int layer = HfNames.layerOf(cfg, name);
+    if (layer < 0) {
+      return null;
+    }
+    boolean mtp = layer >= cfg.hiddenLayers;
+    int ratio = cfg.compressRatio(layer);
+    String where = mtp ? "MTP layer " + (layer - cfg.hiddenLayers) : "layer " + layer;
+    if (!mtp && name.contains(".attn.compressor.") && ratio == 0) {
+      return where + " has compress ratio 0 (no compressor)";
+    }
+    if (!mtp && name.contains(".attn.indexer.") && ratio != 4) {
+      return where + " has compress ratio " + ratio + " (an indexer needs 4)";
+    }
+    if (name.endsWith(".ffn.gate.bias") && cfg.hashLayer(layer)) {
+      return where + " is a hash layer (num_hash_layers " + cfg.hashLayers + "), routed by tid2eid";
+    }
+    if (name.endsWith(".ffn.gate.tid2eid") && !cfg.hashLayer(layer)) {
+      return where + " is not a hash layer (num_hash_layers " + cfg.hashLayers + "), routed with a bias";
+    }
+    return null;
+  }
+
+  /** A note when a noop slot lies before a real layer. */
+  private static void checkNoopSlots(LayoutOptions layout, List<String> notes) {
     int slot = 0;
     for (int noop : layout.noopLayers()) {
       if (noop < layout.numLayers() - layout.noopLayers().size() + slot) {

@@ -200,6 +200,11 @@ public final class LayoutOptions implements java.io.Serializable {
     if (b.firstKDense < 0) {
       b.firstKDense = cfg.firstKDenseReplace;
     }
+    // expert-TP is a layout setting of V4 only (V3's follows from the layout), and 1 is V4's default: the same
+    // output gets the same fingerprint however it was asked for
+    if (!cfg.v4() || b.expertTensorParallel == 1) {
+      b.expertTensorParallel = 0;
+    }
     LayoutOptions o = b.build();
     o.validate(cfg);
     return o;
@@ -310,6 +315,10 @@ public final class LayoutOptions implements java.io.Serializable {
     }
     if (keyNames != McoreKeyNames.Scheme.CURRENT) {
       fail(Setting.KEY_NAMES, why + ": V4 only exists with the current key names");
+    }
+    if (layersPerVirtualStage > 0 && numLayerList == null && layersPerVirtualStage >= numLayers / pp) {
+      fail(Setting.LAYERS_PER_VIRTUAL_STAGE, " " + layersPerVirtualStage + " leaves one chunk per stage (",
+          Setting.NUM_LAYERS, " " + numLayers + " / ", Setting.PP, " " + pp + "): not a virtual pipeline (§11.5)");
     }
     if (expertTensorParallel > 1 && expertTensorParallel != tp) {
       fail(Setting.EXPERT_TP, " " + expertTensorParallel + " must be 1 or ", Setting.TP, " " + tp);
