@@ -68,6 +68,22 @@ def placement(cfg, a):
     return out, 1
 
 
+def rank_files(a, V, chunk):
+    """{rank dir: {model key: state dict}} for every (tp, pp, ep) rank file; chunk(sd, p, v, t, r) fills one chunk."""
+    files = {}
+    for p in range(a.pp):
+        for r in range(a.ep):
+            for t in range(a.tp):
+                name = "mp_rank_%02d" % t + ("_%03d" % p if a.pp > 1 else "") + ("_%03d" % r if a.ep > 1 else "")
+                models = {}
+                for v in range(V):
+                    sd = {}
+                    chunk(sd, p, v, t, r)
+                    models["model%d" % v if V > 1 or a.vpp or a.dualpipe else "model"] = sd
+                files[name] = models
+    return files
+
+
 def expected_files(cfg, a, hf):
     H = cfg["hidden_size"]; E = cfg["n_routed_experts"]; nH = cfg["num_attention_heads"]
     dn = cfg["qk_nope_head_dim"]; dr = cfg["qk_rope_head_dim"]; dv = cfg["v_head_dim"]
@@ -144,41 +160,34 @@ def expected_files(cfg, a, hf):
         sd["final_layernorm.weight" if M > 0 else "decoder.final_layernorm.weight"] = hf["model.norm.weight"]
         sd["output_layer.weight"] = rows(hf["lm_head.weight"], t)
 
-    files = {}
     final_chunk = (0, 1) if a.dualpipe else (pp - 1, V - 1)
-    for p in range(pp):
-        for r in range(ep):
-            for t in range(tp):
-                name = "mp_rank_%02d" % t + ("_%03d" % p if pp > 1 else "") + ("_%03d" % r if ep > 1 else "")
-                models = {}
-                for v in range(V):
-                    sd = {}
-                    if (p, v) == (0, 0):
-                        sd["embedding.word_embeddings.weight"] = rows(hf["model.embed_tokens.weight"], t)
-                    if (p, v) == final_chunk and a.dualpipe:
-                        final(sd, t)
-                    if (p, v) == final_chunk:
-                        for m in range(M):
-                            h = cfg["num_hidden_layers"] + m
-                            P = "model.layers.%d." % h
-                            mp = ("mtp_layers.%d." if old else "mtp.layers.%d.") % m
-                            sd[mp + "enorm.weight"] = hf[P + "enorm.weight"]
-                            sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
-                            sd[mp + "eh_proj.weight"] = rows(hf[P + "eh_proj.weight"], t)
-                            if pp > 1:
-                                key = (mp + "embedding.word_embeddings.weight") if old else "embedding.word_embeddings.weight"
-                                if key not in sd:  # one shared key for every MTP layer: the first one's copy
-                                    sd[key] = rows(hf[P + "embed_tokens.weight"], t)
-                            layer(sd, mp + "transformer_layer.", h, t, r)
-                            sd[(mp + "final_layernorm.weight") if old else "mtp.final_layernorms.%d.weight" % m] = \
-                                hf[P + "shared_head.norm.weight"]
-                    for h, i in places[(p, v)]:
-                        layer(sd, "decoder.layers.%d." % i, h, t, r)
-                    if (p, v) == final_chunk and not a.dualpipe:
-                        final(sd, t)
-                    models["model%d" % v if V > 1 or a.vpp or a.dualpipe else "model"] = sd
-                files[name] = models
-    return files
+
+    def chunk(sd, p, v, t, r):
+        if (p, v) == (0, 0):
+            sd["embedding.word_embeddings.weight"] = rows(hf["model.embed_tokens.weight"], t)
+        if (p, v) == final_chunk and a.dualpipe:
+            final(sd, t)
+        if (p, v) == final_chunk:
+            for m in range(M):
+                h = cfg["num_hidden_layers"] + m
+                P = "model.layers.%d." % h
+                mp = ("mtp_layers.%d." if old else "mtp.layers.%d.") % m
+                sd[mp + "enorm.weight"] = hf[P + "enorm.weight"]
+                sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
+                sd[mp + "eh_proj.weight"] = rows(hf[P + "eh_proj.weight"], t)
+                if pp > 1:
+                    key = (mp + "embedding.word_embeddings.weight") if old else "embedding.word_embeddings.weight"
+                    if key not in sd:  # one shared key for every MTP layer: the first one's copy
+                        sd[key] = rows(hf[P + "embed_tokens.weight"], t)
+                layer(sd, mp + "transformer_layer.", h, t, r)
+                sd[(mp + "final_layernorm.weight") if old else "mtp.final_layernorms.%d.weight" % m] = \
+                    hf[P + "shared_head.norm.weight"]
+        for h, i in places[(p, v)]:
+            layer(sd, "decoder.layers.%d." % i, h, t, r)
+        if (p, v) == final_chunk and not a.dualpipe:
+            final(sd, t)
+
+    return rank_files(a, V, chunk)
 
 
 def expected_files_v4(cfg, a, hf):
@@ -253,40 +262,33 @@ def expected_files_v4(cfg, a, hf):
         sd[pre + "hc_fn.weight"] = hf[P + "hc_head_fn"]
         sd[pre + "hc_scale"] = hf[P + "hc_head_scale"]
 
-    files = {}
     final_chunk = (pp - 1, V - 1)
-    for p in range(pp):
-        for r in range(ep):
-            for t in range(tp):
-                name = "mp_rank_%02d" % t + ("_%03d" % p if pp > 1 else "") + ("_%03d" % r if ep > 1 else "")
-                models = {}
-                for v in range(V):
-                    sd = {}
-                    if (p, v) == (0, 0):
-                        sd["embedding.word_embeddings.weight"] = rows(hf["embed.weight"], t)
-                    if (p, v) == final_chunk:
-                        for m in range(M):
-                            P = "mtp.%d." % m
-                            mp = "mtp.layers.%d." % m
-                            sd[mp + "enorm.weight"] = hf[P + "enorm.weight"]
-                            sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
-                            sd[mp + "eh_proj.weight"] = rows(torch.cat([hf[P + "e_proj.weight"],
-                                                                        hf[P + "h_proj.weight"]], 1), t)
-                            if pp > 1:  # a Base checkpoint's own MTP embedding (deepseek4_base), else the model's
-                                src = P + "emb.tok_emb.weight" if a.v4_base else "embed.weight"
-                                sd["embedding.word_embeddings.weight"] = rows(hf[src], t)
-                            layer(sd, mp + "transformer_layer.", P, R + m, t, r, True)
-                            sd["mtp.final_layernorms.%d.weight" % m] = hf[P + "norm.weight"]
-                            hc_head(sd, mp + "hc_head.", P)
-                    for h, i in places[(p, v)]:
-                        layer(sd, "decoder.layers.%d." % i, "layers.%d." % h, h, t, r, False)
-                    if (p, v) == final_chunk:
-                        sd["final_layernorm.weight"] = hf["norm.weight"]
-                        sd["output_layer.weight"] = rows(hf["head.weight"], t)
-                        hc_head(sd, "hc_head.", "")
-                    models["model%d" % v if V > 1 or a.vpp else "model"] = sd
-                files[name] = models
-    return files
+
+    def chunk(sd, p, v, t, r):
+        if (p, v) == (0, 0):
+            sd["embedding.word_embeddings.weight"] = rows(hf["embed.weight"], t)
+        if (p, v) == final_chunk:
+            for m in range(M):
+                P = "mtp.%d." % m
+                mp = "mtp.layers.%d." % m
+                sd[mp + "enorm.weight"] = hf[P + "enorm.weight"]
+                sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
+                sd[mp + "eh_proj.weight"] = rows(torch.cat([hf[P + "e_proj.weight"],
+                                                            hf[P + "h_proj.weight"]], 1), t)
+                if pp > 1:  # a Base checkpoint's own MTP embedding (deepseek4_base), else the model's
+                    src = P + "emb.tok_emb.weight" if a.v4_base else "embed.weight"
+                    sd["embedding.word_embeddings.weight"] = rows(hf[src], t)
+                layer(sd, mp + "transformer_layer.", P, R + m, t, r, True)
+                sd["mtp.final_layernorms.%d.weight" % m] = hf[P + "norm.weight"]
+                hc_head(sd, mp + "hc_head.", P)
+        for h, i in places[(p, v)]:
+            layer(sd, "decoder.layers.%d." % i, "layers.%d." % h, h, t, r, False)
+        if (p, v) == final_chunk:
+            sd["final_layernorm.weight"] = hf["norm.weight"]
+            sd["output_layer.weight"] = rows(hf["head.weight"], t)
+            hc_head(sd, "hc_head.", "")
+
+    return rank_files(a, V, chunk)
 
 
 def check_v4_args(args, cfg, a):

@@ -76,15 +76,24 @@ class ModelFamilyTest {
           + "--noop 1,4"})
   void v32EveryLayoutFamilyMatchesTheSpecAndComesBackBitExact(String name, String flags, String checker)
       throws Exception {
+    checkedRoundTrip(v32, flags, checker);
+  }
+
+  /**
+   * hf2mcore of {@code model} with {@code flags} and one MTP layer, checked by the independent torch checker (its
+   * {@code checker} flags), then mcore2hf back, bit-exact; returns the rank files' folder.
+   */
+  private Path checkedRoundTrip(Path model, String flags, String checker) throws Exception {
     String mtp = " --mtp-num-layers 1";
-    Path mcore = run("hf2mcore", v32, "mcore", flags + mtp);
+    Path mcore = run("hf2mcore", model, "mcore", flags + mtp);
     List<String> check = new ArrayList<>(split(checker));
     check.addAll(List.of("--mtp", "1"));
-    String report = Torch.checkMcore(v32, mcore, check.toArray(new String[0]));
+    String report = Torch.checkMcore(model, mcore, check.toArray(new String[0]));
     assertTrue(report.startsWith("OK "), report);
     Path back = run("mcore2hf", mcore, "back", reverse(flags) + mtp);
-    String roundTrip = RoundTripTest.roundTrip(v32, back, "");
+    String roundTrip = RoundTripTest.roundTrip(model, back, "");
     assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    return mcore;
   }
 
   @Test
@@ -233,15 +242,7 @@ class ModelFamilyTest {
           + "--expert-tensor-parallel-size 2 | --tp 2 --ep 2 --etp 2"})
   void v4EveryLayoutFamilyMatchesTheSpecAndComesBackBitExact(String name, String flags, String checker)
       throws Exception {
-    String mtp = " --mtp-num-layers 1";
-    Path mcore = run("hf2mcore", v4, "mcore", flags + mtp);
-    List<String> check = new ArrayList<>(split(checker));
-    check.addAll(List.of("--mtp", "1"));
-    String report = Torch.checkMcore(v4, mcore, check.toArray(new String[0]));
-    assertTrue(report.startsWith("OK "), report);
-    Path back = run("mcore2hf", mcore, "back", reverse(flags) + mtp);
-    String roundTrip = RoundTripTest.roundTrip(v4, back, "");
-    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    Path mcore = checkedRoundTrip(v4, flags, checker);
     // f32 and integer tensors pass through in their dtypes
     Map<String, String> dtypes = new TreeMap<>();
     for (var f : new ObjectMapper().readTree(mcore.resolve("ckptbeam-manifest.json").toFile()).get("files")) {

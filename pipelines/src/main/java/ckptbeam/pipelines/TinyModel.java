@@ -214,16 +214,21 @@ public final class TinyModel {
     c.put("bos_token_id", 0);
     c.put("eos_token_id", 1);
     if (s.getOrDefault("fp8", 0L) == 1L) {
-      ObjectNode q = c.putObject("quantization_config");
-      q.put("activation_scheme", "dynamic");
-      q.put("fmt", "e4m3");
-      q.put("quant_method", "fp8");
-      q.putArray("weight_block_size").add(s.get("fp8-block")).add(s.get("fp8-block"));
-      if (v32) {
-        q.put("scale_fmt", "ue8m0");
-      }
+      fp8Config(c, s, v32);
     }
     return JSON.writeValueAsBytes(c);
+  }
+
+  /** DeepSeek's {@code quantization_config}; {@code ue8m0}: power-of-two scales (V3.1, V3.2, V4). */
+  private static void fp8Config(ObjectNode c, Map<String, Long> s, boolean ue8m0) {
+    ObjectNode q = c.putObject("quantization_config");
+    q.put("activation_scheme", "dynamic");
+    q.put("fmt", "e4m3");
+    q.put("quant_method", "fp8");
+    q.putArray("weight_block_size").add(s.get("fp8-block")).add(s.get("fp8-block"));
+    if (ue8m0) {
+      q.put("scale_fmt", "ue8m0");
+    }
   }
 
   /** A DeepSeek-V4 config.json with Flash's fields at the given sizes (docs/mapping.md §11.1). */
@@ -265,12 +270,7 @@ public final class TinyModel {
     c.put("torch_dtype", "bfloat16");
     if (s.getOrDefault("fp8", 0L) == 1L) {
       // the release form: FP8 projections with e8m0 block scales, MXFP4 routed experts
-      ObjectNode q = c.putObject("quantization_config");
-      q.put("activation_scheme", "dynamic");
-      q.put("fmt", "e4m3");
-      q.put("quant_method", "fp8");
-      q.put("scale_fmt", "ue8m0");
-      q.putArray("weight_block_size").add(s.get("fp8-block")).add(s.get("fp8-block"));
+      fp8Config(c, s, true);
       c.put("expert_dtype", "fp4");
     }
     return JSON.writeValueAsBytes(c);

@@ -1,33 +1,24 @@
 package ckptbeam.io.compute;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ckptbeam.io.Bytes;
 import ckptbeam.io.CheckpointFormatException;
-import ckptbeam.io.tensor.AssembledTensor;
-import ckptbeam.io.tensor.Band;
 import ckptbeam.io.tensor.BFloat16;
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.Float8E4M3;
 import ckptbeam.io.tensor.Float4E2M1;
 import ckptbeam.io.tensor.Float8E8M0;
 import ckptbeam.io.tensor.Shape;
-import ckptbeam.io.tensor.SourceSlice;
-import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.tensor.TensorLocation;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -176,7 +167,7 @@ class DeepSeekV4QuantTest {
     TensorLocation w = new TensorLocation("w.weight", f.toString(), DType.F8_E4M3, Shape.of(1, codes.length), 0);
     TensorLocation s = new TensorLocation("w.scale", f.toString(), DType.F8_E8M0, Shape.of(1, scales.length),
         codes.length);
-    return read(new Fp8Dequant(w, s, 128, 128).asBf16(), 1, codes.length);
+    return Bf16Reads.read(new Fp8Dequant(w, s, 128, 128).asBf16(), 1, codes.length);
   }
 
   private short[] mxfp4(byte[] packed, int rows, byte[] scales) throws IOException {
@@ -186,22 +177,6 @@ class DeepSeekV4QuantTest {
     TensorLocation w = new TensorLocation("e.weight", f.toString(), DType.I8, Shape.of(rows, np), 0);
     TensorLocation s = new TensorLocation("e.scale", f.toString(), DType.F8_E8M0,
         Shape.of(rows, scales.length / rows), packed.length);
-    return read(new Mxfp4Dequant(w, s).asBf16(), rows, 2 * np);
-  }
-
-  private static short[] read(TensorLocation bf16, int rows, int cols) throws IOException {
-    AssembledTensor t = new AssembledTensor("w", Shape.of(rows, cols),
-        List.of(Band.of(SourceSlice.whole("w", rows, cols))));
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    try (TensorAssembler a = new TensorAssembler(64)) {
-      a.write(t, Map.of("w", bf16), Channels.newChannel(out));
-    }
-    ByteBuffer b = ByteBuffer.wrap(out.toByteArray()).order(ByteOrder.LITTLE_ENDIAN);
-    short[] res = new short[rows * cols];
-    for (int i = 0; i < res.length; i++) {
-      res[i] = b.getShort();
-    }
-    assertArrayEquals(new byte[0], new byte[b.remaining()]);
-    return res;
+    return Bf16Reads.read(new Mxfp4Dequant(w, s).asBf16(), rows, 2 * np);
   }
 }

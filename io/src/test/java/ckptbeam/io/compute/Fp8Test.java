@@ -2,30 +2,22 @@ package ckptbeam.io.compute;
 
 import ckptbeam.io.Bytes;
 import ckptbeam.io.CheckpointFormatException;
-import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.BFloat16;
-import ckptbeam.io.tensor.Band;
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.Float8E4M3;
 import ckptbeam.io.tensor.Shape;
-import ckptbeam.io.tensor.SourceSlice;
-import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.tensor.TensorLocation;
 import java.util.Arrays;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -151,18 +143,6 @@ class Fp8Test {
     int scols = scaleBits.length / srows;
     TensorLocation s = new TensorLocation("w_scale_inv", f.toString(), DType.F32, Shape.of(srows, scols),
         3 + codes.length);
-    TensorLocation bf16 = new Fp8Dequant(w, s, block, block).asBf16();
-    AssembledTensor t = new AssembledTensor("w", Shape.of(rows, cols),
-        List.of(Band.of(SourceSlice.whole("w", rows, cols))));
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    try (TensorAssembler a = new TensorAssembler(64)) {
-      a.write(t, Map.of("w", bf16), Channels.newChannel(out));
-    }
-    ByteBuffer b = ByteBuffer.wrap(out.toByteArray()).order(ByteOrder.LITTLE_ENDIAN);
-    short[] res = new short[rows * cols];
-    for (int i = 0; i < res.length; i++) {
-      res[i] = b.getShort();
-    }
-    return res;
+    return Bf16Reads.read(new Fp8Dequant(w, s, block, block).asBf16(), rows, cols);
   }
 }
