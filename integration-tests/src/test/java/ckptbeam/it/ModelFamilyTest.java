@@ -419,6 +419,31 @@ class ModelFamilyTest {
     assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
   }
 
+  /** A hash table entry outside the experts is refused before anything is written, naming the tensor. */
+  @Test
+  void v4HashTableWithAnExpertOutOfRangeIsRefused() throws Exception {
+    Path bad = work.resolve("v4-bad-hash");
+    Files.createDirectories(bad);
+    for (Path f : Files.list(v4).toList()) {
+      Files.copy(f, bad.resolve(f.getFileName()));
+    }
+    String name = "layers.1.ffn.gate.tid2eid";
+    String shard = new ObjectMapper().readTree(bad.resolve("model.safetensors.index.json").toFile())
+        .get("weight_map").get(name).asText();
+    Path file = bad.resolve(shard);
+    byte[] b = Files.readAllBytes(file);
+    long headerLength = java.nio.ByteBuffer.wrap(b, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    var header = new ObjectMapper().readTree(new String(b, 8, (int) headerLength,
+        java.nio.charset.StandardCharsets.UTF_8));
+    int at = (int) (8 + headerLength + header.get(name).get("data_offsets").get(0).asLong()) + 4 * 5;
+    java.nio.ByteBuffer.wrap(b, at, 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(99); // 8 experts
+    Files.write(file, b);
+    Checkpoints.Run r = Checkpoints.cli("hf2mcore", "--load-dir", bad.toString(), "--save-dir",
+        work.resolve("refused").toString(), "--mtp-num-layers", "1", "--quiet");
+    assertTrue(r.exit != 0 && r.err.contains("\"" + name + "\" entry 5 is expert 99, outside 0..7"), r.toString());
+    assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
+  }
+
   private static void assertSameData(Path expected, Path actual) throws Exception {
     TreeMap<String, byte[]> a = Checkpoints.dataContents(expected);
     TreeMap<String, byte[]> b = Checkpoints.dataContents(actual);

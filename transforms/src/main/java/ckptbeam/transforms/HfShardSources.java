@@ -1,7 +1,13 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.CheckpointFormatException;
+import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -42,7 +48,44 @@ final class HfShardSources implements InputSources {
     if (config.fp8) {
       located = SourceLocator.dequantizeFp8(located, config);
     }
+    if (config.v4()) {
+      checkTid2eid(located);
+    }
     return new Located(located, unindexedNote(unindexed).stream().toList());
+  }
+
+  /**
+   * DeepSeek-V4's hash routing tables: an integer dtype and every entry an expert id in [0, E) (V4 spec §7.2), read
+   * before anything is written (a few MB per hash layer). A wrong id would route tokens to an expert that is not there.
+   */
+  private void checkTid2eid(Map<String, TensorLocation> located) throws IOException {
+    for (TensorLocation t : located.values()) {
+      if (!t.name().endsWith(".ffn.gate.tid2eid")) {
+        continue;
+      }
+      if (t.dtype() != DType.I32 && t.dtype() != DType.I64) {
+        throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" is " + t.dtype()
+            + ", not an integer table of expert ids (I32 or I64)");
+      }
+      int size = t.dtype().size();
+      long count = t.shape().numel();
+      ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+      try (RangeReader r = CheckpointFiles.open(t.file())) {
+        for (long done = 0; done < count; ) {
+          int n = (int) Math.min(count - done, buf.capacity() / size);
+          buf.clear().limit(n * size);
+          r.readFully(t.offset() + done * size, buf);
+          for (int i = 0; i < n; i++) {
+            long id = size == 4 ? buf.getInt(i * 4) : buf.getLong(i * 8);
+            if (id < 0 || id >= config.routedExperts) {
+              throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" entry " + (done + i)
+                  + " is expert " + id + ", outside 0.." + (config.routedExperts - 1) + " (n_routed_experts)");
+            }
+          }
+          done += n;
+        }
+      }
+    }
   }
 
   /** The note on tensors stored in shards that the index does not name. */
