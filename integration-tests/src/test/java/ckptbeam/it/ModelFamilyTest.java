@@ -419,6 +419,50 @@ class ModelFamilyTest {
     assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
   }
 
+  /** MindSpeed's hf2mcore also takes a few V4 weights without ".weight"; so do we, with the same output. */
+  @Test
+  void v4WeightsWithoutTheWeightSuffixConvertTheSame() throws Exception {
+    Path bare = work.resolve("v4-bare");
+    Files.createDirectories(bare);
+    for (Path f : Files.list(v4).toList()) {
+      Files.copy(f, bare.resolve(f.getFileName()));
+    }
+    for (String name : List.of("layers.0.attn.wo_a.weight", "layers.1.ffn.experts.3.w1.weight",
+        "mtp.0.ffn.shared_experts.w2.weight")) {
+      renameTensor(bare, name, name.substring(0, name.length() - ".weight".length()));
+    }
+    String layout = "--target-tensor-parallel-size 2 --target-expert-parallel-size 2 --moe-grouped-gemm "
+        + "--mtp-num-layers 1";
+    assertSameData(run("hf2mcore", v4, "canonical", layout), run("hf2mcore", bare, "bare", layout));
+  }
+
+  /** Renames a tensor in a safetensors folder: the index and its shard's header (rewritten, data unchanged). */
+  private static void renameTensor(Path folder, String from, String to) throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    Path index = folder.resolve("model.safetensors.index.json");
+    var idx = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(index.toFile());
+    var map = (com.fasterxml.jackson.databind.node.ObjectNode) idx.get("weight_map");
+    String shard = map.remove(from).asText();
+    map.put(to, shard);
+    Files.write(index, json.writeValueAsBytes(idx));
+    Path file = folder.resolve(shard);
+    byte[] b = Files.readAllBytes(file);
+    int n = (int) java.nio.ByteBuffer.wrap(b, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    var header = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(new String(b, 8, n,
+        java.nio.charset.StandardCharsets.UTF_8));
+    header.set(to, header.remove(from));
+    StringBuilder text = new StringBuilder(json.writeValueAsString(header));
+    while (text.length() % 8 != 0) {
+      text.append(' ');
+    }
+    byte[] h = text.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    out.write(java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(h.length).array());
+    out.write(h);
+    out.write(b, 8 + n, b.length - 8 - n);
+    Files.write(file, out.toByteArray());
+  }
+
   /** A hash table entry outside the experts is refused before anything is written, naming the tensor. */
   @Test
   void v4HashTableWithAnExpertOutOfRangeIsRefused() throws Exception {

@@ -42,7 +42,8 @@ final class Hf2McorePlanner implements KindPlanner {
     if (cfg.v4()) {
       checkV4(cfg, layout, index, indexPath, notes);
     }
-    List<String> missing = needed.keySet().stream().filter(n -> !index.weightMap().containsKey(n)).toList();
+    List<String> missing = needed.keySet().stream().filter(n -> !index.weightMap().containsKey(n)
+        && !(cfg.v4() && HfNames.v4Alias(n) != null && index.weightMap().containsKey(HfNames.v4Alias(n)))).toList();
     if (!missing.isEmpty()) {
       throw new IOException(indexPath + ": " + missing.size() + " tensor(s) the layout needs are not in the index, "
           + "e.g. \"" + missing.get(0) + "\"");
@@ -60,6 +61,9 @@ final class Hf2McorePlanner implements KindPlanner {
     List<SourceFile> shards = ConversionPlanner.shards(r.loadDir(), index);
     TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
     ignored.removeAll(needed.keySet());
+    if (cfg.v4()) {
+      needed.keySet().forEach(n -> ignored.remove(HfNames.v4Alias(n) == null ? n : HfNames.v4Alias(n)));
+    }
     if (cfg.fp8) {
       // the block scales of the FP8 weights are used to dequantise them
       ignored.removeIf(n -> cfg.weightOfScale(n, needed::containsKey) != null);

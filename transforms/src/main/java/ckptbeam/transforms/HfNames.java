@@ -50,6 +50,15 @@ public final class HfNames {
     return -1;
   }
 
+  /**
+   * V4: the spelling without {@code .weight} that MindSpeed's hf2mcore also accepts for a few weights ({@code attn.wo_a},
+   * {@code ffn.experts.j.w1..3}, {@code ffn.shared_experts.w1..3}; V4 spec §8 #27), or null for any other name.
+   */
+  public static String v4Alias(String name) {
+    return name.matches("(layers|mtp)\\.\\d+\\.(attn\\.wo_a|ffn\\.experts\\.\\d+\\.w[123]|ffn\\.shared_experts\\.w[123])"
+        + "\\.weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+  }
+
   /** The global tensor that goes into the file of HF layer 0 (the embedding); the others go with the last layer. */
   public static String embedding(ModelConfig c) {
     return c.v4() ? V4_EMBED : EMBED;

@@ -50,8 +50,20 @@ final class HfShardSources implements InputSources {
     }
     if (config.v4()) {
       checkTid2eid(located);
+      located = canonicalNames(located);
     }
     return new Located(located, unindexedNote(unindexed).stream().toList());
+  }
+
+  /** V4's {@code .weight}-less spellings (HfNames#v4Alias) under their canonical names, as MindSpeed accepts them. */
+  private static Map<String, TensorLocation> canonicalNames(Map<String, TensorLocation> located) {
+    Map<String, TensorLocation> out = new java.util.LinkedHashMap<>();
+    for (Map.Entry<String, TensorLocation> e : located.entrySet()) {
+      String canonical = e.getKey() + ".weight";
+      boolean alias = HfNames.v4Alias(canonical) != null && !located.containsKey(canonical);
+      out.put(alias ? canonical : e.getKey(), e.getValue());
+    }
+    return out;
   }
 
   /**
