@@ -10,8 +10,8 @@ import java.io.PrintStream;
 import org.apache.beam.sdk.options.PipelineOptions;
 
 /**
- * {@code ckptbeam hf2mcore}: a bf16 (or FP8) HF DeepSeek-V3-architecture checkpoint to Megatron-core rank files,
- * with the MindSpeed-LLM converter's flags. The flags become a {@link ConversionRequest}; everything that can be
+ * {@code ckptbeam hf2mcore}: a bf16 (or FP8; V4: FP8 + MXFP4) HF DeepSeek-V3-architecture or V4 checkpoint to
+ * Megatron-core rank files, with the MindSpeed-LLM converter's flags. The flags become a {@link ConversionRequest}; everything that can be
  * checked without reading tensor bytes is checked before the pipeline starts; the tracker file is written last.
  */
 public final class Hf2Mcore {

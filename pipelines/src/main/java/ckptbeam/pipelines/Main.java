@@ -88,7 +88,7 @@ public final class Main {
   /** The command list. */
   static String usage() {
     StringBuilder b = new StringBuilder("Usage: ckptbeam COMMAND [flags]   (ckptbeam COMMAND --help for its flags)\n\n"
-        + "Moves DeepSeek-V3-architecture checkpoints between HF safetensors and Megatron-core, on the DirectRunner, "
+        + "Moves DeepSeek-V3-architecture and DeepSeek-V4 checkpoints between HF safetensors and Megatron-core, on the DirectRunner, "
         + "Flink or Dataflow.\n\nCommands:\n");
     COMMANDS.forEach((name, c) -> b.append(String.format("  %-16s %s%n", name, c.summary)));
     b.append("\n  --version        Print the version of ckptbeam and of Apache Beam.\n");

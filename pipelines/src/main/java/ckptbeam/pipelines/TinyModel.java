@@ -29,9 +29,9 @@ import java.util.SplittableRandom;
 import java.util.stream.Stream;
 
 /**
- * {@code ckptbeam make-tiny-model}: a seeded synthetic HF checkpoint with the real DeepSeek-V3 tensor names, shapes
- * and dtypes (docs/formats.md §4.2), tiny by default, any size with the size options. Values are streamed out as they
- * are generated, so multi-GB models need no memory.
+ * {@code ckptbeam make-tiny-model}: a seeded synthetic HF checkpoint with the real DeepSeek-V3 (or, {@code --v4}, V4)
+ * tensor names, shapes and dtypes (docs/formats.md §4.2), tiny by default, any size with the size options. Values are
+ * streamed out as they are generated, so multi-GB models need no memory.
  */
 public final class TinyModel {
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);

@@ -11,8 +11,8 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Every tensor a bf16 HF DeepSeek-V3-architecture checkpoint holds for a given config (docs/formats.md §4.2): names,
- * shapes and dtypes, grouped by the layer they belong to.
+ * Every tensor a bf16 HF DeepSeek checkpoint (V3 architecture or V4) holds for a given config (docs/formats.md §4.2):
+ * names, shapes and dtypes, grouped by the layer they belong to.
  */
 public final class HfInventory {
   /**
