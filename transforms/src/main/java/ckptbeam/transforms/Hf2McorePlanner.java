@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
+import java.util.regex.Pattern;
 
 /**
  * hf2mcore: config.json and the layout give the rank files; the index must name every tensor the layout reads
@@ -75,6 +76,9 @@ final class Hf2McorePlanner implements KindPlanner {
     return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, new HfShardSources(shards, cfg));
   }
 
+  /** An MTP layer's compressor or indexer: another V4 generation's (V4 spec §1.3), checked against every name. */
+  private static final Pattern MTP_ATTENTION_EXTRAS = Pattern.compile("mtp\\.\\d+\\.attn\\.(compressor|indexer)\\..*");
+
   /**
    * DeepSeek-V4's checks on the index (docs/mapping.md §11.5, §11.8): Base MTP tensors against the model type,
    * tensors of another V4 generation, and noop slots before real layers.
@@ -95,7 +99,7 @@ final class Hf2McorePlanner implements KindPlanner {
     }
     for (String n : index.weightMap().keySet()) {
       if (n.contains(".indexer.wk.") || n.contains("engram.")
-          || n.matches("mtp\\.\\d+\\.attn\\.(compressor|indexer)\\..*")) {
+          || MTP_ATTENTION_EXTRAS.matcher(n).matches()) {
         throw new IOException(indexPath + ": holds \"" + n + "\", a tensor of another DeepSeek-V4 generation (V4.1's "
             + "indexer.wk or engram, or an MTP compressor) that the V4 mapping does not have; refused rather than "
             + "dropped");

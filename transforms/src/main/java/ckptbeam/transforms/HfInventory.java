@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Every tensor a bf16 HF DeepSeek checkpoint (V3 architecture or V4) holds for a given config (docs/formats.md §4.2):
@@ -62,14 +63,17 @@ public final class HfInventory {
 
   /** V4's FP8 weights: the attention projections, the indexer's wq_b, the shared experts, MTP's e/h projections. */
   static boolean isFp8V4(String name) {
-    return name.matches(".*\\.(attn\\.(wq_a|wq_b|wkv|wo_a|wo_b|indexer\\.wq_b)|ffn\\.shared_experts\\.w[123]"
-        + "|e_proj|h_proj)\\.weight");
+    return V4_FP8.matcher(name).matches();
   }
 
   /** V4's MXFP4 weights: the routed experts. */
   static boolean isMxfp4V4(String name) {
-    return name.matches(".*\\.ffn\\.experts\\.\\d+\\.w[123]\\.weight");
+    return V4_MXFP4.matcher(name).matches();
   }
+
+  private static final Pattern V4_FP8 = Pattern.compile(".*\\.(attn\\.(wq_a|wq_b|wkv|wo_a|wo_b|indexer\\.wq_b)"
+      + "|ffn\\.shared_experts\\.w[123]|e_proj|h_proj)\\.weight");
+  private static final Pattern V4_MXFP4 = Pattern.compile(".*\\.ffn\\.experts\\.\\d+\\.w[123]\\.weight");
 
   /**
    * Which weights DeepSeek's release stores in FP8: the projections (and V3.2's indexer wq_b and wk), not eh_proj,

@@ -1,5 +1,7 @@
 package ckptbeam.transforms;
 
+import java.util.regex.Pattern;
+
 /**
  * HuggingFace DeepSeek tensor names (docs/mapping.md §2.1): V3's {@code model.layers.N.…} with MTP layers numbered
  * after the decoder layers, V4's native {@code layers.N.…} with MTP layers in {@code mtp.M.…} (§11.2).
@@ -55,9 +57,12 @@ public final class HfNames {
    * {@code ffn.experts.j.w1..3}, {@code ffn.shared_experts.w1..3}; V4 spec §8 #27), or null for any other name.
    */
   public static String v4Alias(String name) {
-    return name.matches("(layers|mtp)\\.\\d+\\.(attn\\.wo_a|ffn\\.experts\\.\\d+\\.w[123]|ffn\\.shared_experts\\.w[123])"
-        + "\\.weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+    return V4_ALIASED.matcher(name).matches() ? name.substring(0, name.length() - ".weight".length()) : null;
   }
+
+  /** Asked of every tensor name while planning a V4 conversion: compiled once. */
+  private static final Pattern V4_ALIASED = Pattern.compile(
+      "(layers|mtp)\\.\\d+\\.(attn\\.wo_a|ffn\\.experts\\.\\d+\\.w[123]|ffn\\.shared_experts\\.w[123])\\.weight");
 
   /** The global tensor that goes into the file of HF layer 0 (the embedding); the others go with the last layer. */
   public static String embedding(ModelConfig c) {
