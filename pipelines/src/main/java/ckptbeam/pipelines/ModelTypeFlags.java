@@ -34,10 +34,7 @@ final class ModelTypeFlags {
   static List<String> check(ConversionRequest r, ModelConfig cfg) {
     List<String> notes = new ArrayList<>();
     Map<String, String> flags = r.options();
-    boolean hfIn = r.kind() == ConversionRequest.Kind.HF2MCORE || r.kind() == ConversionRequest.Kind.FP8_TO_BF16;
-    boolean hfOut = r.kind() != ConversionRequest.Kind.HF2MCORE && r.kind() != ConversionRequest.Kind.MCORE2MCORE;
-    direction(flags, LOAD_TYPE, hfIn, "input");
-    direction(flags, SAVE_TYPE, hfOut, "output");
+    checkDirection(r);
     if (cfg == null) {
       return notes;
     }
@@ -69,6 +66,14 @@ final class ModelTypeFlags {
       }
     }
     return notes;
+  }
+
+  /** {@code --load-model-type} / {@code --save-model-type} against the command's direction (no model needed). */
+  static void checkDirection(ConversionRequest r) {
+    boolean hfIn = r.kind() == ConversionRequest.Kind.HF2MCORE || r.kind() == ConversionRequest.Kind.FP8_TO_BF16;
+    boolean hfOut = r.kind() != ConversionRequest.Kind.HF2MCORE && r.kind() != ConversionRequest.Kind.MCORE2MCORE;
+    direction(r.options(), LOAD_TYPE, hfIn, "input");
+    direction(r.options(), SAVE_TYPE, hfOut, "output");
   }
 
   private static void direction(Map<String, String> flags, String flag, boolean hf, String what) {

@@ -104,6 +104,7 @@ public final class WatchCommand {
     r.template = (r.direction == ConversionDirection.HF2MCORE ? Hf2Mcore.request(conversion, r.pattern, saveRoot)
         : Mcore2Hf.request(conversion, r.pattern, saveRoot))
         .withExistingOutput(ConversionRequest.ExistingOutput.RESUME);
+    ModelTypeFlags.checkDirection(r.template);
     Set<String> beam = new HashSet<>(conversion.beamArgs());
     List<String> conversionArgs = new ArrayList<>();
     for (String s : rest) {

@@ -43,4 +43,16 @@ class FlagMessagesTest {
         error("mcore2mcore", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
             "--source-num-layer-list", "2,2"));
   }
+
+  /** MindSpeed's direction flags must name the command's direction, in batch and in watch (checked at start). */
+  @Test
+  void directionFlagsAreCheckedByEveryCommandThatTakesThem() throws Exception {
+    Path hf = work.resolve("hf");
+    TinyModel.write(hf, TinyModel.DEFAULTS);
+    String want = "ckptbeam: error: --load-model-type mg does not match this command, whose input is HuggingFace (hf)";
+    assertEquals(want, error("hf2mcore", "--load-dir", hf.toString(), "--save-dir", work.resolve("m").toString(),
+        "--load-model-type", "mg"));
+    assertEquals(want, error("watch", "--direction", "hf2mcore", "--input-pattern", work.resolve("in/*").toString(),
+        "--save-root", work.resolve("out").toString(), "--load-model-type", "mg"));
+  }
 }
