@@ -91,8 +91,7 @@ class ModelFamilyTest {
     String report = Torch.checkMcore(model, mcore, check.toArray(new String[0]));
     assertTrue(report.startsWith("OK "), report);
     Path back = run("mcore2hf", mcore, "back", reverse(flags) + mtp);
-    String roundTrip = RoundTripTest.roundTrip(model, back, "");
-    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    assertBitExact(model, back);
     return mcore;
   }
 
@@ -188,8 +187,7 @@ class ModelFamilyTest {
     Path bf16 = run("fp8-to-bf16", v31, "bf16", "");
     Path back = run("mcore2hf", run("hf2mcore", v31, "mcore", "--target-pipeline-parallel-size 2 --mtp-num-layers 1"),
         "back", "--source-pipeline-parallel-size 2 --mtp-num-layers 1");
-    String report = RoundTripTest.roundTrip(bf16, back, "");
-    assertTrue(report.startsWith("OK "), report);
+    assertBitExact(bf16, back);
   }
 
   @ParameterizedTest(name = "Kimi-K2 {0}")
@@ -205,8 +203,7 @@ class ModelFamilyTest {
     String report = Torch.checkMcore(kimi, mcore, split(checker).toArray(new String[0]));
     assertTrue(report.startsWith("OK "), report);
     Path back = run("mcore2hf", mcore, "back", reverse(flags));
-    String roundTrip = RoundTripTest.roundTrip(kimi, back, "");
-    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    assertBitExact(kimi, back);
     Path direct = run("mcore2mcore", mcore, "direct", sided(flags) + " --target-expert-parallel-size 16");
     Path two = run("hf2mcore", back, "two", "--target-expert-parallel-size 16");
     assertSameData(two, direct);
@@ -296,8 +293,7 @@ class ModelFamilyTest {
         + "--num-layers-per-virtual-pipeline-stage 2 --num-layers 8 --noop-layers 3,7 --moe-grouped-gemm "
         + "--target-expert-parallel-size 2 --mtp-num-layers 1");
     Path back = run("mcore2hf", mcore, "back", "");
-    String roundTrip = RoundTripTest.roundTrip(v4, back, "");
-    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    assertBitExact(v4, back);
     Checkpoints.Run r = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
         work.resolve("refused").toString(), "--source-tensor-parallel-size", "4");
     assertEquals(2, r.exit, r.toString());
@@ -362,8 +358,7 @@ class ModelFamilyTest {
     String report = Torch.checkMcore(base, mcore, "--pp", "2", "--grouped-gemm", "--mtp", "1", "--v4-base");
     assertTrue(report.startsWith("OK "), report);
     Path back = run("mcore2hf", mcore, "back", "");
-    String roundTrip = RoundTripTest.roundTrip(base, back, "");
-    assertTrue(roundTrip.startsWith("OK "), roundTrip);
+    assertBitExact(base, back);
     Checkpoints.Run asV4 = Checkpoints.cli("hf2mcore", "--load-dir", base.toString(), "--save-dir",
         work.resolve("as-v4").toString(), "--mtp-num-layers", "1");
     assertEquals(0, asV4.exit, asV4.toString());
@@ -486,6 +481,12 @@ class ModelFamilyTest {
         work.resolve("refused").toString(), "--mtp-num-layers", "1", "--quiet");
     assertTrue(r.exit != 0 && r.err.contains("\"" + name + "\" entry 5 is expert 99, outside 0..7"), r.toString());
     assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
+  }
+
+  /** Every tensor of {@code hf} comes back in {@code back} with the same bytes (check_roundtrip.py). */
+  private static void assertBitExact(Path hf, Path back) throws Exception {
+    String report = RoundTripTest.roundTrip(hf, back, "");
+    assertTrue(report.startsWith("OK "), report);
   }
 
   private static void assertSameData(Path expected, Path actual) throws Exception {
