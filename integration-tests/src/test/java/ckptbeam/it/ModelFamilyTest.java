@@ -313,6 +313,41 @@ class ModelFamilyTest {
   }
 
   /**
+   * MindSpeed's V4 mcore2hf script style: a checkpoint without config.json (as the trainer saves it), converted with
+   * {@code --hf-cfg-dir} naming the original HF folder: dimensions from its config, its tokenizer and code files
+   * copied, never its index (which names the other checkpoint's shards; spec §8 #2).
+   */
+  @Test
+  void v4Mcore2hfWithAnHfConfigDirTakesItsConfigAndTokenizerButNotItsIndex() throws Exception {
+    Path mcore = run("hf2mcore", v4, "mcore-nocfg", "--target-pipeline-parallel-size 2 --moe-grouped-gemm "
+        + "--mtp-num-layers 1");
+    Files.delete(mcore.resolve("config.json"));
+    Path template = Files.createDirectories(work.resolve("template/sub"));
+    template = template.getParent();
+    Files.copy(v4.resolve("config.json"), template.resolve("config.json"));
+    Files.writeString(template.resolve("tokenizer.json"), "{\"model\": {}}");
+    Files.writeString(template.resolve("chat_template.jinja"), "{{ messages }}");
+    Files.writeString(template.resolve("sub/tokenizer.json"), "not copied");
+    Files.writeString(template.resolve("model.safetensors.index.json"),
+        "{\"metadata\": {}, \"weight_map\": {\"embed.weight\": \"elsewhere.safetensors\"}}");
+    Checkpoints.Run missing = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
+        work.resolve("no-config").toString());
+    assertTrue(missing.exit != 0 && missing.err.contains("pass --model-config FILE or --hf-cfg-dir DIR"),
+        missing.toString());
+    Path back = run("mcore2hf", mcore, "with-cfg-dir", "--hf-cfg-dir " + template);
+    assertBitExact(v4, back);
+    assertEquals("{\"model\": {}}", Files.readString(back.resolve("tokenizer.json")));
+    assertEquals("{{ messages }}", Files.readString(back.resolve("chat_template.jinja")));
+    assertFalse(Files.exists(back.resolve("sub")));
+    assertArrayEquals(Files.readAllBytes(v4.resolve("config.json")), Files.readAllBytes(back.resolve("config.json")));
+    assertFalse(Files.readString(back.resolve("model.safetensors.index.json")).contains("elsewhere"));
+    Checkpoints.Run notThere = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
+        work.resolve("bad-cfg-dir").toString(), "--hf-cfg-dir", work.resolve("nowhere").toString());
+    assertTrue(notThere.exit != 0 && notThere.err.contains("--hf-cfg-dir " + work.resolve("nowhere")
+        + ": no such directory"), notThere.toString());
+  }
+
+  /**
    * LoRA merge of V4's modules on the CPU (linear_q, linear_kv, o_down/o_up, q_up, shared and grouped experts,
    * eh_proj), both modes equal to an independent merge (make_lora.py); the layout comes from the args.
    */

@@ -133,6 +133,40 @@ class WatchTest {
     Checkpoints.assertSameFiles(work.resolve("mcore-expected"), converted.resolve("iter-1"), false);
   }
 
+  /**
+   * As the batch command, watch takes a DeepSeek-V4 checkpoint's layout from its rank files' args (no layout flag
+   * given), its dimensions from --hf-cfg-dir (the trainer saves no config.json), and checks MindSpeed's model type
+   * against each checkpoint: a disagreeing one is reported failed, naming both.
+   */
+  @Test
+  void v4McoreCheckpointsTakeTheirLayoutFromTheirArgsAndAreCheckedAgainstTheModelType() throws Exception {
+    Path v4 = Checkpoints.tinyModel(work.resolve("v4/hf"), "--v4", "--layers", "4");
+    Path ck = work.resolve("v4/incoming/ck");
+    Checkpoints.Run written = Checkpoints.cli("hf2mcore", "--load-dir", v4.toString(), "--save-dir", ck.toString(),
+        "--target-tensor-parallel-size", "2", "--target-pipeline-parallel-size", "2", "--moe-grouped-gemm",
+        "--mtp-num-layers", "1", "--quiet");
+    assertEquals(0, written.exit, written.toString());
+    Files.delete(ck.resolve("config.json"));
+    Path converted = work.resolve("v4/converted");
+    Checkpoints.Run r = Checkpoints.cli("watch", "--direction", "mcore2hf", "--input-pattern",
+        work.resolve("v4/incoming") + "/*", "--save-root", converted.toString(), "--poll-interval", "1",
+        "--stop-after-idle", "3", "--hf-cfg-dir", v4.toString());
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("1 checkpoint(s) seen, 1 converted"), r.out);
+    String report = RoundTripTest.roundTrip(v4, converted.resolve("ck"), "");
+    assertTrue(report.startsWith("OK "), report);
+    Path refused = work.resolve("v4/refused");
+    r = Checkpoints.cli("watch", "--direction", "mcore2hf", "--input-pattern", work.resolve("v4/incoming") + "/*",
+        "--save-root", refused.toString(), "--poll-interval", "1", "--stop-after-idle", "3", "--hf-cfg-dir",
+        v4.toString(), "--model-type-hf", "deepseek3");
+    assertEquals(0, r.exit, r.toString());
+    assertTrue(r.out.contains("1 checkpoint(s) seen, 0 converted, 0 already converted, 1 failed"), r.out);
+    JsonNode status = status(refused, "ck");
+    assertTrue(status.get("error").asText().contains("--model-type-hf deepseek3 names DeepSeek-V3 but the "
+        + "checkpoint's config.json is DeepSeek-V4"), status.toString());
+    assertTrue(!Files.exists(refused.resolve("ck")), "nothing written for the refused checkpoint");
+  }
+
   @Test
   void aFolderThatLinksOutOfTheWatchedPatternIsNotConverted() throws Exception {
     Path incoming = Files.createDirectories(work.resolve("links/incoming"));

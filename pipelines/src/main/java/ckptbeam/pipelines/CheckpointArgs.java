@@ -4,6 +4,7 @@ import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
+import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
 import java.io.IOException;
@@ -20,12 +21,21 @@ final class CheckpointArgs {
   private CheckpointArgs() {}
 
   /**
-   * {@code o} (parsed from the flags of {@code side} with per-side {@code prefix}) completed from the args of the
-   * checkpoint in {@code loadDir}; unchanged when the checkpoint is not V4 or has no args.
+   * An mcore2hf request (from the flags {@code a}) whose input layout is completed from its checkpoint's args: a
+   * DeepSeek-V4 checkpoint says its layout there, and the flags given must agree with it.
    */
-  static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String modelConfig, String side, String prefix)
+  static ConversionRequest complete(Args a, ConversionRequest r) throws IOException {
+    LayoutOptions layout = fill(a, r.layout(), r.loadDir(), r.modelConfigPath(), "source", "");
+    return layout.equals(r.layout()) ? r : r.withLayout(layout);
+  }
+
+  /**
+   * {@code o} (parsed from the flags of {@code side} with per-side {@code prefix}) completed from the args of the
+   * checkpoint in {@code loadDir}, whose model is described by {@code configPath}; unchanged when the checkpoint is
+   * not V4 or has no args.
+   */
+  static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String configPath, String side, String prefix)
       throws IOException {
-    String configPath = modelConfig != null ? modelConfig : CheckpointFiles.resolve(loadDir, "config.json");
     if (!CheckpointFiles.exists(configPath) || !ModelConfig.read(configPath).v4()) {
       return o;
     }
@@ -127,17 +137,26 @@ final class CheckpointArgs {
     return out;
   }
 
-  /** The args attributes of the checkpoint's first rank file, or null when it has none. */
-  @SuppressWarnings("unchecked")
-  static Map<String, Object> read(String loadDir) throws IOException {
+  /**
+   * The checkpoint's first rank file by name ({@code mp_rank_00…}), whose args are read, relative to {@code loadDir};
+   * null when there is none.
+   */
+  static String firstRankFile(String loadDir) throws IOException {
     String iteration = McoreTracker.iterationDir(loadDir);
     List<String> files = CheckpointFiles.list(CheckpointFiles.resolve(loadDir, iteration));
     String first = files.stream().filter(f -> f.startsWith("mp_rank_00") && f.endsWith("/model_optim_rng.pt"))
         .findFirst().orElse(null);
+    return first == null ? null : iteration + "/" + first;
+  }
+
+  /** The args attributes of the checkpoint's first rank file, or null when it has none. */
+  @SuppressWarnings("unchecked")
+  static Map<String, Object> read(String loadDir) throws IOException {
+    String first = firstRankFile(loadDir);
     if (first == null) {
       return null;
     }
-    Object root = TorchCheckpointReader.open(CheckpointFiles.resolve(loadDir, iteration + "/" + first)).root();
+    Object root = TorchCheckpointReader.open(CheckpointFiles.resolve(loadDir, first)).root();
     if (!(root instanceof Map) || !(((Map<String, Object>) root).get("args") instanceof PickleReader.PyObject ns)
         || !(ns.state instanceof Map)) {
       return null;

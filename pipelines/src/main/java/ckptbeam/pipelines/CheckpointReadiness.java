@@ -5,7 +5,7 @@ import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.torch.McoreTracker;
-import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.ModelConfig;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -139,22 +139,36 @@ final class CheckpointReadiness implements Serializable {
       return McoreTracker.FILE_NAME;
     }
     Args a = Mcore2Hf.flags().parse(conversionArgs);
-    String config = a.has("model-config") ? Cli.absolute(a.get("model-config"))
-        : CheckpointFiles.resolve(folder, "config.json");
+    ConversionRequest r = Mcore2Hf.request(a, folder, folder);
+    String config = r.modelConfigPath();
     if (!CheckpointFiles.exists(config)) {
       return config.equals(CheckpointFiles.resolve(folder, "config.json")) ? "config.json" : config;
     }
-    String iterationDir;
     Mcore2HfPlan plan;
     try {
-      iterationDir = McoreTracker.iterationDir(folder);
-      LayoutOptions layout = LayoutFlags.parse(a, "source");
-      plan = new Mcore2HfPlan(Mcore2HfPlan.forwardPlan(ModelConfig.read(config), layout), iterationDir);
+      ModelConfig cfg = ModelConfig.read(config);
+      String iterationDir = McoreTracker.iterationDir(folder);
+      if (cfg.v4()) {
+        // a DeepSeek-V4 checkpoint's layout is in its first rank file's args: that file must be whole to be read
+        String first = CheckpointArgs.firstRankFile(folder);
+        if (first == null) {
+          return iterationDir + "/mp_rank_00…/model_optim_rng.pt (its args give the layout)";
+        }
+        String lacking = firstIncomplete(folder, List.of(first), CheckpointReadiness::zipDirectoryLacking);
+        if (lacking != null) {
+          return lacking;
+        }
+        r = CheckpointArgs.complete(a, r);
+      }
+      plan = new Mcore2HfPlan(Mcore2HfPlan.forwardPlan(cfg, r.layout()), iterationDir);
     } catch (IOException | RuntimeException e) {
       return null; // complete but unusable: the conversion says why
     }
-    return firstIncomplete(folder, plan.rankFiles(),
-        (path, size) -> endsWithZipDirectory(path, size) ? null : "no zip directory at its end yet");
+    return firstIncomplete(folder, plan.rankFiles(), CheckpointReadiness::zipDirectoryLacking);
+  }
+
+  private static String zipDirectoryLacking(String path, long size) throws IOException {
+    return endsWithZipDirectory(path, size) ? null : "no zip directory at its end yet";
   }
 
   private static boolean endsWithZipDirectory(String path, long size) throws IOException {

@@ -43,7 +43,7 @@ final class Conversion {
     args.values().forEach((k, v) -> {
       if (!k.equals("overwrite") && !k.equals("resume") && !k.equals("dry-run") && !k.equals("save-dir")
           && !k.equals("load-dir") && !k.equals("quiet")) {
-        boolean path = k.equals("lora-load") || k.equals("model-config");
+        boolean path = k.equals("lora-load") || k.equals("model-config") || k.equals("hf-cfg-dir");
         options.put(k, path ? Cli.absolute(v) : v);
       }
     });

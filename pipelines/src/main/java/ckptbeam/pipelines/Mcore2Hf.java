@@ -3,7 +3,6 @@ package ckptbeam.pipelines;
 import ckptbeam.transforms.CheckedConversion;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.HfShardsPlan;
-import ckptbeam.transforms.LayoutOptions;
 import java.io.IOException;
 import java.io.PrintStream;
 import org.apache.beam.sdk.io.FileSystems;
@@ -25,7 +24,10 @@ public final class Mcore2Hf {
         .value("save-dir").help("DIR", "The HF output folder, local or gs://; must be empty unless --overwrite or "
             + "--resume. Required.")
         .value("model-config").help("FILE", "The HF config.json with the model dimensions.")
-        .defaultValue("the one hf2mcore copied into --load-dir");
+        .defaultValue("the one in --hf-cfg-dir, else the one hf2mcore copied into --load-dir")
+        .value("hf-cfg-dir").help("DIR", "MindSpeed's flag: an HF folder (the original model) whose config.json "
+            + "gives the dimensions and whose config, tokenizer and modeling files the output gets (never its index).")
+        .defaultValue("--load-dir's copies");
     return Conversion.common(loraFlags(LayoutFlags.define(a, "source"))
         .multi("lora-target-modules").help("M", "With --save-lora-to-hf: the mcore modules to export (linear_qkv, "
             + "linear_proj, linear_fc1, ...).")
@@ -54,12 +56,7 @@ public final class Mcore2Hf {
     ConversionRequest r = request(a, Cli.absolute(a.require("load-dir")), Cli.absolute(a.require("save-dir")));
     PipelineOptions options = Cli.pipelineOptions(a, "mcore2hf");
     FileSystems.setDefaultPipelineOptions(options); // the args are read before the job: gs:// must be known
-    // a DeepSeek-V4 checkpoint says its layout in its args; the flags given must agree with them
-    LayoutOptions layout = CheckpointArgs.fill(a, r.layout(), r.loadDir(), r.modelConfig(), "source", "");
-    if (!layout.equals(r.layout())) {
-      r = r.withLayout(layout);
-    }
-    return new Request(r, options, a);
+    return new Request(CheckpointArgs.complete(a, r), options, a);
   }
 
   /** The conversion the flags describe, between the given folders. */
@@ -77,6 +74,9 @@ public final class Mcore2Hf {
     }
     if (a.has("model-config")) {
       r = r.withModelConfig(Cli.absolute(a.get("model-config")));
+    }
+    if (a.has("hf-cfg-dir")) {
+      r = r.withHfConfigDir(Cli.absolute(a.get("hf-cfg-dir")));
     }
     return r.withOptions(Conversion.options(a)).withExistingOutput(Conversion.existingOutput(a));
   }

@@ -193,7 +193,8 @@ public final class WatchCommand {
     PCollectionTuple requests = candidates
         .apply("KeyByFolder", ClaimCheckpointFn.keyByFolder())
         .apply("ClaimOnce", ParDo.of(new ClaimCheckpointFn(readiness, r.folders, marker)))
-        .apply("RequestOfFolder", ParDo.of(new RequestForFolderFn(r.template, r.folders))
+        .apply("RequestOfFolder", ParDo.of(
+                new RequestForFolderFn(r.template, r.folders, r.direction, r.conversionArgs))
             .withOutputTags(RequestForFolderFn.REQUESTS, TupleTagList.of(RequestForFolderFn.REFUSED)));
     PCollection<ConversionResult> converted = requests.get(RequestForFolderFn.REQUESTS)
         .setCoder(CheckpointConversion.requestCoder())

@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
 
 /**
  * Plans {@link ConversionRequest}s: one {@link KindPlanner} per kind of conversion reads the input's small files
@@ -31,6 +32,9 @@ public final class ConversionPlanner {
   public static final List<String> SIDE_FILES = List.of("config.json", "generation_config.json", "tokenizer.json",
       "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "configuration_deepseek.py",
       "modeling_deepseek.py");
+  /** The names MindSpeed's converter copies from {@code --hf-cfg-dir} ({@link #hfConfigFiles}). */
+  private static final Pattern HF_CONFIG_FILE = Pattern.compile("[^/]*\\.json|[^/]*\\.model(\\.[^./]+)?|[^/]*\\.jinja"
+      + "|merges\\.txt|(modeling|configuration|tokenization)_[^/]*\\.py|sample_finetune\\.py");
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Map<ConversionRequest.Kind, KindPlanner> PLANNERS = new EnumMap<>(Map.of(
       ConversionRequest.Kind.HF2MCORE, new Hf2McorePlanner(),
@@ -141,6 +145,25 @@ public final class ConversionPlanner {
     return out;
   }
 
+  /**
+   * The files an HF output gets from MindSpeed's {@code --hf-cfg-dir}: as its converter, the folder's own files (not
+   * its subfolders') named {@code *.json}, {@code *.model}, {@code *.model.X}, {@code *.jinja}, {@code merges.txt},
+   * {@code modeling_*.py}, {@code configuration_*.py}, {@code tokenization_*.py} or {@code sample_finetune.py};
+   * unlike it, never the folder's index (it names another checkpoint's shards, and the output's own index is its
+   * completion marker), our manifest, or {@code config.json} (written from the model, §5.3 of docs/mapping.md).
+   */
+  static Map<String, String> hfConfigFiles(String dir) throws IOException {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String name : CheckpointFiles.list(dir)) {
+      boolean copied = !name.contains("/") && HF_CONFIG_FILE.matcher(name).matches()
+          && !List.of("config.json", SafetensorsIndex.FILE_NAME, CheckpointCommit.MANIFEST).contains(name);
+      if (copied) {
+        out.put(CheckpointFiles.resolve(dir, name), name);
+      }
+    }
+    return out;
+  }
+
   /** The SHA-256 of the input's small files (index, config, tracker) that exist: the input's identity. */
   static Map<String, String> identity(String loadDir, String... names) throws IOException {
     Map<String, String> out = new LinkedHashMap<>();
@@ -167,6 +190,9 @@ public final class ConversionPlanner {
   static String fingerprint(ConversionRequest r, Map<String, String> identity, LayoutOptions... resolved) {
     StringBuilder b = new StringBuilder(VERSION).append('\n').append(r.kind()).append('\n');
     b.append("load-dir=").append(r.loadDir()).append('\n');
+    if (r.hfConfigDir() != null) {
+      b.append("hf-cfg-dir=").append(r.hfConfigDir()).append('\n');
+    }
     for (LayoutOptions layout : resolved) {
       if (layout != null) {
         b.append("layout=").append(layout).append('\n');

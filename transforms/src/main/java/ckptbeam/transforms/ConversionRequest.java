@@ -1,5 +1,6 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.storage.CheckpointFiles;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
@@ -52,17 +53,20 @@ public final class ConversionRequest implements Serializable {
     RESUME
   }
 
-  private final Kind kind;
-  private final String loadDir;
-  private final String saveDir;
-  private final LayoutOptions layout;
+  // set once, by the factories and the with… copies below; never changed after a request is returned
+  private Kind kind;
+  private String loadDir;
+  private String saveDir;
+  private LayoutOptions layout;
   /** The output's layout (mcore → mcore only; {@link #layout} is then the input's). */
-  private final LayoutOptions targetLayout;
-  private final String modelConfig;
-  private final Lora lora;
-  private final List<String> loraTargetModules;
-  private final ExistingOutput existing;
-  private final TreeMap<String, String> options;
+  private LayoutOptions targetLayout;
+  private String modelConfig;
+  /** MindSpeed's {@code --hf-cfg-dir}: the HF folder whose config and tokenizer files the HF output gets. */
+  private String hfConfigDir;
+  private Lora lora;
+  private List<String> loraTargetModules;
+  private ExistingOutput existing;
+  private TreeMap<String, String> options;
 
   /** {@code --lora-r}, {@code --lora-alpha}, {@code --lora-load}; the LoRA checkpoint's tracker is read at planning. */
   public static final class Lora implements Serializable {
@@ -87,36 +91,37 @@ public final class ConversionRequest implements Serializable {
     }
   }
 
-  private ConversionRequest(Kind kind, String loadDir, String saveDir, LayoutOptions layout, String modelConfig,
-      Lora lora, List<String> loraTargetModules, ExistingOutput existing, Map<String, String> options) {
-    this(kind, loadDir, saveDir, layout, null, modelConfig, lora, loraTargetModules, existing, options);
-  }
-
   private ConversionRequest(Kind kind, String loadDir, String saveDir, LayoutOptions layout,
-      LayoutOptions targetLayout, String modelConfig, Lora lora, List<String> loraTargetModules,
-      ExistingOutput existing, Map<String, String> options) {
+      LayoutOptions targetLayout) {
     this.kind = Objects.requireNonNull(kind);
     this.loadDir = Objects.requireNonNull(loadDir, "loadDir");
     this.saveDir = Objects.requireNonNull(saveDir, "saveDir");
     this.layout = layout == null ? LayoutOptions.defaults() : layout;
     this.targetLayout = targetLayout;
-    this.modelConfig = modelConfig;
-    this.lora = lora;
-    this.loraTargetModules = loraTargetModules == null ? null : List.copyOf(loraTargetModules);
-    this.existing = Objects.requireNonNull(existing);
-    this.options = new TreeMap<>(options);
+    this.existing = ExistingOutput.REFUSE;
+    this.options = new TreeMap<>();
+  }
+
+  /** A copy to change one field of (the with… methods). */
+  private ConversionRequest copy() {
+    ConversionRequest c = new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout);
+    c.modelConfig = modelConfig;
+    c.hfConfigDir = hfConfigDir;
+    c.lora = lora;
+    c.loraTargetModules = loraTargetModules;
+    c.existing = existing;
+    c.options = options;
+    return c;
   }
 
   /** HF → mcore with {@code layout} (its {@code tp/pp/ep} are the target's). */
   public static ConversionRequest hf2mcore(String loadDir, String saveDir, LayoutOptions layout) {
-    return new ConversionRequest(Kind.HF2MCORE, loadDir, saveDir, layout, null, null, null, ExistingOutput.REFUSE,
-        Map.of());
+    return new ConversionRequest(Kind.HF2MCORE, loadDir, saveDir, layout, null);
   }
 
   /** mcore → HF; {@code layout} is the one the rank files were written with. */
   public static ConversionRequest mcore2hf(String loadDir, String saveDir, LayoutOptions layout) {
-    return new ConversionRequest(Kind.MCORE2HF, loadDir, saveDir, layout, null, null, null,
-        ExistingOutput.REFUSE, Map.of());
+    return new ConversionRequest(Kind.MCORE2HF, loadDir, saveDir, layout, null);
   }
 
   /** The LoRA factors of an mcore checkpoint, gathered over TP, as a PEFT adapter for {@code targetModules}. */
@@ -125,8 +130,10 @@ public final class ConversionRequest implements Serializable {
     if (lora == null || targetModules == null || targetModules.isEmpty()) {
       throw new IllegalArgumentException("--save-lora-to-hf needs --lora-r, --lora-alpha and --lora-target-modules");
     }
-    return new ConversionRequest(Kind.LORA_EXPORT, loadDir, saveDir, layout, null, lora, targetModules,
-        ExistingOutput.REFUSE, Map.of());
+    ConversionRequest r = new ConversionRequest(Kind.LORA_EXPORT, loadDir, saveDir, layout, null);
+    r.lora = lora;
+    r.loraTargetModules = List.copyOf(targetModules);
+    return r;
   }
 
   /**
@@ -134,32 +141,50 @@ public final class ConversionRequest implements Serializable {
    * in one pass. {@code --mtp-num-layers} and {@code --first-k-dense-replace} must agree between the two.
    */
   public static ConversionRequest mcore2mcore(String loadDir, String saveDir, LayoutOptions from, LayoutOptions to) {
-    return new ConversionRequest(Kind.MCORE2MCORE, loadDir, saveDir, from, Objects.requireNonNull(to),
-        null, null, null, ExistingOutput.REFUSE, Map.of());
+    return new ConversionRequest(Kind.MCORE2MCORE, loadDir, saveDir, from, Objects.requireNonNull(to));
   }
 
   /** DeepSeek's FP8 release → bf16 safetensors. */
   public static ConversionRequest fp8ToBf16(String loadDir, String saveDir) {
-    return new ConversionRequest(Kind.FP8_TO_BF16, loadDir, saveDir, null, null, null, null, ExistingOutput.REFUSE,
-        Map.of());
+    return new ConversionRequest(Kind.FP8_TO_BF16, loadDir, saveDir, null, null);
   }
 
   /** The same conversion between other folders (watch: one request per checkpoint that lands). */
   public ConversionRequest withDirs(String load, String save) {
-    return new ConversionRequest(kind, load, save, layout, targetLayout, modelConfig, lora, loraTargetModules,
-        existing, options);
+    ConversionRequest c = copy();
+    c.loadDir = Objects.requireNonNull(load, "loadDir");
+    c.saveDir = Objects.requireNonNull(save, "saveDir");
+    return c;
   }
 
   /** The same conversion with another input layout (mcore input: a DeepSeek-V4 checkpoint's own args). */
   public ConversionRequest withLayout(LayoutOptions l) {
-    return new ConversionRequest(kind, loadDir, saveDir, l, targetLayout, modelConfig, lora, loraTargetModules,
-        existing, options);
+    ConversionRequest c = copy();
+    c.layout = l == null ? LayoutOptions.defaults() : l;
+    return c;
   }
 
   /** The HF {@code config.json} with the model dimensions (mcore input); default: the one in the load dir. */
   public ConversionRequest withModelConfig(String path) {
-    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, path, lora, loraTargetModules,
-        existing, options);
+    ConversionRequest c = copy();
+    c.modelConfig = path;
+    return c;
+  }
+
+  /**
+   * HF output: the folder whose {@code config.json} gives the model dimensions (unless {@link #withModelConfig}
+   * names another) and whose config and tokenizer files the output gets, instead of the load dir's (MindSpeed's
+   * {@code --hf-cfg-dir}).
+   */
+  public ConversionRequest withHfConfigDir(String dir) {
+    if (dir != null && kind != Kind.MCORE2HF) {
+      throw new IllegalArgumentException("--hf-cfg-dir names the HF folder whose config and tokenizer files an HF "
+          + "output gets (mcore2hf); " + kind.command + (kind == Kind.LORA_EXPORT ? " --save-lora-to-hf" : "")
+          + " does not take it");
+    }
+    ConversionRequest c = copy();
+    c.hfConfigDir = dir;
+    return c;
   }
 
   /** Merge LoRA factors into the base as it is read (mcore input). */
@@ -167,19 +192,22 @@ public final class ConversionRequest implements Serializable {
     if (kind == Kind.HF2MCORE || kind == Kind.FP8_TO_BF16) {
       throw new IllegalArgumentException("LoRA weights are merged from mcore checkpoints only");
     }
-    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, modelConfig, l, loraTargetModules,
-        existing, options);
+    ConversionRequest c = copy();
+    c.lora = l;
+    return c;
   }
 
   public ConversionRequest withExistingOutput(ExistingOutput e) {
-    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, modelConfig, lora, loraTargetModules,
-        e, options);
+    ConversionRequest c = copy();
+    c.existing = Objects.requireNonNull(e);
+    return c;
   }
 
   /** The provenance to record (flag → value, as the user gave them). */
   public ConversionRequest withOptions(Map<String, String> o) {
-    return new ConversionRequest(kind, loadDir, saveDir, layout, targetLayout, modelConfig, lora, loraTargetModules,
-        existing, o);
+    ConversionRequest c = copy();
+    c.options = new TreeMap<>(o);
+    return c;
   }
 
   public Kind kind() {
@@ -208,6 +236,19 @@ public final class ConversionRequest implements Serializable {
     return modelConfig;
   }
 
+  /** MindSpeed's {@code --hf-cfg-dir} (mcore → HF), or null: the load dir's files are used. */
+  public String hfConfigDir() {
+    return hfConfigDir;
+  }
+
+  /** The HF {@code config.json} the model's dimensions are read from (mcore input). */
+  public String modelConfigPath() {
+    if (modelConfig != null) {
+      return modelConfig;
+    }
+    return CheckpointFiles.resolve(hfConfigDir != null ? hfConfigDir : loadDir, "config.json");
+  }
+
   public Lora lora() {
     return lora;
   }
@@ -230,7 +271,8 @@ public final class ConversionRequest implements Serializable {
    */
   public String describe() {
     return kind + "\n" + layout + (targetLayout == null ? "" : "\nto " + targetLayout) + "\nmodel-config="
-        + modelConfig + "\nlora=" + lora + "\nlora-target-modules=" + loraTargetModules + "\n";
+        + modelConfig + (hfConfigDir == null ? "" : "\nhf-cfg-dir=" + hfConfigDir) + "\nlora=" + lora
+        + "\nlora-target-modules=" + loraTargetModules + "\n";
   }
 
   /**

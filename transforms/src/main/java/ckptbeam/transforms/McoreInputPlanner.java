@@ -10,17 +10,20 @@ import java.util.Map;
 
 /**
  * Conversions that read mcore rank files (mcore2hf, mcore2mcore, the LoRA export): the model config (in the load
- * dir, or {@code --model-config}) and the layout the rank files were written with give the forward plan, which
+ * dir, {@code --hf-cfg-dir} or {@code --model-config}) and the layout the rank files were written with give the forward plan, which
  * every one of them inverts; the tracker names the iteration; every rank file of the layout must be there.
  */
 final class McoreInputPlanner implements KindPlanner {
   @Override
   public CheckedConversion plan(ConversionRequest r, boolean validate) throws IOException {
-    String configPath = r.modelConfig() != null ? r.modelConfig()
-        : CheckpointFiles.resolve(r.loadDir(), "config.json");
+    String configPath = r.modelConfigPath();
+    if (r.hfConfigDir() != null && !CheckpointFiles.isDirectory(r.hfConfigDir())) {
+      throw new IOException("--hf-cfg-dir " + r.hfConfigDir() + ": no such directory");
+    }
     if (r.modelConfig() == null && !CheckpointFiles.exists(configPath)) {
-      throw new IOException("no --model-config given and " + configPath + " does not exist (hf2mcore copies the HF "
-          + "config.json there; pass --model-config FILE)");
+      throw new IOException(r.hfConfigDir() != null ? "--hf-cfg-dir " + r.hfConfigDir() + " has no config.json "
+          + "(or pass --model-config FILE)" : "no --model-config given and " + configPath + " does not exist "
+          + "(hf2mcore copies the HF config.json there; pass --model-config FILE or --hf-cfg-dir DIR)");
     }
     ModelConfig in = ModelConfig.read(configPath);
     Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(in, r.layout());
@@ -77,7 +80,8 @@ final class McoreInputPlanner implements KindPlanner {
     InputSources sources = new RankFileSources(plan, r.loadDir(), lora);
     Map<String, byte[]> generated = Map.of("config.json", ConversionPlanner.outputConfig(configPath, in,
         forward.config()));
-    Map<String, String> sideFiles = ConversionPlanner.sideFiles(r.loadDir(), "config.json");
+    Map<String, String> sideFiles = r.hfConfigDir() != null ? ConversionPlanner.hfConfigFiles(r.hfConfigDir())
+        : ConversionPlanner.sideFiles(r.loadDir(), "config.json");
     if (to != null) {
       Hf2McorePlan target = new Hf2McorePlan(forward.config(), to);
       Mcore2McorePlan both = new Mcore2McorePlan(plan, target);

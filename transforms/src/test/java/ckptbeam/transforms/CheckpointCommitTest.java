@@ -110,4 +110,22 @@ class CheckpointCommitTest {
     names.forEachRemaining(out::add);
     return out;
   }
+
+  /** MindSpeed's --hf-cfg-dir: its own config, tokenizer and code files; never its index, manifest or subfolders. */
+  @Test
+  void anHfConfigDirGivesItsTokenizerAndCodeFilesButNeverItsIndex() throws Exception {
+    Path dir = Files.createDirectories(work.resolve("hf"));
+    for (String name : List.of("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+        "tokenizer.model", "spiece.model.v3", "chat_template.jinja", "merges.txt", "modeling_deepseek.py",
+        "configuration_deepseek.py", "tokenization_kimi.py", "sample_finetune.py", "model.safetensors.index.json",
+        "ckptbeam-manifest.json", "model-00001-of-000002.safetensors", "README.md", "convert.py", "sub/extra.json")) {
+      Files.createDirectories(dir.resolve(name).getParent());
+      Files.writeString(dir.resolve(name), name);
+    }
+    Map<String, String> files = ConversionPlanner.hfConfigFiles(dir.toString());
+    assertEquals(List.of("chat_template.jinja", "configuration_deepseek.py", "generation_config.json", "merges.txt",
+        "modeling_deepseek.py", "sample_finetune.py", "spiece.model.v3", "tokenization_kimi.py",
+        "tokenizer.json", "tokenizer.model", "tokenizer_config.json"), files.values().stream().sorted().toList());
+    files.forEach((path, name) -> assertEquals(dir.resolve(name).toString(), path));
+  }
 }

@@ -91,7 +91,7 @@ public final class ConversionCoders {
     abstract T read(DataInputStream in) throws IOException;
   }
 
-  /** {@link ConversionRequest}: kind, folders, layouts, model config, LoRA, target modules, mode, provenance. */
+  /** {@link ConversionRequest}: kind, folders, layouts, model config, HF config dir, LoRA, target modules, mode, provenance. */
   public static final class RequestCoder extends FieldCoder<ConversionRequest> {
     private static final long serialVersionUID = 1L;
     public static final RequestCoder INSTANCE = new RequestCoder();
@@ -110,6 +110,7 @@ public final class ConversionCoders {
         writeLayout(target, out);
       }
       writeNullable(r.modelConfig(), out);
+      writeNullable(r.hfConfigDir(), out);
       ConversionRequest.Lora lora = r.lora();
       out.writeBoolean(lora != null);
       if (lora != null) {
@@ -139,6 +140,7 @@ public final class ConversionCoders {
       LayoutOptions layout = readLayout(in);
       LayoutOptions target = in.readBoolean() ? readLayout(in) : null;
       String modelConfig = readNullable(in);
+      String hfConfigDir = readNullable(in);
       ConversionRequest.Lora lora = in.readBoolean()
           ? new ConversionRequest.Lora(in.readInt(), in.readDouble(), readNullable(in)) : null;
       List<String> modules = in.readBoolean() ? readStrings(in) : null;
@@ -169,6 +171,9 @@ public final class ConversionCoders {
       }
       if (modelConfig != null) {
         r = r.withModelConfig(modelConfig);
+      }
+      if (hfConfigDir != null) {
+        r = r.withHfConfigDir(hfConfigDir);
       }
       if (lora != null && kind != ConversionRequest.Kind.LORA_EXPORT) {
         r = r.withLora(lora);

@@ -55,6 +55,7 @@ class ConversionCodersTest {
         ConversionRequest.hf2mcore("/in", "/out", everyField())
             .withOptions(Map.of("target-tensor-parallel-size", "2", "num-nextn-predict-layers", "1", "path", "é ☃")),
         ConversionRequest.mcore2hf("gs://b/in", "gs://b/out", vpp.build()).withLora(lora).withModelConfig("/cfg.json")
+            .withHfConfigDir("gs://b/hf")
             .withExistingOutput(ConversionRequest.ExistingOutput.RESUME),
         ConversionRequest.loraExport("/in", "/out", vpp.build(), new ConversionRequest.Lora(4, 8, null),
             List.of("linear_qkv", "linear_proj")),
