@@ -348,6 +348,34 @@ class ModelFamilyTest {
   }
 
   /**
+   * A checkpoint as MindSpeed's trainer saves it at expert-TP 1 (spec §2.2.1): only the (tp, ep) pairs it uses, here
+   * (0, 0) and (1, 1) of tp 2 × ep 2; hf2mcore (as the reference) writes all four. mcore2hf and mcore2mcore read it.
+   */
+  @Test
+  void v4TrainerSavedCheckpointWithOnlyTheUsedRankPairsConverts() throws Exception {
+    Path mcore = run("hf2mcore", v4, "pairs", "--target-tensor-parallel-size 2 --target-expert-parallel-size 2 "
+        + "--target-pipeline-parallel-size 2 --moe-grouped-gemm --mtp-num-layers 1");
+    Path full = run("mcore2hf", mcore, "pairs-full", "");
+    int removed = 0;
+    for (String unused : List.of("mp_rank_00_000_001", "mp_rank_00_001_001", "mp_rank_01_000_000",
+        "mp_rank_01_001_000")) {
+      Path dir = mcore.resolve("iter_0000001").resolve(unused);
+      Files.delete(dir.resolve("model_optim_rng.pt"));
+      Files.delete(dir);
+      removed++;
+    }
+    assertEquals(4, removed);
+    Path back = run("mcore2hf", mcore, "pairs-back", "");
+    assertBitExact(v4, back);
+    assertSameData(full, back);
+    Path direct = run("mcore2mcore", mcore, "pairs-direct", "--target-tensor-parallel-size 1 "
+        + "--target-pipeline-parallel-size 1 --target-expert-parallel-size 4 --target-moe-grouped-gemm");
+    Path viaHf = run("hf2mcore", back, "pairs-two", "--target-expert-parallel-size 4 --moe-grouped-gemm "
+        + "--mtp-num-layers 1");
+    assertSameData(viaHf, direct);
+  }
+
+  /**
    * LoRA merge of V4's modules on the CPU (linear_q, linear_kv, o_down/o_up, q_up, shared and grouped experts,
    * eh_proj), both modes equal to an independent merge (make_lora.py); the layout comes from the args.
    */

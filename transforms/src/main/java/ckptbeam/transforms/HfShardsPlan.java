@@ -37,8 +37,34 @@ public abstract class HfShardsPlan implements ConversionPlanner.IndexedPlan {
   /** The rank file paths to read, relative to the load dir. */
   public List<String> rankFiles() {
     List<String> out = new ArrayList<>();
-    for (RankFile f : forward.rankFiles()) {
+    for (RankFile f : rankFilesRead()) {
       out.add(rankPath(f));
+    }
+    return out;
+  }
+
+  /**
+   * The rank files read, in the layout's order: every one, except for DeepSeek-V4 at expert-TP 1 with tp and ep both
+   * above 1 (docs/mapping.md §11.4). There every (tp, ep) pair gets a file, but MindSpeed's trainer and its mcore2hf
+   * use only the pairs of its {@code get_etp_valid_ckpts_list}, which between them hold every tensor: (e mod tp, e)
+   * for each ep rank e when tp divides ep, (t, t mod ep) for each tp rank t when ep divides tp. A checkpoint the
+   * trainer saved has only those files, so the others are neither required nor read.
+   */
+  public List<RankFile> rankFilesRead() {
+    LayoutOptions o = forward.options();
+    int tp = o.tp();
+    int ep = o.ep();
+    boolean pairsOnly = forward.config().v4() && o.expertTensorParallel() <= 1 && tp > 1 && ep > 1
+        && (ep % tp == 0 || tp % ep == 0);
+    if (!pairsOnly) {
+      return forward.rankFiles();
+    }
+    List<RankFile> out = new ArrayList<>();
+    for (RankFile f : forward.rankFiles()) {
+      boolean used = ep % tp == 0 ? f.tpRank == f.epRank % tp : f.epRank == f.tpRank % ep;
+      if (used) {
+        out.add(f);
+      }
     }
     return out;
   }

@@ -16,7 +16,8 @@ import java.util.TreeMap;
  * The mcore → HF plan (docs/mapping.md §5): the HF shard files and, for each HF tensor, how to assemble it from the rank
  * files. It is derived from the forward plan of the same layout: every slice of an HF tensor that the forward plan
  * places into a rank-file tensor is read back from there, so the two directions cannot disagree. Replicated
- * regions are read from the first rank holding them (ep 0, tp 0 first), as the reference does.
+ * regions are read from the first rank file read that holds them (ep 0, tp 0 first; {@link #rankFilesRead}), as the
+ * reference does.
  */
 public final class Mcore2HfPlan extends HfShardsPlan {
   private static final long serialVersionUID = 1L;
@@ -71,7 +72,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
   @Override
   Map<String, Shape> sourceShapes() {
     Map<String, Shape> out = new LinkedHashMap<>();
-    for (RankFile f : forward.rankFiles()) {
+    for (RankFile f : rankFilesRead()) {
       forward.contents(f).forEach((chunk, ts) -> ts.forEach(t -> out.put(sourceName(f, chunk, t.key()), t.shape())));
     }
     return out;
@@ -82,7 +83,7 @@ public final class Mcore2HfPlan extends HfShardsPlan {
   private void build() {
     hfShapes = new LinkedHashMap<>();
     Map<String, Map<String, HfRegion>> regions = new LinkedHashMap<>(); // HF name → "row,col" → region
-    List<RankFile> ranks = new ArrayList<>(forward.rankFiles());
+    List<RankFile> ranks = new ArrayList<>(rankFilesRead());
     ranks.sort(Comparator.comparingInt((RankFile f) -> f.epRank).thenComparingInt(f -> f.tpRank).thenComparingInt(f -> f.ppRank));
     for (RankFile f : ranks) {
       Hf2McorePlan.RankPlan rank = forward.plan(f);

@@ -23,7 +23,7 @@ final class RankFileSources implements InputSources {
     this.plan = plan;
     this.loadDir = loadDir;
     this.lora = lora;
-    for (RankFile rank : plan.forward().rankFiles()) {
+    for (RankFile rank : plan.rankFilesRead()) {
       byPath.put(CheckpointFiles.resolve(loadDir, plan.rankPath(rank)), rank);
     }
   }

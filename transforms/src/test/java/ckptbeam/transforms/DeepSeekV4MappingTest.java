@@ -23,6 +23,7 @@ import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -198,14 +199,15 @@ class DeepSeekV4MappingTest {
         "pp2 vpp noop", l -> { l.pp(2); l.numLayers(8); l.noopLayers(List.of(3, 7)); l.layersPerVirtualStage(2); },
         "pp2 num-layer-list", l -> { l.pp(2); l.numLayerList(2, 4); l.groupedGemm(true); },
         "tp4 pp1 without mtp", l -> { l.tp(4); l.mtpLayers(0); },
-        "tp2 per-expert at expert-TP 2", l -> { l.tp(2); l.ep(2); l.expertTensorParallel(2); });
+        "tp2 per-expert at expert-TP 2", l -> { l.tp(2); l.ep(2); l.expertTensorParallel(2); },
+        "tp4 ep2 grouped", l -> { l.tp(4); l.ep(2); l.groupedGemm(true); });
     layouts.get(name).accept(o);
     return o.build();
   }
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"tp2 pp2 ep2 grouped noop", "tp2 ep4 per-expert", "pp2 vpp noop", "pp2 num-layer-list",
-      "tp4 pp1 without mtp", "tp2 per-expert at expert-TP 2"})
+      "tp4 pp1 without mtp", "tp2 per-expert at expert-TP 2", "tp4 ep2 grouped"})
   void mcore2hfRebuildsEveryHfTensorOnceInItsLayersFile(String name) {
     Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(SMALL, layout(name));
     Mcore2HfPlan back = new Mcore2HfPlan(forward, "iter_0000001");
@@ -241,6 +243,24 @@ class DeepSeekV4MappingTest {
     assertEquals(DType.F32, dtypes.get("layers.5.attn.attn_sink"));
     assertTrue(inventory.containsKey("layers.4.attn.indexer.compressor.ape"));
     assertFalse(inventory.containsKey("layers.5.attn.indexer.compressor.ape"));
+  }
+
+  /**
+   * At expert-TP 1 mcore2hf reads only the (tp, ep) pairs MindSpeed's trainer saves (spec §2.2.1), which hold every
+   * tensor (the test above rebuilds the model from them); at expert-TP = tp every pair holds its own expert slices.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "tp2 ep4 per-expert | mp_rank_00_000 mp_rank_01_001 mp_rank_00_002 mp_rank_01_003",
+      "tp4 ep2 grouped | mp_rank_00_000 mp_rank_01_001 mp_rank_02_000 mp_rank_03_001",
+      "tp2 per-expert at expert-TP 2 | mp_rank_00_000 mp_rank_00_001 mp_rank_01_000 mp_rank_01_001",
+      "tp4 pp1 without mtp | mp_rank_00 mp_rank_01 mp_rank_02 mp_rank_03"})
+  void mcore2hfReadsTheRankPairsTheTrainerSaves(String name, String dirs) {
+    Mcore2HfPlan back = new Mcore2HfPlan(Mcore2HfPlan.forwardPlan(SMALL, layout(name)), "iter_0000001");
+    List<String> read = back.rankFiles().stream().map(p -> p.split("/")[1]).sorted().toList();
+    assertEquals(List.of(dirs.split(" ")).stream().sorted().toList(), read);
+    assertEquals(read.size(), back.sourceShapes().keySet().stream().map(k -> k.split(":")[0]).distinct().count(),
+        "every file read holds a source");
   }
 
   @Test
