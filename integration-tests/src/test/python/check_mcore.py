@@ -302,7 +302,7 @@ def check_v4_args(args, cfg, a):
             "num_experts": cfg["n_routed_experts"], "n_hash_layers": cfg["num_hash_layers"],
             "compress_ratios": cfg["compress_ratios"][:cfg["num_hidden_layers"] + cfg["num_nextn_predict_layers"]],
             "untie_embeddings_and_output_weights": True, "tie_mtp_embeddings_and_lmhead": "true",
-            "model_type_hf": "deepseek4"}
+            "model_type_hf": "deepseek4", "router_bias": True, "ep_size": a.ep, "save_layer_by_layer": True}
     if a.v4_base:  # MindSpeed's deepseek4_base: no tie flag, which its mcore2hf reads as "write the Base copies"
         want["tie_mtp_embeddings_and_lmhead"] = None
         want["model_type_hf"] = "deepseek4_base"
@@ -310,7 +310,10 @@ def check_v4_args(args, cfg, a):
         want["num_layers_per_virtual_pipeline_stage"] = a.vpp
     if a.num_layer_list:
         want["num_layer_list"] = ",".join(str(x) for x in a.num_layer_list)
-    return ["args.%s is %r, expected %r" % (k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
+    errors = ["args.%s is %r, expected %r" % (k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
+    if list(got)[:2] != ["model_type_hf", "load_model_type"]:  # the config reader's own fields come first
+        errors.append("args starts with %r, expected model_type_hf, load_model_type" % list(got)[:2])
+    return errors
 
 
 def write(folder, files):

@@ -16,13 +16,17 @@ final class McoreArgs {
   private McoreArgs() {}
 
   static Map<String, Object> v4(ModelConfig c, LayoutOptions o) {
-    Map<String, Object> a = new LinkedHashMap<>(c.scalarFields());
+    Map<String, Object> a = new LinkedHashMap<>();
+    // MindSpeed's config reader holds the model type and direction before config.json's fields (its hf_path, a
+    // path, is left out)
+    a.put("model_type_hf", o.v4Base() ? "deepseek4_base" : "deepseek4");
+    a.put("load_model_type", "hf");
+    a.putAll(c.scalarFields());
     List<Object> ratios = new ArrayList<>();
     for (int r : c.compressRatios()) {
       ratios.add((long) r);
     }
     a.put("compress_ratios", ratios); // after dropping a -0731 config's reserved zeros
-    a.put("model_type_hf", o.v4Base() ? "deepseek4_base" : "deepseek4");
     a.put("qk_head_dim", c.headDim);
     a.put("num_layers", (long) o.numLayers()); // with the noop slots: what the trainer's --num-layers must equal
     a.put("num_experts", c.routedExperts);
@@ -35,11 +39,15 @@ final class McoreArgs {
     a.put("qkv_type", "pack_mla");
     a.put("multi_latent_attention", true);
     a.put("qk_layernorm", true);
+    a.put("router_bias", true);
     a.put("enable_dsa_indexer", true);
     a.put("tensor_model_parallel_size", (long) o.tp());
     a.put("pipeline_model_parallel_size", (long) o.pp());
     a.put("expert_model_parallel_size", (long) o.ep());
     a.put("expert_tensor_parallel_size", (long) Math.max(1, o.expertTensorParallel()));
+    // the converter's own attributes, which only a trainer started with --use-checkpoint-args reads
+    a.put("ep_size", (long) o.ep());
+    a.put("expert_tp_size", (long) Math.max(1, o.expertTensorParallel()));
     if (o.numLayerList() != null) {
       a.put("num_layer_list", join(o.numLayerList()));
     }
@@ -55,6 +63,7 @@ final class McoreArgs {
     a.put("moe_tp_extend_ep", false);
     a.put("mla_mm_split", false);
     a.put("dualpipe", false);
+    a.put("save_layer_by_layer", true);
     return a;
   }
 
