@@ -294,6 +294,8 @@ class ModelFamilyTest {
         + "--target-expert-parallel-size 2 --mtp-num-layers 1");
     Path back = run("mcore2hf", mcore, "back", "");
     assertBitExact(v4, back);
+    Checkpoints.Run verified = Checkpoints.cli("verify", "--hf", v4.toString(), "--mcore", mcore.toString());
+    assertEquals(0, verified.exit, verified.toString());
     Checkpoints.Run r = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
         work.resolve("refused").toString(), "--source-tensor-parallel-size", "4");
     assertEquals(2, r.exit, r.toString());

@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.TreeSet;
 import java.util.UUID;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -51,8 +52,14 @@ final class Verify {
       return manifest(Cli.absolute(a.get("load-dir")), out);
     }
     if (a.has("hf") && a.has("mcore")) {
-      return layout(Cli.absolute(a.get("hf")), Cli.absolute(a.get("mcore")), LayoutFlags.parse(a, "source"),
-          Cli.pipelineOptions(a, "verify"), out);
+      String hf = Cli.absolute(a.get("hf"));
+      String mcore = Cli.absolute(a.get("mcore"));
+      PipelineOptions options = Cli.pipelineOptions(a, "verify");
+      FileSystems.setDefaultPipelineOptions(options); // the args are read before the job: gs:// must be known
+      // a DeepSeek-V4 checkpoint says its layout in its rank files' args, as for mcore2hf
+      LayoutOptions layout = CheckpointArgs.fill(a, LayoutFlags.parse(a, "source"), mcore,
+          CheckpointFiles.resolve(hf, "config.json"), "source", "");
+      return layout(hf, mcore, layout, options, out);
     }
     throw new IllegalArgumentException("verify needs --load-dir OUT, or --hf H --mcore S with the layout flags");
   }
