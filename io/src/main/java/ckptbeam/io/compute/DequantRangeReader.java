@@ -64,15 +64,22 @@ final class DequantRangeReader implements RangeReader {
       loadScales(row / d.blockRows);
       int run = (int) Math.min(n - k, cols - col);
       if (strict) {
-        // e8m0 scales: bf16(e4m3 · 2^(s−127)) for every pair is precomputed with this same arithmetic
-        for (int c = 0; c < run; c++, k++, pos += 2) {
-          int at = rowScaleCodes[(col + c) / d.blockCols] * 256 + (codes[k] & 0xFF);
-          if (!E8m0Tables.FP8_FINITE[at]) {
-            float y = Float8E4M3.toFloat(codes[k]) * rowScales[(col + c) / d.blockCols];
-            throw new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row + ", "
-                + (col + c) + "] (code " + (codes[k] & 0xFF) + ") dequantises to " + y + "; a weight must be finite");
+        // e8m0 scales: bf16(e4m3 · 2^(s−127)) for every pair is precomputed with this same arithmetic; one scale
+        // block at a time (no division per element), and a product is finite unless its bf16 exponent is all ones
+        for (int c = 0; c < run; ) {
+          int block = (col + c) / d.blockCols;
+          int end = Math.min(run, (block + 1) * d.blockCols - col);
+          int table = rowScaleCodes[block] * 256;
+          for (; c < end; c++, k++, pos += 2) {
+            short v = E8m0Tables.FP8[table + (codes[k] & 0xFF)];
+            if ((v & 0x7F80) == 0x7F80) {
+              float y = Float8E4M3.toFloat(codes[k]) * rowScales[block];
+              throw new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row
+                  + ", " + (col + c) + "] (code " + (codes[k] & 0xFF) + ") dequantises to " + y + "; a weight must "
+                  + "be finite");
+            }
+            out.putShort(pos, v);
           }
-          out.putShort(pos, E8m0Tables.FP8[at]);
         }
         continue;
       }

@@ -95,6 +95,38 @@ class DeepSeekV4QuantTest {
     }
   }
 
+  /**
+   * At the top scales, where products start to overflow, the readers refuse exactly the pairs whose product is not
+   * finite and return every other one exactly (they check per scale group or per element, not by formula).
+   */
+  @Test
+  void theReadersRefuseExactlyTheNonFinitePairsAtTheTopScales() throws IOException {
+    for (int s = 240; s < 256; s++) {
+      float scale = Float8E8M0.toFloat((byte) s);
+      for (int c = 0; c < 256; c++) {
+        float y = Float8E4M3.toFloat((byte) c) * scale;
+        byte[] code = {(byte) c};
+        byte[] sc = {(byte) s};
+        if (Float.isFinite(y)) {
+          assertEquals(BFloat16.fromFloat(y), fp8(code, sc)[0], "fp8 code " + c + " scale " + s);
+        } else {
+          assertThrows(CheckpointFormatException.class, () -> fp8(code, sc), "fp8 code " + c + " scale " + s);
+        }
+      }
+      for (int c = 0; c < 16; c++) {
+        byte[] packed = new byte[16];
+        packed[5] = (byte) (c << 4); // element 11 is the nibble; the others are +0
+        float y = Float4E2M1.toFloat(c) * scale;
+        byte[] sc = {(byte) s};
+        if (Float.isFinite(y)) {
+          assertEquals(BFloat16.fromFloat(y), mxfp4(packed, 1, sc)[11], "e2m1 " + c + " scale " + s);
+        } else {
+          assertThrows(CheckpointFormatException.class, () -> mxfp4(packed, 1, sc), "e2m1 " + c + " scale " + s);
+        }
+      }
+    }
+  }
+
   /** The MXFP4 rows of the spec's vectors: low nibble first, −0 kept. */
   @Test
   void mxfp4MatchesTheVectors() throws IOException {
