@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -305,6 +306,27 @@ class ModelFamilyTest {
         work.resolve("refused-base").toString(), "--model-type-hf", "deepseek4_base");
     assertTrue(base.exit != 0 && base.err.contains("say deepseek4 (tie_mtp_embeddings_and_lmhead is set)"),
         base.toString());
+    // args that ask for more layers than config.json describes (a hostile or foreign file) are refused at once
+    Path hostile = work.resolve("hostile");
+    Files.createDirectories(hostile);
+    try (Stream<Path> files = Files.walk(mcore)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        Files.createDirectories(hostile.resolve(mcore.relativize(f)).getParent());
+        Files.copy(f, hostile.resolve(mcore.relativize(f)));
+      }
+    }
+    Torch.requireTorch();
+    Torch.Result edited = Torch.run(List.of(Torch.PYTHON, "-c", String.join("\n",
+        "import glob, sys, torch",
+        "for f in glob.glob(sys.argv[1] + '/iter_0000001/*/model_optim_rng.pt'):",
+        "    d = torch.load(f, weights_only=False)",
+        "    d['args'].num_layers = 1000000000",
+        "    torch.save(d, f)"), hostile.toString()));
+    assertEquals(0, edited.exit, edited.output);
+    Checkpoints.Run huge = Checkpoints.cli("mcore2hf", "--load-dir", hostile.toString(), "--save-dir",
+        work.resolve("refused-huge").toString());
+    assertTrue(huge.exit == 2 && huge.err.contains("the checkpoint's args (its rank files) say num_layers 1000000000 "
+        + "with 2 noop slot(s), 999999998 HF layers, but config.json"), huge.toString());
     // MindSpeed's V4 --num-layers counts HF layers without the noop slots: 6 here, where the args say 8 slots
     Path same = run("mcore2hf", mcore, "back-6", "--num-layers 6");
     assertSameData(back, same);
@@ -367,7 +389,21 @@ class ModelFamilyTest {
       removed++;
     }
     assertEquals(4, removed);
-    Path back = run("mcore2hf", mcore, "pairs-back", "");
+    // and the args as the trainer's own Namespace has them: no converter's model_type_hf or tie flag, a set for
+    // noop_layers, training settings; MindSpeed's script names the type
+    Torch.requireTorch();
+    Torch.Result trainer = Torch.run(List.of(Torch.PYTHON, "-c", String.join("\n",
+        "import glob, sys, torch",
+        "for f in glob.glob(sys.argv[1] + '/iter_0000001/*/model_optim_rng.pt'):",
+        "    d = torch.load(f, weights_only=False)",
+        "    a = d['args']",
+        "    del a.model_type_hf, a.tie_mtp_embeddings_and_lmhead",
+        "    a.noop_layers = set()",
+        "    a.lr = 1e-4",
+        "    a.train_iters = 1000",
+        "    torch.save(d, f)"), mcore.toString()));
+    assertEquals(0, trainer.exit, trainer.output);
+    Path back = run("mcore2hf", mcore, "pairs-back", "--model-type-hf deepseek4");
     assertBitExact(v4, back);
     assertSameData(full, back);
     Path direct = run("mcore2mcore", mcore, "pairs-direct", "--target-tensor-parallel-size 1 "

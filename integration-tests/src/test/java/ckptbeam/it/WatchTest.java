@@ -206,6 +206,10 @@ class WatchTest {
     r = Checkpoints.cli("watch", "--direction", "hf2mcore", "--save-root", "y");
     assertEquals(2, r.exit);
     assertTrue(r.err.contains("--input-pattern"), r.err);
+    r = Checkpoints.cli("watch", "--direction", "mcore2hf", "--input-pattern", "x/*", "--save-root", "y",
+        "--hf-cfg-dir", work.resolve("no-such-hf").toString());
+    assertEquals(2, r.exit, r.toString());
+    assertTrue(r.err.contains("--hf-cfg-dir " + work.resolve("no-such-hf") + " has no config.json"), r.err);
   }
 
   private static Checkpoints.Run watch(Path incoming, Path converted, int idleSeconds, List<String> runnerFlags) {

@@ -25,7 +25,12 @@ final class CheckpointArgs {
    * DeepSeek-V4 checkpoint says its layout there, and the flags given must agree with it.
    */
   static ConversionRequest complete(Args a, ConversionRequest r) throws IOException {
-    LayoutOptions layout = fill(a, r.layout(), r.loadDir(), r.modelConfigPath(), "source", "");
+    return complete(a, r, firstRankFile(r.loadDir()));
+  }
+
+  /** As {@link #complete(Args, ConversionRequest)}, from the args of rank file {@code first} (a watch checked it). */
+  static ConversionRequest complete(Args a, ConversionRequest r, String first) throws IOException {
+    LayoutOptions layout = fill(a, r.layout(), r.loadDir(), r.modelConfigPath(), "source", "", first);
     return layout.equals(r.layout()) ? r : r.withLayout(layout);
   }
 
@@ -36,10 +41,23 @@ final class CheckpointArgs {
    */
   static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String configPath, String side, String prefix)
       throws IOException {
-    if (!CheckpointFiles.exists(configPath) || !ModelConfig.read(configPath).v4()) {
+    return fill(a, o, loadDir, configPath, side, prefix, null);
+  }
+
+  /** As above, reading the args of rank file {@code first} (relative to {@code loadDir}; null: the first by name). */
+  private static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String configPath, String side,
+      String prefix, String first) throws IOException {
+    if (!CheckpointFiles.exists(configPath)) {
       return o;
     }
-    Map<String, Object> args = read(loadDir);
+    ModelConfig cfg = ModelConfig.read(configPath);
+    if (!cfg.v4()) {
+      return o;
+    }
+    if (first == null) {
+      first = firstRankFile(loadDir);
+    }
+    Map<String, Object> args = first == null ? null : read(loadDir, first);
     if (args == null) {
       return o;
     }
@@ -88,16 +106,38 @@ final class CheckpointArgs {
       }
       b.groupedGemm(g);
     }
-    // the model type the checkpoint was written as: deepseek4 writes the tie flag, deepseek4_base does not (§11.8)
-    boolean base = !args.containsKey("tie_mtp_embeddings_and_lmhead");
-    if (a.has(ModelTypeFlags.MODEL_TYPE) && a.get(ModelTypeFlags.MODEL_TYPE).startsWith("deepseek4")
-        && o.v4Base() != base) {
-      throw new IllegalArgumentException("--" + ModelTypeFlags.MODEL_TYPE + " " + a.get(ModelTypeFlags.MODEL_TYPE)
-          + from + (base ? "deepseek4_base (no tie_mtp_embeddings_and_lmhead)" : "deepseek4 "
-          + "(tie_mtp_embeddings_and_lmhead is set)"));
+    boolean tie = args.containsKey("tie_mtp_embeddings_and_lmhead");
+    boolean base;
+    if (args.get("model_type_hf") instanceof String) {
+      // a converter wrote these args, as the model type it converted: deepseek4 writes the tie flag, deepseek4_base
+      // does not (§11.8); a flag naming the other type is refused
+      base = !tie;
+      if (a.has(ModelTypeFlags.MODEL_TYPE) && a.get(ModelTypeFlags.MODEL_TYPE).startsWith("deepseek4")
+          && o.v4Base() != base) {
+        throw new IllegalArgumentException("--" + ModelTypeFlags.MODEL_TYPE + " " + a.get(ModelTypeFlags.MODEL_TYPE)
+            + from + (base ? "deepseek4_base (no tie_mtp_embeddings_and_lmhead)" : "deepseek4 "
+            + "(tie_mtp_embeddings_and_lmhead is set)"));
+      }
+    } else {
+      // the trainer's own args: as MindSpeed's mcore2hf merges them under the model type's set values, the Base
+      // copies are written only for deepseek4_base and args without the tie flag (deepseek4 sets it)
+      base = !tie && o.v4Base();
     }
     b.v4Base(base);
-    return b.build();
+    LayoutOptions filled = b.build();
+    // sizes the args alone gave are checked here, so that the message names the args rather than a flag not given
+    int real = filled.numLayers() - filled.noopLayers().size();
+    if (!a.has(prefix + "num-layers") && filled.numLayers() >= 0 && real != cfg.hiddenLayers) {
+      throw new IllegalArgumentException("the checkpoint's args (its rank files) say num_layers " + filled.numLayers()
+          + " with " + filled.noopLayers().size() + " noop slot(s), " + real + " HF layers, but config.json ("
+          + configPath + ") has num_hidden_layers " + cfg.hiddenLayers);
+    }
+    if (!a.has("mtp-num-layers") && filled.mtpLayers() > cfg.nextnPredictLayers) {
+      throw new IllegalArgumentException("the checkpoint's args (its rank files) say mtp_num_layers "
+          + filled.mtpLayers() + " but config.json (" + configPath + ") has num_nextn_predict_layers "
+          + cfg.nextnPredictLayers);
+    }
+    return filled;
   }
 
   /** A list field as MindSpeed's converter writes it ("43,44") or a trainer's args hold it (a set or list). */
@@ -149,13 +189,9 @@ final class CheckpointArgs {
     return first == null ? null : iteration + "/" + first;
   }
 
-  /** The args attributes of the checkpoint's first rank file, or null when it has none. */
+  /** The args attributes of rank file {@code first} (relative to {@code loadDir}), or null when it has none. */
   @SuppressWarnings("unchecked")
-  static Map<String, Object> read(String loadDir) throws IOException {
-    String first = firstRankFile(loadDir);
-    if (first == null) {
-      return null;
-    }
+  static Map<String, Object> read(String loadDir, String first) throws IOException {
     Object root = TorchCheckpointReader.open(CheckpointFiles.resolve(loadDir, first)).root();
     if (!(root instanceof Map) || !(((Map<String, Object>) root).get("args") instanceof PickleReader.PyObject ns)
         || !(ns.state instanceof Map)) {

@@ -33,10 +33,17 @@ final class CheckpointReadiness implements Serializable {
 
   private final ConversionDirection direction;
   private final String[] conversionArgs;
+  /** The watch's request, whose paths the driver made absolute; null: built from the flags here. */
+  private final ConversionRequest template;
 
   CheckpointReadiness(ConversionDirection direction, String[] conversionArgs) {
+    this(direction, conversionArgs, null);
+  }
+
+  CheckpointReadiness(ConversionDirection direction, String[] conversionArgs, ConversionRequest template) {
     this.direction = direction;
     this.conversionArgs = conversionArgs.clone();
+    this.template = template;
   }
 
   /** The file whose appearance makes a folder a candidate (and whose absence means: not a checkpoint yet). */
@@ -139,7 +146,8 @@ final class CheckpointReadiness implements Serializable {
       return McoreTracker.FILE_NAME;
     }
     Args a = Mcore2Hf.flags().parse(conversionArgs);
-    ConversionRequest r = Mcore2Hf.request(a, folder, folder);
+    // the template's paths, made absolute where the command ran (a relative one would resolve otherwise here)
+    ConversionRequest r = template != null ? template.withDirs(folder, folder) : Mcore2Hf.request(a, folder, folder);
     String config = r.modelConfigPath();
     if (!CheckpointFiles.exists(config)) {
       return config.equals(CheckpointFiles.resolve(folder, "config.json")) ? "config.json" : config;
@@ -158,7 +166,7 @@ final class CheckpointReadiness implements Serializable {
         if (lacking != null) {
           return lacking;
         }
-        r = CheckpointArgs.complete(a, r);
+        r = CheckpointArgs.complete(a, r, first);
       }
       plan = new Mcore2HfPlan(Mcore2HfPlan.forwardPlan(cfg, r.layout()), iterationDir);
     } catch (IOException | RuntimeException e) {

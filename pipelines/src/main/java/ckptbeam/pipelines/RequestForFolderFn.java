@@ -40,7 +40,8 @@ final class RequestForFolderFn extends DoFn<String, ConversionRequest> {
       try {
         request = forCheckpoint(request);
       } catch (IllegalArgumentException | IOException e) {
-        refused = e.getMessage(); // reported in the checkpoint's status, as a failed conversion is
+        // reported in the checkpoint's status, as a failed conversion is
+        refused = e.getMessage() != null ? e.getMessage() : e.toString();
       }
     }
     if (refused != null) {

@@ -1,9 +1,12 @@
 package ckptbeam.pipelines;
 
+import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.beam.CheckpointConversion;
 import ckptbeam.transforms.beam.ConversionResult;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -115,12 +118,32 @@ public final class WatchCommand {
     r.conversionArgs = conversionArgs.toArray(new String[0]);
     r.pipelineOptions = Cli.pipelineOptions(conversion.beamArgs(), "watch", allNames(a, conversion));
     r.pipelineOptions.as(StreamingOptions.class).setStreaming(true);
+    checkFixedInputs(r);
     r.detach = a.has("detach");
     if (r.detach) {
       // a Flink client in attached mode blocks in run() for as long as an unbounded job runs
       r.pipelineOptions.as(FlinkPipelineOptions.class).setAttachedMode(false);
     }
     return r;
+  }
+
+  /**
+   * The files every checkpoint's conversion shares ({@code --model-config}, {@code --hf-cfg-dir}'s config) must exist
+   * when the watch starts: missing, every checkpoint would wait for them forever.
+   */
+  private static void checkFixedInputs(Request r) {
+    FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
+    try {
+      if (r.template.modelConfig() != null && !CheckpointFiles.exists(r.template.modelConfig())) {
+        throw new IllegalArgumentException("--model-config " + r.template.modelConfig() + ": no such file");
+      }
+      if (r.template.hfConfigDir() != null && r.template.modelConfig() == null
+          && !CheckpointFiles.exists(CheckpointFiles.resolve(r.template.hfConfigDir(), "config.json"))) {
+        throw new IllegalArgumentException("--hf-cfg-dir " + r.template.hfConfigDir() + " has no config.json");
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   public static void run(String[] argv, PrintStream log) throws Exception {
@@ -171,7 +194,7 @@ public final class WatchCommand {
   static Pipeline build(Request r, PTransform<PBegin, PCollection<String>> notificationSource) {
     FileSystems.setDefaultPipelineOptions(r.pipelineOptions);
     Pipeline p = Pipeline.create(r.pipelineOptions);
-    CheckpointReadiness readiness = new CheckpointReadiness(r.direction, r.conversionArgs);
+    CheckpointReadiness readiness = new CheckpointReadiness(r.direction, r.conversionArgs, r.template);
     String marker = r.direction.outputMarker();
     PCollection<String> candidates;
     if (notificationSource != null || r.notifications != null) {

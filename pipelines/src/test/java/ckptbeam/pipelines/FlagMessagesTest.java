@@ -32,9 +32,9 @@ class FlagMessagesTest {
     assertEquals("ckptbeam: error: --source-tensor-parallel-size must be positive, got 0", error("mcore2hf",
         "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
         "--source-tensor-parallel-size", "0"));
-    assertEquals("ckptbeam: error: --num-layers 5 is not divisible by --source-pipeline-parallel-size 2", error(
+    assertEquals("ckptbeam: error: --num-layers 3 is not divisible by --source-pipeline-parallel-size 2", error(
         "mcore2hf", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),
-        "--source-pipeline-parallel-size", "2", "--num-layers", "5"));
+        "--source-pipeline-parallel-size", "2", "--num-layers", "3"));
     // mcore2mcore: each per-side flag carries its side; the layout that failed is the one named
     assertEquals("ckptbeam: error: --target-num-layers 5 is not divisible by --target-pipeline-parallel-size 2",
         error("mcore2mcore", "--load-dir", work.resolve("m").toString(), "--save-dir", work.resolve("h").toString(),

@@ -149,14 +149,15 @@ public final class ConversionPlanner {
    * The files an HF output gets from MindSpeed's {@code --hf-cfg-dir}: as its converter, the folder's own files (not
    * its subfolders') named {@code *.json}, {@code *.model}, {@code *.model.X}, {@code *.jinja}, {@code merges.txt},
    * {@code modeling_*.py}, {@code configuration_*.py}, {@code tokenization_*.py} or {@code sample_finetune.py};
-   * unlike it, never the folder's index (it names another checkpoint's shards, and the output's own index is its
-   * completion marker), our manifest, or {@code config.json} (written from the model, §5.3 of docs/mapping.md).
+   * unlike it, never an index ({@code *.index.json}: it names another checkpoint's shards, and the output's own index
+   * is its completion marker), our manifest, or {@code config.json} (written from the model, §5.3 of
+   * docs/mapping.md).
    */
   static Map<String, String> hfConfigFiles(String dir) throws IOException {
     Map<String, String> out = new LinkedHashMap<>();
     for (String name : CheckpointFiles.list(dir)) {
-      boolean copied = !name.contains("/") && HF_CONFIG_FILE.matcher(name).matches()
-          && !List.of("config.json", SafetensorsIndex.FILE_NAME, CheckpointCommit.MANIFEST).contains(name);
+      boolean copied = !name.contains("/") && HF_CONFIG_FILE.matcher(name).matches() && !name.endsWith(".index.json")
+          && !List.of("config.json", CheckpointCommit.MANIFEST).contains(name);
       if (copied) {
         out.put(CheckpointFiles.resolve(dir, name), name);
       }

@@ -118,7 +118,7 @@ class CheckpointCommitTest {
     for (String name : List.of("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
         "tokenizer.model", "spiece.model.v3", "chat_template.jinja", "merges.txt", "modeling_deepseek.py",
         "configuration_deepseek.py", "tokenization_kimi.py", "sample_finetune.py", "model.safetensors.index.json",
-        "ckptbeam-manifest.json", "model-00001-of-000002.safetensors", "README.md", "convert.py", "sub/extra.json")) {
+        "pytorch_model.bin.index.json", "ckptbeam-manifest.json", "model-00001-of-000002.safetensors", "README.md", "convert.py", "sub/extra.json")) {
       Files.createDirectories(dir.resolve(name).getParent());
       Files.writeString(dir.resolve(name), name);
     }

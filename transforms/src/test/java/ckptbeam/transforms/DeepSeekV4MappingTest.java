@@ -263,6 +263,18 @@ class DeepSeekV4MappingTest {
         "every file read holds a source");
   }
 
+  /** A source layout holding more layers than config.json describes is refused before anything is planned for them. */
+  @Test
+  void aSourceLayoutBeyondTheConfigIsRefusedBeforePlanning() {
+    LayoutException layers = assertThrows(LayoutException.class, () -> Mcore2HfPlan.forwardPlan(SMALL,
+        LayoutOptions.builder().numLayers(1_000_000_000).build()));
+    assertTrue(layers.getMessage().contains("the layout holds 1000000000 HF decoder layers"), layers.getMessage());
+    LayoutException mtp = assertThrows(LayoutException.class, () -> Mcore2HfPlan.forwardPlan(SMALL,
+        LayoutOptions.builder().mtpLayers(1_000_000_000).build()));
+    assertTrue(mtp.getMessage().contains("1000000000 is more than the checkpoint's num_nextn_predict_layers"),
+        mtp.getMessage());
+  }
+
   @Test
   void numLayersInEitherMeaningGivesTheSameLayout() {
     // MindSpeed's V4 converter counts --num-layers without noop slots (6), ours with them (8)

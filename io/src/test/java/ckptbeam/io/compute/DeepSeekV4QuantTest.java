@@ -185,6 +185,39 @@ class DeepSeekV4QuantTest {
     }
   }
 
+  /**
+   * FP8 with e8m0 scales in small blocks (2 rows × 3 columns, a partial block at each edge of a [5, 7] weight): a
+   * read starting mid-block or mid-row, or spanning rows, gives each element its own block's scale.
+   */
+  @Test
+  void fp8ReadsAnyRangeWithEachElementsBlockScale() throws IOException {
+    byte[] codes = new byte[5 * 7];
+    for (int i = 0; i < codes.length; i++) {
+      codes[i] = (byte) ((i * 29 + 3) & 0x7F) == 0x7F ? 0 : (byte) (i * 29 + 3); // no NaN codes
+    }
+    byte[] scales = new byte[3 * 3];
+    for (int i = 0; i < scales.length; i++) {
+      scales[i] = (byte) (120 + i);
+    }
+    Path f = dir.resolve("b" + System.nanoTime());
+    Files.write(f, Bytes.concat(codes, scales));
+    TensorLocation w = new TensorLocation("w.weight", f.toString(), DType.F8_E4M3, Shape.of(5, 7), 0);
+    TensorLocation sc = new TensorLocation("w.scale", f.toString(), DType.F8_E8M0, Shape.of(3, 3), codes.length);
+    TensorLocation bf16 = new Fp8Dequant(w, sc, 2, 3).asBf16();
+    for (int[] r : new int[][] {{0, 35}, {1, 1}, {2, 9}, {4, 20}, {13, 8}, {20, 15}, {34, 1}}) {
+      try (var reader = bf16.computed().open(bf16)) {
+        ByteBuffer b = ByteBuffer.allocate(2 * r[1]).order(ByteOrder.LITTLE_ENDIAN);
+        reader.readFully(2L * r[0], b);
+        for (int i = 0; i < r[1]; i++) {
+          int e = r[0] + i;
+          float scale = Float8E8M0.toFloat(scales[(e / 7) / 2 * 3 + (e % 7) / 3]);
+          assertEquals(BFloat16.fromFloat(Float8E4M3.toFloat(codes[e]) * scale), b.getShort(2 * i),
+              "element " + e + " of range " + r[0] + "+" + r[1]);
+        }
+      }
+    }
+  }
+
   @Test
   void mxfp4RefusesAMisShapedScaleAndANaNScale() {
     IOException shape = assertThrows(CheckpointFormatException.class, () -> mxfp4(new byte[16], 1, new byte[2]));

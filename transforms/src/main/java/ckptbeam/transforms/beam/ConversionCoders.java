@@ -42,7 +42,7 @@ import org.apache.beam.sdk.values.TypeDescriptor;
  */
 public final class ConversionCoders {
   /** The encoding's version, written before every value. */
-  static final int FORMAT = 3;
+  static final int FORMAT = 4;
 
   private ConversionCoders() {}
 
