@@ -315,14 +315,7 @@ class ModelFamilyTest {
         Files.copy(f, hostile.resolve(mcore.relativize(f)));
       }
     }
-    Torch.requireTorch();
-    Torch.Result edited = Torch.run(List.of(Torch.PYTHON, "-c", String.join("\n",
-        "import glob, sys, torch",
-        "for f in glob.glob(sys.argv[1] + '/iter_0000001/*/model_optim_rng.pt'):",
-        "    d = torch.load(f, weights_only=False)",
-        "    d['args'].num_layers = 1000000000",
-        "    torch.save(d, f)"), hostile.toString()));
-    assertEquals(0, edited.exit, edited.output);
+    editArgs(hostile, "a.num_layers = 1000000000");
     Checkpoints.Run huge = Checkpoints.cli("mcore2hf", "--load-dir", hostile.toString(), "--save-dir",
         work.resolve("refused-huge").toString());
     assertTrue(huge.exit == 2 && huge.err.contains("the checkpoint's args (its rank files) say num_layers 1000000000 "
@@ -391,18 +384,8 @@ class ModelFamilyTest {
     assertEquals(4, removed);
     // and the args as the trainer's own Namespace has them: no converter's model_type_hf or tie flag, a set for
     // noop_layers, training settings; MindSpeed's script names the type
-    Torch.requireTorch();
-    Torch.Result trainer = Torch.run(List.of(Torch.PYTHON, "-c", String.join("\n",
-        "import glob, sys, torch",
-        "for f in glob.glob(sys.argv[1] + '/iter_0000001/*/model_optim_rng.pt'):",
-        "    d = torch.load(f, weights_only=False)",
-        "    a = d['args']",
-        "    del a.model_type_hf, a.tie_mtp_embeddings_and_lmhead",
-        "    a.noop_layers = set()",
-        "    a.lr = 1e-4",
-        "    a.train_iters = 1000",
-        "    torch.save(d, f)"), mcore.toString()));
-    assertEquals(0, trainer.exit, trainer.output);
+    editArgs(mcore, "del a.model_type_hf, a.tie_mtp_embeddings_and_lmhead", "a.noop_layers = set()", "a.lr = 1e-4",
+        "a.train_iters = 1000");
     Path back = run("mcore2hf", mcore, "pairs-back", "--model-type-hf deepseek4");
     assertBitExact(v4, back);
     assertSameData(full, back);
@@ -582,6 +565,21 @@ class ModelFamilyTest {
         work.resolve("refused").toString(), "--mtp-num-layers", "1", "--quiet");
     assertTrue(r.exit != 0 && r.err.contains("\"" + name + "\" entry 5 is expert 99, outside 0..7"), r.toString());
     assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
+  }
+
+  /** Runs Python {@code statements} on the args Namespace {@code a} of every rank file of {@code mcore}, in torch. */
+  private static void editArgs(Path mcore, String... statements) throws Exception {
+    Torch.requireTorch();
+    List<String> script = new ArrayList<>(List.of("import glob, sys, torch",
+        "for f in glob.glob(sys.argv[1] + '/iter_0000001/*/model_optim_rng.pt'):",
+        "    d = torch.load(f, weights_only=False)",
+        "    a = d['args']"));
+    for (String statement : statements) {
+      script.add("    " + statement);
+    }
+    script.add("    torch.save(d, f)");
+    Torch.Result edited = Torch.run(List.of(Torch.PYTHON, "-c", String.join("\n", script), mcore.toString()));
+    assertEquals(0, edited.exit, edited.output);
   }
 
   /** Every tensor of {@code hf} comes back in {@code back} with the same bytes (check_roundtrip.py). */
