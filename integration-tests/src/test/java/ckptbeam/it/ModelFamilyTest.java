@@ -389,6 +389,10 @@ class ModelFamilyTest {
     Path back = run("mcore2hf", mcore, "pairs-back", "--model-type-hf deepseek4");
     assertBitExact(v4, back);
     assertSameData(full, back);
+    Checkpoints.Run verified = Checkpoints.cli("verify", "--hf", v4.toString(), "--mcore", mcore.toString());
+    assertEquals(0, verified.exit, verified.toString());
+    assertTrue(verified.out.contains("4 rank file(s) (4 more absent: (tp, ep) pairs the trainer does not save"),
+        verified.toString());
     Path direct = run("mcore2mcore", mcore, "pairs-direct", "--target-tensor-parallel-size 1 "
         + "--target-pipeline-parallel-size 1 --target-expert-parallel-size 4 --target-moe-grouped-gemm");
     Path viaHf = run("hf2mcore", back, "pairs-two", "--target-expert-parallel-size 4 --moe-grouped-gemm "

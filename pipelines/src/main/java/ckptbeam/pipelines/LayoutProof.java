@@ -14,6 +14,7 @@ import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.HfNames;
+import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
@@ -81,7 +82,9 @@ final class LayoutProof implements Serializable {
   }
 
   /** What one rank file showed: its first problems and their count, its tensors, the HF tensors it used. */
-  record RankCheck(String rank, List<String> problems, int problemCount, int tensors, List<String> used) {
+  /** One rank file's check; {@code absentUnused}: absent, and one mcore → HF never reads (its tensors are copies). */
+  record RankCheck(String rank, List<String> problems, int problemCount, int tensors, List<String> used,
+      boolean absentUnused) {
     String toJson() throws IOException {
       return JSON.writeValueAsString(this);
     }
@@ -128,9 +131,13 @@ final class LayoutProof implements Serializable {
     int tensors = 0;
     String path = CheckpointFiles.resolve(mcoreDir, iteration + "/" + f.dirName() + "/" + RankFile.FILE_NAME);
     if (!CheckpointFiles.exists(path)) {
-      add(problems, count, path + ": rank file missing");
       p.contents(f).values().forEach(chunk -> chunk.forEach(t -> used.addAll(t.sources())));
-      return new RankCheck(rankDir, problems, count[0], 0, List.copyOf(used));
+      // a V4 checkpoint the trainer saved at expert-TP 1 has only the (tp, ep) pairs it uses (docs/mapping.md §11.4)
+      boolean unused = !new Mcore2HfPlan(p, iteration).rankFilesRead().contains(f);
+      if (!unused) {
+        add(problems, count, path + ": rank file missing");
+      }
+      return new RankCheck(rankDir, problems, count[0], 0, List.copyOf(used), unused);
     }
     TorchCheckpointReader reader = TorchCheckpointReader.open(path);
     try (RangeReader bytes = CheckpointFiles.open(path)) {
@@ -161,7 +168,7 @@ final class LayoutProof implements Serializable {
         }
       }
     }
-    return new RankCheck(rankDir, problems, count[0], tensors, List.copyOf(used));
+    return new RankCheck(rankDir, problems, count[0], tensors, List.copyOf(used), false);
   }
 
   /** Where the HF tensors one mcore tensor is built from are, from the headers of the shards the index names. */
@@ -225,7 +232,9 @@ final class LayoutProof implements Serializable {
         problems++;
       }
     }
-    return Verdict.of(shown, problems, p.rankFiles().size() + " rank file(s), " + tensors
+    long absent = checks.stream().filter(RankCheck::absentUnused).count();
+    return Verdict.of(shown, problems, (p.rankFiles().size() - absent) + " rank file(s)" + (absent == 0 ? "" : " ("
+        + absent + " more absent: (tp, ep) pairs the trainer does not save, holding copies)") + ", " + tensors
         + " tensors equal the HF input under this layout");
   }
 
