@@ -76,6 +76,21 @@ final class Checkpoints {
     return dir;
   }
 
+  /** A copy of the folder {@code from} (every file, at any depth) at {@code to}, to damage or edit; returns {@code to}. */
+  static Path copyTree(Path from, Path to) throws IOException {
+    try (Stream<Path> s = Files.walk(from)) {
+      for (Path p : s.toList()) {
+        Path t = to.resolve(from.relativize(p).toString());
+        if (Files.isDirectory(p)) {
+          Files.createDirectories(t);
+        } else {
+          Files.copy(p, t);
+        }
+      }
+    }
+    return to;
+  }
+
   /** Every regular file under {@code dir}, relative path → bytes. */
   static TreeMap<String, byte[]> contents(Path dir) throws IOException {
     TreeMap<String, byte[]> out = new TreeMap<>();

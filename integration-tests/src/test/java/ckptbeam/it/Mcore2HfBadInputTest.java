@@ -49,18 +49,7 @@ class Mcore2HfBadInputTest {
   }
 
   private Path copy() throws IOException {
-    Path dst = work.resolve("mcore");
-    try (var s = Files.walk(mcore)) {
-      for (Path p : (Iterable<Path>) s::iterator) {
-        Path t = dst.resolve(mcore.relativize(p).toString());
-        if (Files.isDirectory(p)) {
-          Files.createDirectories(t);
-        } else {
-          Files.copy(p, t);
-        }
-      }
-    }
-    return dst;
+    return Checkpoints.copyTree(mcore, work.resolve("mcore"));
   }
 
   @Test

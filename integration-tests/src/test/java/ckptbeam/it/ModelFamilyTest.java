@@ -14,7 +14,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -221,12 +220,7 @@ class ModelFamilyTest {
   }
 
   private Path copyWithConfig(Path from, Path config, String name) throws Exception {
-    Path to = Files.createDirectories(work.resolve(name));
-    try (var s = Files.list(from)) {
-      for (Path f : s.toList()) {
-        Files.copy(f, to.resolve(f.getFileName()));
-      }
-    }
+    Path to = Checkpoints.copyTree(from, work.resolve(name));
     Files.copy(config, to.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING);
     return to;
   }
@@ -307,14 +301,7 @@ class ModelFamilyTest {
     assertTrue(base.exit != 0 && base.err.contains("say deepseek4 (tie_mtp_embeddings_and_lmhead is set)"),
         base.toString());
     // args that ask for more layers than config.json describes (a hostile or foreign file) are refused at once
-    Path hostile = work.resolve("hostile");
-    Files.createDirectories(hostile);
-    try (Stream<Path> files = Files.walk(mcore)) {
-      for (Path f : files.filter(Files::isRegularFile).toList()) {
-        Files.createDirectories(hostile.resolve(mcore.relativize(f)).getParent());
-        Files.copy(f, hostile.resolve(mcore.relativize(f)));
-      }
-    }
+    Path hostile = Checkpoints.copyTree(mcore, work.resolve("hostile"));
     editArgs(hostile, "a.num_layers = 1000000000");
     Checkpoints.Run huge = Checkpoints.cli("mcore2hf", "--load-dir", hostile.toString(), "--save-dir",
         work.resolve("refused-huge").toString());
@@ -505,11 +492,7 @@ class ModelFamilyTest {
   /** MindSpeed's hf2mcore also takes a few V4 weights without ".weight"; so do we, with the same output. */
   @Test
   void v4WeightsWithoutTheWeightSuffixConvertTheSame() throws Exception {
-    Path bare = work.resolve("v4-bare");
-    Files.createDirectories(bare);
-    for (Path f : Files.list(v4).toList()) {
-      Files.copy(f, bare.resolve(f.getFileName()));
-    }
+    Path bare = Checkpoints.copyTree(v4, work.resolve("v4-bare"));
     for (String name : List.of("layers.0.attn.wo_a.weight", "layers.1.ffn.experts.3.w1.weight",
         "mtp.0.ffn.shared_experts.w2.weight")) {
       renameTensor(bare, name, name.substring(0, name.length() - ".weight".length()));
@@ -549,11 +532,7 @@ class ModelFamilyTest {
   /** A hash table entry outside the experts is refused before anything is written, naming the tensor. */
   @Test
   void v4HashTableWithAnExpertOutOfRangeIsRefused() throws Exception {
-    Path bad = work.resolve("v4-bad-hash");
-    Files.createDirectories(bad);
-    for (Path f : Files.list(v4).toList()) {
-      Files.copy(f, bad.resolve(f.getFileName()));
-    }
+    Path bad = Checkpoints.copyTree(v4, work.resolve("v4-bad-hash"));
     String name = "layers.1.ffn.gate.tid2eid";
     String shard = new ObjectMapper().readTree(bad.resolve("model.safetensors.index.json").toFile())
         .get("weight_map").get(name).asText();

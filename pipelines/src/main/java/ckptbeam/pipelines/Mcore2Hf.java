@@ -76,8 +76,7 @@ public final class Mcore2Hf {
       r = r.withModelConfig(Cli.absolute(a.get("model-config")));
     }
     if (a.has("hf-cfg-dir")) {
-      // one spelling per folder (gs://b/hf and gs://b/hf/ are the same conversion)
-      r = r.withHfConfigDir(Cli.absolute(a.get("hf-cfg-dir")).replaceAll("(?<=[^/])/+$", ""));
+      r = r.withHfConfigDir(Cli.absolute(a.get("hf-cfg-dir")));
     }
     return r.withOptions(Conversion.options(a)).withExistingOutput(Conversion.existingOutput(a));
   }

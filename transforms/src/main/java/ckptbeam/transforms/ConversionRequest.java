@@ -183,7 +183,8 @@ public final class ConversionRequest implements Serializable {
           + " does not take it");
     }
     ConversionRequest c = copy();
-    c.hfConfigDir = dir;
+    // one spelling per folder: gs://b/hf and gs://b/hf/ are the same conversion (fingerprint, save-dir check)
+    c.hfConfigDir = dir == null ? null : dir.replaceAll("(?<=[^/])/+$", "");
     return c;
   }
 

@@ -235,10 +235,7 @@ public final class LayoutOptions implements java.io.Serializable {
     if (mtpLayers < 0) {
       fail(Setting.MTP_LAYERS, " must not be negative, got " + mtpLayers);
     }
-    if (mtpLayers > cfg.nextnPredictLayers) {
-      fail(Setting.MTP_LAYERS, " " + mtpLayers + " is more than the checkpoint's num_nextn_predict_layers "
-          + cfg.nextnPredictLayers + " (config.json)");
-    }
+    checkMtpFits(cfg);
     for (int n : noopLayers) {
       if (n < 0 || n >= numLayers) {
         fail(Setting.NOOP_LAYERS, " " + n + " is outside the layer slots 0.." + (numLayers - 1) + " of ",
@@ -426,6 +423,14 @@ public final class LayoutOptions implements java.io.Serializable {
 
   private static String join(int[] a) {
     return Arrays.stream(a).mapToObj(Integer::toString).collect(Collectors.joining(","));
+  }
+
+  /** No more MTP layers than config.json has (also asked of a source layout before its config is adjusted to it). */
+  void checkMtpFits(ModelConfig cfg) {
+    if (mtpLayers > cfg.nextnPredictLayers) {
+      fail(Setting.MTP_LAYERS, " " + mtpLayers + " is more than the checkpoint's num_nextn_predict_layers "
+          + cfg.nextnPredictLayers + " (config.json)");
+    }
   }
 
   private static void fail(Object... parts) {

@@ -41,21 +41,17 @@ public final class Mcore2HfPlan extends HfShardsPlan {
   public static Hf2McorePlan forwardPlan(ModelConfig cfg, LayoutOptions layout) {
     int numLayers = layout.numLayers() >= 0 ? layout.numLayers() : cfg.hiddenLayers + layout.noopLayers().size();
     int real = numLayers - layout.noopLayers().size();
-    // the config is adjusted to what the layout holds (fewer layers than the model is fine); more than config.json
-    // describes is refused here, before a plan for them is built (a checkpoint's args could ask for a billion)
-    if (real > cfg.hiddenLayers) {
-      throw new LayoutException(List.of("the layout holds " + real + " HF decoder layers (", LayoutException.Setting
-          .NUM_LAYERS, " " + numLayers + " minus " + layout.noopLayers().size() + " noop layers) but config.json has "
-          + "num_hidden_layers " + cfg.hiddenLayers)).on(LayoutException.Side.SOURCE);
-    }
-    if (layout.mtpLayers() > cfg.nextnPredictLayers) {
-      throw new LayoutException(List.of(LayoutException.Setting.MTP_LAYERS, " " + layout.mtpLayers() + " is more "
-          + "than the checkpoint's num_nextn_predict_layers " + cfg.nextnPredictLayers + " (config.json)"))
-          .on(LayoutException.Side.SOURCE);
-    }
-    int k = Math.min(layout.firstKDense() >= 0 ? layout.firstKDense() : cfg.firstKDenseReplace, Math.max(real, 0));
-    ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers());
     try {
+      // the config is adjusted to what the layout holds (fewer layers than the model is fine); more than config.json
+      // describes is refused here, before a plan for them is built (a checkpoint's args could ask for a billion)
+      if (real > cfg.hiddenLayers) {
+        throw new LayoutException(List.of("the layout holds " + real + " HF decoder layers (",
+            LayoutException.Setting.NUM_LAYERS, " " + numLayers + " minus " + layout.noopLayers().size()
+            + " noop layers) but config.json has num_hidden_layers " + cfg.hiddenLayers));
+      }
+      layout.checkMtpFits(cfg);
+      int k = Math.min(layout.firstKDense() >= 0 ? layout.firstKDense() : cfg.firstKDenseReplace, Math.max(real, 0));
+      ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers());
       return new Hf2McorePlan(out, layout.toBuilder().numLayers(numLayers).firstKDense(k).build().resolve(out));
     } catch (LayoutException e) {
       throw e.on(LayoutException.Side.SOURCE);
