@@ -126,7 +126,7 @@ start_taskmanager() {
   nohup "$JAVA" -Xms$heap -Xmx$heap -XX:MaxDirectMemorySize=320m -XX:MaxMetaspaceSize=256m "${OPENS[@]}" \
     -Dlog.file="$DIR/logs/taskmanager-$1.log" "${log4j[@]}" -cp "$2" \
     org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$DIR/conf" \
-    > "$DIR/logs/taskmanager-$1.out" 2>&1 &
+    -Dtaskmanager.resource-id="tm$1" > "$DIR/logs/taskmanager-$1.out" 2>&1 &
   echo $! > "$DIR/tm$1.pid"
 }
 
@@ -152,25 +152,37 @@ wait_for_taskmanagers() {
   done
 }
 
-# One more TaskManager, numbered after the highest one started so far; waits until the JobManager counts every live
-# one (a TaskManager that was killed counts only until its heartbeats time out, so this can take heartbeat.timeout).
+# One more TaskManager (a replacement for a lost one); waits until the JobManager lists it by its resource id. Only the
+# JobManager and the new TaskManager are watched: a TaskManager killed just before (the reason to add one) may still
+# be exiting, and its end is not a failed start (taking it for one once stopped the whole cluster).
 add_taskmanager() {
   running "$DIR/jm.pid" || { echo "no cluster runs from $DIR" >&2; exit 1; }
-  local n=1 alive=0
-  for f in "$DIR"/tm*.pid; do
+  # numbered after every TaskManager this folder ever started (their logs stay), so that no resource id is reused
+  local n=1
+  for f in "$DIR"/logs/taskmanager-*.out; do
     [[ -f "$f" ]] || continue
-    local i=${f##*/tm}; i=${i%.pid}
+    local i=${f##*/taskmanager-}; i=${i%.out}
     (( i >= n )) && n=$(( i + 1 ))
-    if running "$f"; then
-      alive=$(( alive + 1 ))
-    else
-      echo "TaskManager $i is gone (pid $(cat "$f"))"
+  done
+  for f in "$DIR"/tm*.pid; do
+    if [[ -f "$f" ]] && ! running "$f"; then
+      echo "$(basename "$f" .pid) is gone (pid $(cat "$f"))"
       rm -f "$f"
     fi
   done
   start_taskmanager "$n" "$(cat "$CLASSPATH_FILE")"
-  wait_for_taskmanagers $(( alive + 1 ))
-  echo "TaskManager $n ready ($(( alive + 1 )) live)"
+  local deadline=$(( SECONDS + ${FLINK_START_TIMEOUT:-180} ))
+  until curl -sf "http://localhost:$REST_PORT/taskmanagers" 2>/dev/null | grep -q "\"id\":\"tm$n\""; do
+    if (( SECONDS > deadline )) || ! running "$DIR/tm$n.pid" || ! running "$DIR/jm.pid"; then
+      echo "TaskManager $n did not register within ${FLINK_START_TIMEOUT:-180} s or a process exited; logs in $DIR/logs" >&2
+      tail -n 5 "$DIR/logs/taskmanager-$n.out" >&2 || true
+      running "$DIR/tm$n.pid" && kill -9 "$(cat "$DIR/tm$n.pid")" 2>/dev/null
+      rm -f "$DIR/tm$n.pid"
+      exit 1
+    fi
+    sleep 0.5
+  done
+  echo "TaskManager $n ready"
 }
 
 stop() {
