@@ -37,6 +37,21 @@ class LauncherTest {
     assertTrue(tiny.exit != 0, tiny.output);
   }
 
+  /**
+   * The launcher starts the JVM with the serial collector, unless JAVA_OPTS names a collector: two would be refused
+   * by the JVM ("multiple garbage collectors selected").
+   */
+  @Test
+  void theLaunchersCollectorGivesWayToOneInJavaOpts() throws Exception {
+    String launcher = Torch.repo().resolve("bin/ckptbeam").toString();
+    Torch.Result serial = Torch.run(List.of(launcher, "--version"), work, "-Xlog:gc");
+    assertEquals(0, serial.exit, serial.output);
+    assertTrue(serial.output.contains("Using Serial"), serial.output);
+    Torch.Result g1 = Torch.run(List.of(launcher, "--version"), work, "-XX:+UseG1GC -Xlog:gc");
+    assertEquals(0, g1.exit, g1.output);
+    assertTrue(g1.output.contains("Using G1"), g1.output);
+  }
+
   @Test
   void demoRuns() throws Exception {
     Torch.Result r = Torch.run(List.of(Torch.repo().resolve("bin/ckptbeam").toString(), "demo", "--out", "d"), work,
