@@ -5,6 +5,9 @@ import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -15,6 +18,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import com.sun.nio.file.ExtendedOpenOption;
 
 /**
  * Hands written bytes to a thread of its own that passes them on to the real channel, so that a writer reads and
@@ -29,9 +33,22 @@ import java.util.function.Consumer;
  * are still read once into the buffers, for the digest and the caller's checksum, but not written from them. The
  * caller's thread reads the next chunk while the writer thread has the previous one copied and the hashing thread
  * hashes it.
+ *
+ * <p>With a second channel on the same file opened for direct I/O ({@link #openDirect}), the buffers are written
+ * with {@code O_DIRECT}: the disk reads them where they are, and the kernel neither copies them into the page cache
+ * nor writes them back later. Each buffer is written at its own position, whole blocks directly and the last
+ * partial block through the ordinary channel; file ranges are read into the buffers and written the same way (they
+ * are read for the digest anyway). On our 2-core VM, 3.3 GB with {@code dd}: buffered with fdatasync 12.3 s (7.1 s
+ * system time), direct 5.4 s (0.35 s); the V4-Flash-shaped benchmark's hf2mcore (25 GB written) 49-51 s -> 35-42 s,
+ * system time 38-44 s -> 16 s. A direct write that the file system refuses falls back to the ordinary channel for
+ * the rest of the file.
  */
 final class BackgroundWriteChannel implements FileRangeSink {
   static final int BUFFER_BYTES = 8 << 20;
+  /** Buffer addresses are aligned to this; direct I/O needs block-aligned memory, offsets and lengths. */
+  static final int ALIGNMENT = 4096;
+  /** {@code -Dckptbeam.directWrites=false} writes through the page cache (as before direct I/O was used). */
+  static final boolean DIRECT_WRITES = !"false".equals(System.getProperty("ckptbeam.directWrites"));
   /** The end of the file: the writer thread stops. */
   private static final Pending END = new Pending(ByteBuffer.allocate(0), null, 0);
   /** Buffers of finished channels, reused: direct memory is released only by a GC, so allocating per file churns. */
@@ -39,6 +56,12 @@ final class BackgroundWriteChannel implements FileRangeSink {
       new ConcurrentLinkedQueue<>();
 
   private final WritableByteChannel out;
+  /** The same file opened for direct I/O, or null; dropped (set null) by the writer thread if a write is refused. */
+  private FileChannel direct;
+  /** Buffers are written at their positions (direct mode, and after falling back from it); {@code out}'s stays 0. */
+  private final boolean positional;
+  /** Bytes written so far, on the writer thread: where the next buffer goes when positional. */
+  private long written;
   private final String name;
   private final MessageDigest digest;
   private final ExecutorService hasher;
@@ -56,7 +79,21 @@ final class BackgroundWriteChannel implements FileRangeSink {
 
   /** @param digest updated with every byte written, in order, alongside the writes; null for none */
   BackgroundWriteChannel(WritableByteChannel out, MessageDigest digest, String name) {
+    this(out, null, digest, name);
+  }
+
+  /**
+   * @param direct {@code out}'s file opened again by {@link #openDirect}, or null: the buffers are then written with
+   *     direct I/O at their positions ({@code out} must be that file's channel, empty, and takes only the last
+   *     partial block)
+   */
+  BackgroundWriteChannel(WritableByteChannel out, FileChannel direct, MessageDigest digest, String name) {
+    if (direct != null && !(out instanceof FileChannel)) {
+      throw new IllegalArgumentException(name + ": direct writes need the file's own channel beside them");
+    }
     this.out = out;
+    this.direct = direct;
+    this.positional = direct != null;
     this.name = name;
     this.digest = digest;
     this.hasher = digest == null ? null : Executors.newSingleThreadExecutor(r -> {
@@ -66,12 +103,32 @@ final class BackgroundWriteChannel implements FileRangeSink {
     });
     for (int i = 0; i < buffers.length; i++) {
       ByteBuffer b = POOL.poll();
-      buffers[i] = b != null ? b.clear() : ByteBuffer.allocateDirect(BUFFER_BYTES);
+      buffers[i] = b != null ? b.clear() : ByteBuffer.allocateDirect(BUFFER_BYTES + ALIGNMENT)
+          .alignedSlice(ALIGNMENT).limit(BUFFER_BYTES).slice();
       free.add(buffers[i]);
     }
     writer = new Thread(this::drain, "ckptbeam-write " + name);
     writer.setDaemon(true);
     writer.start();
+  }
+
+  /**
+   * {@code file} (existing, empty) opened for direct writes, or null where that is turned off or not possible: the
+   * file system refuses {@code O_DIRECT} (tmpfs, some FUSE mounts) or its blocks do not divide our buffers.
+   */
+  static FileChannel openDirect(Path file) {
+    if (!DIRECT_WRITES) {
+      return null;
+    }
+    try {
+      long block = Files.getFileStore(file).getBlockSize();
+      if (block <= 0 || block > ALIGNMENT || ALIGNMENT % block != 0) {
+        return null;
+      }
+      return FileChannel.open(file, StandardOpenOption.WRITE, ExtendedOpenOption.DIRECT);
+    } catch (IOException | UnsupportedOperationException e) {
+      return null;
+    }
   }
 
   @Override
@@ -117,6 +174,10 @@ final class BackgroundWriteChannel implements FileRangeSink {
       throw new IllegalArgumentException(name + ": a file range needs a reader of a local file");
     }
     checkFailure();
+    if (positional) {
+      readIntoBuffers(source, position, count, observer);
+      return;
+    }
     if (current != null) {
       hand(current);
       current = null;
@@ -136,6 +197,61 @@ final class BackgroundWriteChannel implements FileRangeSink {
       }
       hand(new Pending(b, source, position + done));
       done += n;
+    }
+  }
+
+  /** A file range read straight into the buffers, as if written: they stay whole blocks for the direct writes. */
+  private void readIntoBuffers(RangeReader source, long position, long count, Consumer<ByteBuffer> observer)
+      throws IOException {
+    for (long done = 0; done < count; ) {
+      if (current == null) {
+        current = take(free);
+        checkFailure();
+      }
+      int n = (int) Math.min(current.remaining(), count - done);
+      ByteBuffer into = current.slice(current.position(), n);
+      try {
+        source.readFully(position + done, into);
+      } catch (IOException e) {
+        throw new IOException(name + ": " + e.getMessage(), e); // the reader names the source, this the output
+      }
+      if (observer != null) {
+        observer.accept(into.flip());
+      }
+      current.position(current.position() + n);
+      if (!current.hasRemaining()) {
+        hand(current);
+        current = null;
+      }
+      done += n;
+    }
+  }
+
+  /**
+   * Writes {@code b} at {@link #written}: the whole blocks with direct I/O while the position is block-aligned, the
+   * rest (the file's last partial block) through {@code out}. A direct write that fails is done again through
+   * {@code out}, and direct I/O is not used for the rest of the file: a real error (a full disk) fails there too.
+   */
+  private void writeAt(ByteBuffer b) throws IOException {
+    FileChannel file = (FileChannel) out;
+    long at = written;
+    written += b.remaining();
+    if (direct != null && at % ALIGNMENT == 0) {
+      int whole = b.remaining() - b.remaining() % ALIGNMENT;
+      ByteBuffer blocks = b.slice(b.position(), whole);
+      try {
+        while (blocks.hasRemaining()) {
+          at += direct.write(blocks, at);
+        }
+        b.position(b.position() + whole);
+      } catch (IOException e) {
+        direct = null;
+        at += blocks.position();
+        b.position(b.position() + blocks.position());
+      }
+    }
+    while (b.hasRemaining()) {
+      at += file.write(b, at);
     }
   }
 
@@ -219,6 +335,10 @@ final class BackgroundWriteChannel implements FileRangeSink {
             if (failure == null) {
               transferFully(p.source.localFile(), p.position, b.remaining(), (FileChannel) out);
             }
+          } else if (positional) {
+            if (failure == null) {
+              writeAt(b);
+            }
           } else {
             while (b.hasRemaining() && failure == null) {
               out.write(b);
@@ -267,6 +387,11 @@ final class BackgroundWriteChannel implements FileRangeSink {
     if (e != null) {
       throw new IOException(e.getMessage(), e);
     }
+  }
+
+  /** Whether every buffer so far went out with direct I/O (it was given a direct channel and never fell back). */
+  boolean wroteDirectly() {
+    return positional && direct != null;
   }
 
   @Override

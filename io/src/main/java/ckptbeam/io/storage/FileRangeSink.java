@@ -14,7 +14,10 @@ import java.util.function.Consumer;
  * time in {@code write}), transferTo 3.3 s.
  */
 public interface FileRangeSink extends WritableByteChannel {
-  /** Whether {@link #appendFileRange} copies in the kernel here; when not, the caller writes the bytes itself. */
+  /**
+   * Whether {@link #appendFileRange} works here: the kernel copies the range, or (a sink writing with direct I/O) the
+   * range is read straight into the sink's own buffers. When not, the caller writes the bytes itself.
+   */
   boolean takesFileRanges();
 
   /**

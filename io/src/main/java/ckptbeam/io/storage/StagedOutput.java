@@ -51,10 +51,10 @@ public final class StagedOutput {
     Path staged = stagingPath(destination);
     String sha256;
     try (FileChannel out = FileChannel.open(staged, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING)) {
+        StandardOpenOption.TRUNCATE_EXISTING); FileChannel direct = BackgroundWriteChannel.openDirect(staged)) {
       // writing and hashing run on threads of their own while the body reads and assembles the next bytes
       MessageDigest digest = Sha256.digest();
-      BackgroundWriteChannel background = new BackgroundWriteChannel(out, digest, destination);
+      BackgroundWriteChannel background = new BackgroundWriteChannel(out, direct, digest, destination);
       try {
         body.write(background);
         background.finish();

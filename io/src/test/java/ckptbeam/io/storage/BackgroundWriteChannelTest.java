@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -101,6 +102,72 @@ class BackgroundWriteChannelTest {
     assertArrayEquals(want, Files.readAllBytes(dir.resolve("out.bin")));
     assertEquals(Sha256.of(want), HexFormat.of().formatHex(digest.digest()));
     assertEquals(ranges.getValue(), seen.getValue(), "the observer saw exactly the ranges' bytes, in order");
+  }
+
+  /**
+   * Direct I/O (where the test's file system has it: ext4 here): writes of any size, file ranges between them, a last
+   * partial block; the same bytes, digest and observed ranges as through the page cache, and no fallback on the way
+   * (the buffers stay whole blocks).
+   */
+  @Test
+  void directWritesLandInOrderWithTheirDigestAndWithoutFallingBack(@TempDir Path dir) throws Exception {
+    Path out = Files.createFile(dir.resolve("direct.bin"));
+    try (FileChannel direct = BackgroundWriteChannel.openDirect(out)) {
+      assumeTrue(direct != null, "the temp folder's file system takes O_DIRECT");
+      Written w = writeMixed(dir, out, direct);
+      assertTrue(w.channel.wroteDirectly(), "no direct write was refused");
+      assertArrayEquals(w.expected, Files.readAllBytes(out));
+      assertEquals(Sha256.of(w.expected), w.sha256);
+      assertEquals(w.ranges, w.seen, "the observer saw exactly the ranges' bytes, in order");
+    }
+  }
+
+  @Test
+  void aRefusedDirectWriteFallsBackToThePageCacheForTheRestOfTheFile(@TempDir Path dir) throws Exception {
+    Path out = Files.createFile(dir.resolve("fallback.bin"));
+    FileChannel closed = FileChannel.open(out, StandardOpenOption.WRITE);
+    closed.close(); // every direct write fails
+    Written w = writeMixed(dir, out, closed);
+    assertFalse(w.channel.wroteDirectly());
+    assertArrayEquals(w.expected, Files.readAllBytes(out));
+    assertEquals(Sha256.of(w.expected), w.sha256);
+  }
+
+  private record Written(BackgroundWriteChannel channel, byte[] expected, String sha256, long ranges, long seen) {}
+
+  /** Buffered writes of odd sizes and file ranges into {@code out}, with {@code direct} beside it. */
+  private static Written writeMixed(Path dir, Path out, FileChannel direct) throws IOException {
+    Random rnd = new Random(17);
+    byte[] source = new byte[BackgroundWriteChannel.BUFFER_BYTES + 9999];
+    rnd.nextBytes(source);
+    Path src = Files.write(dir.resolve("source-" + out.getFileName()), source);
+    ByteArrayOutputStream expected = new ByteArrayOutputStream();
+    MessageDigest digest = Sha256.digest();
+    CRC32 seen = new CRC32();
+    CRC32 ranges = new CRC32();
+    BackgroundWriteChannel ch;
+    try (RangeReader in = CheckpointFiles.open(src.toString());
+        FileChannel file = FileChannel.open(out, StandardOpenOption.WRITE)) {
+      ch = new BackgroundWriteChannel(file, direct, digest, out.getFileName().toString());
+      long[][] pieces = {{-1, 1001}, {5, source.length - 5}, {-1, 3 * BackgroundWriteChannel.BUFFER_BYTES / 2 + 1},
+          {0, 4096}, {77, 3}, {-1, 8191}, {0, 0}, {-1, 1}};
+      for (long[] piece : pieces) {
+        if (piece[0] < 0) {
+          byte[] b = new byte[(int) piece[1]];
+          rnd.nextBytes(b);
+          ch.write(ByteBuffer.wrap(b));
+          expected.write(b);
+        } else {
+          ch.appendFileRange(in, piece[0], piece[1], b -> seen.update(b));
+          byte[] range = Arrays.copyOfRange(source, (int) piece[0], (int) (piece[0] + piece[1]));
+          expected.write(range);
+          ranges.update(range);
+        }
+      }
+      ch.finish();
+    }
+    return new Written(ch, expected.toByteArray(), HexFormat.of().formatHex(digest.digest()), ranges.getValue(),
+        seen.getValue());
   }
 
   @Test
