@@ -1,5 +1,6 @@
 package ckptbeam.io.storage;
 
+import com.sun.nio.file.ExtendedOpenOption;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -18,7 +19,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
-import com.sun.nio.file.ExtendedOpenOption;
 
 /**
  * Hands written bytes to a thread of its own that passes them on to the real channel, so that a writer reads and
@@ -234,24 +234,22 @@ final class BackgroundWriteChannel implements FileRangeSink {
    */
   private void writeAt(ByteBuffer b) throws IOException {
     FileChannel file = (FileChannel) out;
-    long at = written;
+    long start = written;
+    int base = b.position();
     written += b.remaining();
-    if (direct != null && at % ALIGNMENT == 0) {
-      int whole = b.remaining() - b.remaining() % ALIGNMENT;
-      ByteBuffer blocks = b.slice(b.position(), whole);
+    if (direct != null && start % ALIGNMENT == 0) {
+      ByteBuffer blocks = b.slice(base, b.remaining() - b.remaining() % ALIGNMENT);
       try {
         while (blocks.hasRemaining()) {
-          at += direct.write(blocks, at);
+          direct.write(blocks, start + blocks.position());
         }
-        b.position(b.position() + whole);
       } catch (IOException e) {
         direct = null;
-        at += blocks.position();
-        b.position(b.position() + blocks.position());
       }
+      b.position(base + blocks.position());
     }
     while (b.hasRemaining()) {
-      at += file.write(b, at);
+      file.write(b, start + b.position() - base);
     }
   }
 

@@ -68,40 +68,13 @@ class BackgroundWriteChannelTest {
 
   @Test
   void fileRangesCopiedByTheKernelLandInOrderBetweenBufferedBytesAndAreHashed(@TempDir Path dir) throws Exception {
-    Random rnd = new Random(11);
-    byte[] source = new byte[2 * BackgroundWriteChannel.BUFFER_BYTES + 4321];
-    rnd.nextBytes(source);
-    Path src = Files.write(dir.resolve("source.bin"), source);
-    ByteArrayOutputStream expected = new ByteArrayOutputStream();
-    MessageDigest digest = Sha256.digest();
-    CRC32 seen = new CRC32();
-    CRC32 ranges = new CRC32();
-    try (RangeReader in = CheckpointFiles.open(src.toString()); FileChannel out = FileChannel.open(
-        dir.resolve("out.bin"), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      BackgroundWriteChannel ch = new BackgroundWriteChannel(out, digest, "ranges");
-      assertTrue(ch.takesFileRanges());
-      // buffered bytes, a range longer than both buffers, more buffered bytes, an odd small range, an empty one
-      long[][] pieces = {{-1, 1000}, {7, source.length - 7}, {-1, BackgroundWriteChannel.BUFFER_BYTES + 3},
-          {123, 4567}, {0, 0}, {-1, 17}};
-      for (long[] piece : pieces) {
-        if (piece[0] < 0) {
-          byte[] b = new byte[(int) piece[1]];
-          rnd.nextBytes(b);
-          ch.write(ByteBuffer.wrap(b));
-          expected.write(b);
-        } else {
-          ch.appendFileRange(in, piece[0], piece[1], b -> seen.update(b));
-          byte[] range = Arrays.copyOfRange(source, (int) piece[0], (int) (piece[0] + piece[1]));
-          expected.write(range);
-          ranges.update(range);
-        }
-      }
-      ch.finish();
-    }
-    byte[] want = expected.toByteArray();
-    assertArrayEquals(want, Files.readAllBytes(dir.resolve("out.bin")));
-    assertEquals(Sha256.of(want), HexFormat.of().formatHex(digest.digest()));
-    assertEquals(ranges.getValue(), seen.getValue(), "the observer saw exactly the ranges' bytes, in order");
+    Path out = Files.createFile(dir.resolve("out.bin"));
+    Written w = writeMixed(dir, out, null);
+    assertTrue(w.channel.takesFileRanges());
+    assertFalse(w.channel.wroteDirectly());
+    assertArrayEquals(w.expected, Files.readAllBytes(out));
+    assertEquals(Sha256.of(w.expected), w.sha256);
+    assertEquals(w.ranges, w.seen, "the observer saw exactly the ranges' bytes, in order");
   }
 
   /**
@@ -133,9 +106,72 @@ class BackgroundWriteChannelTest {
     assertEquals(Sha256.of(w.expected), w.sha256);
   }
 
+  /** A direct write that stops part-way through a buffer: the rest of that buffer, and of the file, goes on. */
+  @Test
+  void aDirectWriteRefusedPartWayThroughABufferIsFinishedInPlace(@TempDir Path dir) throws Exception {
+    Path out = Files.createFile(dir.resolve("partway.bin"));
+    try (FileChannel plain = FileChannel.open(out, StandardOpenOption.WRITE)) {
+      Written w = writeMixed(dir, out, new ShortThenRefusing(plain, 5));
+      assertFalse(w.channel.wroteDirectly());
+      assertArrayEquals(w.expected, Files.readAllBytes(out));
+      assertEquals(Sha256.of(w.expected), w.sha256);
+    }
+  }
+
+  /** Writes at most three blocks per positional call, and refuses every call after the first {@code calls}. */
+  private static final class ShortThenRefusing extends FileChannel {
+    private final FileChannel to;
+    private int calls;
+
+    ShortThenRefusing(FileChannel to, int calls) {
+      this.to = to;
+      this.calls = calls;
+    }
+
+    @Override
+    public int write(ByteBuffer src, long position) throws IOException {
+      if (calls-- <= 0) {
+        throw new IOException("Invalid argument");
+      }
+      ByteBuffer part = src.slice(src.position(), Math.min(src.remaining(), 3 * BackgroundWriteChannel.ALIGNMENT));
+      int n = to.write(part, position);
+      src.position(src.position() + n);
+      return n;
+    }
+
+    // nothing else is called on the direct channel
+    @Override public int read(ByteBuffer dst) { throw new UnsupportedOperationException(); }
+    @Override public long read(ByteBuffer[] dsts, int offset, int length) { throw new UnsupportedOperationException(); }
+    @Override public int write(ByteBuffer src) { throw new UnsupportedOperationException(); }
+    @Override public long write(ByteBuffer[] srcs, int offset, int length) { throw new UnsupportedOperationException(); }
+    @Override public long position() { throw new UnsupportedOperationException(); }
+    @Override public FileChannel position(long newPosition) { throw new UnsupportedOperationException(); }
+    @Override public long size() { throw new UnsupportedOperationException(); }
+    @Override public FileChannel truncate(long size) { throw new UnsupportedOperationException(); }
+    @Override public void force(boolean metaData) { throw new UnsupportedOperationException(); }
+    @Override public long transferTo(long p, long c, WritableByteChannel t) { throw new UnsupportedOperationException(); }
+    @Override public long transferFrom(java.nio.channels.ReadableByteChannel s, long p, long c) {
+      throw new UnsupportedOperationException();
+    }
+    @Override public int read(ByteBuffer dst, long position) { throw new UnsupportedOperationException(); }
+    @Override public java.nio.MappedByteBuffer map(MapMode mode, long position, long size) {
+      throw new UnsupportedOperationException();
+    }
+    @Override public java.nio.channels.FileLock lock(long position, long size, boolean shared) {
+      throw new UnsupportedOperationException();
+    }
+    @Override public java.nio.channels.FileLock tryLock(long position, long size, boolean shared) {
+      throw new UnsupportedOperationException();
+    }
+    @Override protected void implCloseChannel() {}
+  }
+
   private record Written(BackgroundWriteChannel channel, byte[] expected, String sha256, long ranges, long seen) {}
 
-  /** Buffered writes of odd sizes and file ranges into {@code out}, with {@code direct} beside it. */
+  /**
+   * Into {@code out}, with {@code direct} beside it (null: through the page cache, ranges copied by the kernel):
+   * buffered writes, a range longer than a buffer, more buffered bytes, aligned, odd small and empty ranges, one byte.
+   */
   private static Written writeMixed(Path dir, Path out, FileChannel direct) throws IOException {
     Random rnd = new Random(17);
     byte[] source = new byte[BackgroundWriteChannel.BUFFER_BYTES + 9999];
