@@ -72,9 +72,7 @@ class BackgroundWriteChannelTest {
     Written w = writeMixed(dir, out, null);
     assertTrue(w.channel.takesFileRanges());
     assertFalse(w.channel.wroteDirectly());
-    assertArrayEquals(w.expected, Files.readAllBytes(out));
-    assertEquals(Sha256.of(w.expected), w.sha256);
-    assertEquals(w.ranges, w.seen, "the observer saw exactly the ranges' bytes, in order");
+    w.assertLandedIn(out);
   }
 
   /**
@@ -89,9 +87,7 @@ class BackgroundWriteChannelTest {
       assumeTrue(direct != null, "the temp folder's file system takes O_DIRECT");
       Written w = writeMixed(dir, out, direct);
       assertTrue(w.channel.wroteDirectly(), "no direct write was refused");
-      assertArrayEquals(w.expected, Files.readAllBytes(out));
-      assertEquals(Sha256.of(w.expected), w.sha256);
-      assertEquals(w.ranges, w.seen, "the observer saw exactly the ranges' bytes, in order");
+      w.assertLandedIn(out);
     }
   }
 
@@ -102,8 +98,7 @@ class BackgroundWriteChannelTest {
     closed.close(); // every direct write fails
     Written w = writeMixed(dir, out, closed);
     assertFalse(w.channel.wroteDirectly());
-    assertArrayEquals(w.expected, Files.readAllBytes(out));
-    assertEquals(Sha256.of(w.expected), w.sha256);
+    w.assertLandedIn(out);
   }
 
   /** A direct write that stops part-way through a buffer: the rest of that buffer, and of the file, goes on. */
@@ -113,8 +108,7 @@ class BackgroundWriteChannelTest {
     try (FileChannel plain = FileChannel.open(out, StandardOpenOption.WRITE)) {
       Written w = writeMixed(dir, out, new ShortThenRefusing(plain, 5));
       assertFalse(w.channel.wroteDirectly());
-      assertArrayEquals(w.expected, Files.readAllBytes(out));
-      assertEquals(Sha256.of(w.expected), w.sha256);
+      w.assertLandedIn(out);
     }
   }
 
@@ -166,7 +160,14 @@ class BackgroundWriteChannelTest {
     @Override protected void implCloseChannel() {}
   }
 
-  private record Written(BackgroundWriteChannel channel, byte[] expected, String sha256, long ranges, long seen) {}
+  private record Written(BackgroundWriteChannel channel, byte[] expected, String sha256, long ranges, long seen) {
+    /** The file holds the bytes written, in order, the digest is theirs, and the observer saw exactly the ranges. */
+    void assertLandedIn(Path out) throws IOException {
+      assertArrayEquals(expected, Files.readAllBytes(out));
+      assertEquals(Sha256.of(expected), sha256);
+      assertEquals(ranges, seen, "the observer saw exactly the ranges' bytes, in order");
+    }
+  }
 
   /**
    * Into {@code out}, with {@code direct} beside it (null: through the page cache, ranges copied by the kernel):
