@@ -14,8 +14,8 @@ import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
 import ckptbeam.transforms.Hf2McorePlan;
 import ckptbeam.transforms.HfNames;
-import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -81,8 +81,10 @@ final class LayoutProof implements Serializable {
     }
   }
 
-  /** What one rank file showed: its first problems and their count, its tensors, the HF tensors it used. */
-  /** One rank file's check; {@code absentUnused}: absent, and one mcore → HF never reads (its tensors are copies). */
+  /**
+   * What one rank file showed: its first problems and their count, its tensors, the HF tensors it used;
+   * {@code absentUnused}: the file is absent and mcore → HF never reads it (its tensors are copies).
+   */
   record RankCheck(String rank, List<String> problems, int problemCount, int tensors, List<String> used,
       boolean absentUnused) {
     String toJson() throws IOException {

@@ -184,7 +184,7 @@ public final class ConversionRequest implements Serializable {
     }
     ConversionRequest c = copy();
     // one spelling per folder: gs://b/hf and gs://b/hf/ are the same conversion (fingerprint, save-dir check)
-    c.hfConfigDir = dir == null ? null : dir.replaceAll("(?<=[^/])/+$", "");
+    c.hfConfigDir = dir == null ? null : withoutTrailingSlash(dir);
     return c;
   }
 
@@ -217,6 +217,11 @@ public final class ConversionRequest implements Serializable {
 
   public String loadDir() {
     return loadDir;
+  }
+
+  /** {@code dir} without a trailing slash (a lone "/" stays): the one spelling of a folder, local or gs://. */
+  static String withoutTrailingSlash(String dir) {
+    return dir.replaceAll("(?<=[^/])/+$", "");
   }
 
   public String saveDir() {

@@ -20,7 +20,7 @@ final class McoreInputPlanner implements KindPlanner {
     if (r.hfConfigDir() != null && !CheckpointFiles.isDirectory(r.hfConfigDir())) {
       throw new IOException("--hf-cfg-dir " + r.hfConfigDir() + ": no such directory");
     }
-    if (r.hfConfigDir() != null && r.hfConfigDir().equals(r.saveDir().replaceAll("(?<=[^/])/+$", ""))) {
+    if (r.hfConfigDir() != null && r.hfConfigDir().equals(ConversionRequest.withoutTrailingSlash(r.saveDir()))) {
       // MindSpeed's script writes into the HF folder it read; here the output would copy files onto themselves and
       // leave the folder's own shards beside the new ones
       throw new IllegalArgumentException("--hf-cfg-dir " + r.hfConfigDir() + " is the save dir: write the HF output "

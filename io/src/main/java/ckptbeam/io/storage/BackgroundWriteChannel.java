@@ -6,7 +6,6 @@ import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
@@ -113,18 +112,15 @@ final class BackgroundWriteChannel implements FileRangeSink {
   }
 
   /**
-   * {@code file} (existing, empty) opened for direct writes, or null where that is turned off or not possible: the
-   * file system refuses {@code O_DIRECT} (tmpfs, some FUSE mounts) or its blocks do not divide our buffers.
+   * {@code file} (existing, empty) opened for direct writes, or null where that is turned off or the file system
+   * refuses {@code O_DIRECT} (tmpfs, some FUSE mounts). Blocks larger than our buffers' alignment are not looked up
+   * here: the first direct write is refused, and the file falls back ({@link #writeAt}).
    */
   static FileChannel openDirect(Path file) {
     if (!DIRECT_WRITES) {
       return null;
     }
     try {
-      long block = Files.getFileStore(file).getBlockSize();
-      if (block <= 0 || block > ALIGNMENT || ALIGNMENT % block != 0) {
-        return null;
-      }
       return FileChannel.open(file, StandardOpenOption.WRITE, ExtendedOpenOption.DIRECT);
     } catch (IOException | UnsupportedOperationException e) {
       return null;
@@ -389,7 +385,7 @@ final class BackgroundWriteChannel implements FileRangeSink {
 
   /** Whether every buffer so far went out with direct I/O (it was given a direct channel and never fell back). */
   boolean wroteDirectly() {
-    return positional && direct != null;
+    return direct != null;
   }
 
   @Override
