@@ -349,6 +349,13 @@ class ModelFamilyTest {
         work.resolve("bad-cfg-dir").toString(), "--hf-cfg-dir", work.resolve("nowhere").toString());
     assertTrue(notThere.exit != 0 && notThere.err.contains("--hf-cfg-dir " + work.resolve("nowhere")
         + ": no such directory"), notThere.toString());
+    // the save dir may not be the template folder, however either is spelled; nothing is written there
+    Checkpoints.Run intoTemplate = Checkpoints.cli("mcore2hf", "--load-dir", mcore.toString(), "--save-dir",
+        template + "/", "--hf-cfg-dir", template + "//");
+    assertTrue(intoTemplate.exit != 0 && intoTemplate.err.contains("--hf-cfg-dir " + template + " is the save dir"),
+        intoTemplate.toString());
+    assertFalse(Files.exists(template.resolve("latest_checkpointed_iteration.txt")));
+    assertFalse(Files.exists(template.resolve("ckptbeam-manifest.json")));
   }
 
   /**
