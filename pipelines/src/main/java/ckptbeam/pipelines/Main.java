@@ -93,7 +93,9 @@ public final class Main {
     COMMANDS.forEach((name, c) -> b.append(String.format("  %-16s %s%n", name, c.summary)));
     b.append("\n  --version        Print the version of ckptbeam and of Apache Beam.\n");
     b.append("\nEnvironment (bin/ckptbeam):\n"
-        + "  JAVA_OPTS        Options for the JVM, e.g. -Xmx256m.\n"
+        + "  JAVA_OPTS        Options for the JVM, e.g. -Xmx256m (after the launcher's serial collector and JIT "
+        + "thresholds; a collector named here replaces the serial one). -Dckptbeam.directWrites=false writes local "
+        + "output files through the page cache instead of with direct I/O.\n"
         + "  CKPTBEAM_JAR     Run this jar instead of the one built under pipelines/target.\n"
         + "  CKPTBEAM_CDS     0: start without the class-data-sharing archive the build records next to the jar; "
         + "record: record one for the jar in use (run a conversion or demo with it).\n"
