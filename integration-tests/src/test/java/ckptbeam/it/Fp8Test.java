@@ -56,6 +56,32 @@ class Fp8Test {
   }
 
   @Test
+  void theBf16CopyHasTheModelFoldersOtherFilesAtAnyDepth() throws Exception {
+    Path in = Checkpoints.copyTree(fp8, work.resolve("fp8-with-files"));
+    byte[] big = new byte[(9 << 20) + 123]; // more than one 8 MiB piece of the streamed copy
+    new java.util.Random(7).nextBytes(big);
+    Map<String, byte[]> copied = Map.of("inference/model.py", "print('v3')\n".getBytes(StandardCharsets.UTF_8),
+        "chat_template.jinja", "{{ messages }}".getBytes(StandardCharsets.UTF_8),
+        "README.md", "# model\n".getBytes(StandardCharsets.UTF_8), "figures/benchmark.png", big);
+    for (Map.Entry<String, byte[]> f : copied.entrySet()) {
+      Files.createDirectories(in.resolve(f.getKey()).getParent());
+      Files.write(in.resolve(f.getKey()), f.getValue());
+    }
+    Files.createDirectories(in.resolve(".cache/huggingface"));
+    Files.writeString(in.resolve(".cache/huggingface/download.lock"), "x");
+    Path out = in.resolve("bf16"); // inside the input folder: not copied into itself
+    Checkpoints.Run r = Checkpoints.cli("fp8-to-bf16", "--load-dir", in.toString(), "--save-dir", out.toString());
+    assertEquals(0, r.exit, r.toString());
+    for (Map.Entry<String, byte[]> f : copied.entrySet()) {
+      assertArrayEquals(f.getValue(), Files.readAllBytes(out.resolve(f.getKey())), f.getKey());
+    }
+    assertFalse(Files.exists(out.resolve(".cache")), "hidden folders are not copied");
+    assertFalse(Files.exists(out.resolve("bf16")), "the save dir is not copied into itself");
+    ObjectNode config = (ObjectNode) new ObjectMapper().readTree(out.resolve("config.json").toFile());
+    assertFalse(config.has("quantization_config"), config.toString());
+  }
+
+  @Test
   void hf2mcoreFromFp8EqualsHf2mcoreOfTheBf16Copy() throws Exception {
     Path bf16 = work.resolve("bf16-for-mcore");
     assertEquals(0, Checkpoints.cli("fp8-to-bf16", "--load-dir", fp8.toString(), "--save-dir", bf16.toString()).exit);

@@ -1,14 +1,10 @@
 package ckptbeam.pipelines;
 
-import ckptbeam.io.storage.CheckpointFiles;
-import ckptbeam.io.torch.McoreTracker;
-import ckptbeam.io.torch.PickleReader;
-import ckptbeam.io.torch.TorchCheckpointReader;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.McoreInputConfig;
 import ckptbeam.transforms.ModelConfig;
 import java.io.IOException;
-import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 
@@ -25,12 +21,12 @@ final class CheckpointArgs {
    * DeepSeek-V4 checkpoint says its layout there, and the flags given must agree with it.
    */
   static ConversionRequest complete(Args a, ConversionRequest r) throws IOException {
-    return complete(a, r, firstRankFile(r.loadDir()));
+    return complete(a, r, McoreInputConfig.firstRankFile(r.loadDir()));
   }
 
   /** As {@link #complete(Args, ConversionRequest)}, from the args of rank file {@code first} (a watch checked it). */
   static ConversionRequest complete(Args a, ConversionRequest r, String first) throws IOException {
-    LayoutOptions layout = fill(a, r.layout(), r.loadDir(), r.modelConfigPath(), "source", "", first);
+    LayoutOptions layout = fill(a, r.layout(), r.loadDir(), McoreInputConfig.of(r), "source", "", first);
     return layout.equals(r.layout()) ? r : r.withLayout(layout);
   }
 
@@ -39,25 +35,23 @@ final class CheckpointArgs {
    * checkpoint in {@code loadDir}, whose model is described by {@code configPath}; unchanged when the checkpoint is
    * not V4 or has no args.
    */
-  static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String configPath, String side, String prefix)
-      throws IOException {
-    return fill(a, o, loadDir, configPath, side, prefix, null);
+  static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, McoreInputConfig config, String side,
+      String prefix) throws IOException {
+    return fill(a, o, loadDir, config, side, prefix, null);
   }
 
   /** As above, reading the args of rank file {@code first} (relative to {@code loadDir}; null: the first by name). */
-  private static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, String configPath, String side,
+  private static LayoutOptions fill(Args a, LayoutOptions o, String loadDir, McoreInputConfig config, String side,
       String prefix, String first) throws IOException {
-    if (!CheckpointFiles.exists(configPath)) {
-      return o;
-    }
-    ModelConfig cfg = ModelConfig.read(configPath);
+    ModelConfig cfg = config.parse();
+    String configPath = config.source;
     if (!cfg.v4()) {
       return o;
     }
     if (first == null) {
-      first = firstRankFile(loadDir);
+      first = McoreInputConfig.firstRankFile(loadDir);
     }
-    Map<String, Object> args = first == null ? null : read(loadDir, first);
+    Map<String, Object> args = first == null ? null : McoreInputConfig.args(loadDir, first);
     if (args == null) {
       return o;
     }
@@ -175,28 +169,5 @@ final class CheckpointArgs {
       }
     }
     return out;
-  }
-
-  /**
-   * The checkpoint's first rank file by name ({@code mp_rank_00…}), whose args are read, relative to {@code loadDir};
-   * null when there is none.
-   */
-  static String firstRankFile(String loadDir) throws IOException {
-    String iteration = McoreTracker.iterationDir(loadDir);
-    List<String> files = CheckpointFiles.list(CheckpointFiles.resolve(loadDir, iteration));
-    String first = files.stream().filter(f -> f.startsWith("mp_rank_00") && f.endsWith("/model_optim_rng.pt"))
-        .findFirst().orElse(null);
-    return first == null ? null : iteration + "/" + first;
-  }
-
-  /** The args attributes of rank file {@code first} (relative to {@code loadDir}), or null when it has none. */
-  @SuppressWarnings("unchecked")
-  static Map<String, Object> read(String loadDir, String first) throws IOException {
-    Object root = TorchCheckpointReader.open(CheckpointFiles.resolve(loadDir, first)).root();
-    if (!(root instanceof Map) || !(((Map<String, Object>) root).get("args") instanceof PickleReader.PyObject ns)
-        || !(ns.state instanceof Map)) {
-      return null;
-    }
-    return (Map<String, Object>) ns.state;
   }
 }

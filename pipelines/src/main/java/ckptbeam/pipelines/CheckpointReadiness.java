@@ -7,6 +7,7 @@ import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.Mcore2HfPlan;
+import ckptbeam.transforms.McoreInputConfig;
 import ckptbeam.transforms.ModelConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -149,23 +150,29 @@ final class CheckpointReadiness implements Serializable {
     // the template's paths, made absolute where the command ran (a relative one would resolve otherwise here)
     ConversionRequest r = template != null ? template.withDirs(folder, folder) : Mcore2Hf.request(a, folder, folder);
     String config = r.modelConfigPath();
-    if (!CheckpointFiles.exists(config)) {
-      return config.equals(CheckpointFiles.resolve(folder, "config.json")) ? "config.json" : config;
+    boolean named = r.modelConfig() != null || r.hfConfigDir() != null;
+    if (named && !CheckpointFiles.exists(config)) {
+      return config;
     }
     Mcore2HfPlan plan;
     try {
-      ModelConfig cfg = ModelConfig.read(config);
       String iterationDir = McoreTracker.iterationDir(folder);
-      if (cfg.v4()) {
-        // a DeepSeek-V4 checkpoint's layout is in its first rank file's args: that file must be whole to be read
-        String first = CheckpointArgs.firstRankFile(folder);
-        if (first == null) {
-          return iterationDir + "/mp_rank_00…/model_optim_rng.pt (its args give the layout)";
-        }
+      // a DeepSeek-V4 checkpoint's layout (and, without config.json, its model) is in its first rank file's args:
+      // that file must be whole to be read
+      String first = McoreInputConfig.firstRankFile(folder);
+      boolean v4 = CheckpointFiles.exists(config) ? ModelConfig.read(config).v4() : first != null;
+      if (v4 && first == null) {
+        return iterationDir + "/mp_rank_00…/model_optim_rng.pt (its args give the layout)";
+      }
+      if (v4) {
         String lacking = firstIncomplete(folder, List.of(first), CheckpointReadiness::zipDirectoryLacking);
         if (lacking != null) {
           return lacking;
         }
+      }
+      McoreInputConfig input = McoreInputConfig.of(r);
+      ModelConfig cfg = input.parse();
+      if (cfg.v4()) {
         r = CheckpointArgs.complete(a, r, first);
       }
       plan = new Mcore2HfPlan(Mcore2HfPlan.forwardPlan(cfg, r.layout()), iterationDir);

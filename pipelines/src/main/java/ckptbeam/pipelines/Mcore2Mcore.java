@@ -3,6 +3,7 @@ package ckptbeam.pipelines;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.ConversionRequest;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.McoreInputConfig;
 import ckptbeam.transforms.Mcore2McorePlan;
 import java.io.PrintStream;
 import java.util.List;
@@ -37,8 +38,8 @@ final class Mcore2Mcore {
     FileSystems.setDefaultPipelineOptions(options); // the args are read before the job: gs:// must be known
     // a DeepSeek-V4 checkpoint says its layout in its args; the flags given must agree with them
     LayoutOptions source = CheckpointArgs.fill(a, LayoutFlags.parse(a, "source", "source-"), loadDir,
-        a.has("model-config") ? Cli.absolute(a.get("model-config")) : CheckpointFiles.resolve(loadDir, "config.json"),
-        "source", "source-");
+        McoreInputConfig.of(a.has("model-config") ? Cli.absolute(a.get("model-config"))
+            : CheckpointFiles.resolve(loadDir, "config.json"), a.has("model-config"), loadDir), "source", "source-");
     LayoutOptions target = LayoutFlags.parse(a, "target", "target-").toBuilder()
         .mtpLayers(a.has("mtp-num-layers") ? a.intValue("mtp-num-layers", 0) : source.mtpLayers())
         .v4Base(source.v4Base() || a.has(ModelTypeFlags.MODEL_TYPE)

@@ -2,6 +2,7 @@ package ckptbeam.pipelines;
 
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.transforms.ConversionRequest;
+import ckptbeam.transforms.McoreInputConfig;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.beam.ConversionResult;
 import java.io.IOException;
@@ -54,15 +55,21 @@ final class RequestForFolderFn extends DoFn<String, ConversionRequest> {
   /** The request completed from, and checked against, the checkpoint it converts. */
   private ConversionRequest forCheckpoint(ConversionRequest r) throws IOException {
     Args a = direction.conversionFlags().parse(conversionArgs);
-    String config = r.kind() == ConversionRequest.Kind.HF2MCORE ? CheckpointFiles.resolve(r.loadDir(), "config.json")
-        : r.modelConfigPath();
-    if (!CheckpointFiles.exists(config)) {
+    if (r.kind() == ConversionRequest.Kind.HF2MCORE) {
+      String config = CheckpointFiles.resolve(r.loadDir(), "config.json");
+      if (CheckpointFiles.exists(config)) {
+        ModelTypeFlags.check(r, ModelConfig.read(config));
+      }
+      return r; // else the conversion names what is missing
+    }
+    McoreInputConfig config;
+    try {
+      config = McoreInputConfig.of(r);
+    } catch (IOException e) {
       return r; // the conversion names what is missing
     }
-    if (r.kind() != ConversionRequest.Kind.HF2MCORE) {
-      r = CheckpointArgs.complete(a, r);
-    }
-    ModelTypeFlags.check(r, ModelConfig.read(config));
+    r = CheckpointArgs.complete(a, r);
+    ModelTypeFlags.check(r, config.parse());
     return r;
   }
 }

@@ -7,6 +7,7 @@ import ckptbeam.io.tensor.TensorAssembler;
 import ckptbeam.io.torch.McoreTracker;
 import ckptbeam.transforms.CheckpointCommit;
 import ckptbeam.transforms.LayoutOptions;
+import ckptbeam.transforms.McoreInputConfig;
 import ckptbeam.transforms.OutputRecords;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -58,7 +59,7 @@ final class Verify {
       FileSystems.setDefaultPipelineOptions(options); // the args are read before the job: gs:// must be known
       // a DeepSeek-V4 checkpoint says its layout in its rank files' args, as for mcore2hf
       LayoutOptions layout = CheckpointArgs.fill(a, LayoutFlags.parse(a, "source"), mcore,
-          CheckpointFiles.resolve(hf, "config.json"), "source", "");
+          McoreInputConfig.of(CheckpointFiles.resolve(hf, "config.json"), true, mcore), "source", "");
       return layout(hf, mcore, layout, options, out);
     }
     throw new IllegalArgumentException("verify needs --load-dir OUT, or --hf H --mcore S with the layout flags");

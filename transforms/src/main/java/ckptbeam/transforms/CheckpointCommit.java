@@ -95,7 +95,7 @@ public final class CheckpointCommit implements Serializable {
           + missing.first() + "; no completion marker written");
     }
     for (Map.Entry<String, String> side : sideFiles.entrySet()) {
-      CheckpointFiles.copySmallFile(side.getKey(), CheckpointFiles.resolve(saveDir, side.getValue()), 64L << 20);
+      CheckpointFiles.copyFile(side.getKey(), CheckpointFiles.resolve(saveDir, side.getValue()));
     }
     for (Map.Entry<String, byte[]> g : generated.entrySet()) {
       CheckpointFiles.writeSmallFile(CheckpointFiles.resolve(saveDir, g.getKey()), g.getValue());

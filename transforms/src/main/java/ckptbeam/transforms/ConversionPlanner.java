@@ -3,6 +3,7 @@ package ckptbeam.transforms;
 import ckptbeam.io.safetensors.PythonJson;
 import ckptbeam.io.safetensors.SafetensorsIndex;
 import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.StagedOutput;
 import ckptbeam.io.storage.Sha256;
 import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.transforms.beam.WrittenFile;
@@ -146,6 +147,29 @@ public final class ConversionPlanner {
   }
 
   /**
+   * fp8-to-bf16's side files: every file under the input folder, at any depth (tokenizer, chat template, code such as
+   * {@code inference/*.py}, README, licence), except the weights ({@code *.safetensors}), the index and config.json
+   * (written anew), hidden files and folders ({@code .git}, {@code .cache}), our own records, and the save dir when it
+   * lies inside the input folder. Source path → path relative to the save dir.
+   */
+  static Map<String, String> modelFolderFiles(String dir, String saveDir) throws IOException {
+    String root = ConversionRequest.withoutTrailingSlash(dir) + "/";
+    String save = ConversionRequest.withoutTrailingSlash(saveDir) + "/";
+    String saveInside = save.startsWith(root) ? save.substring(root.length()) : null;
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String name : CheckpointFiles.list(dir)) {
+      boolean skipped = name.endsWith(".safetensors") || name.equals(SafetensorsIndex.FILE_NAME)
+          || name.equals("config.json") || name.equals(CheckpointCommit.MANIFEST)
+          || name.startsWith(".") || name.contains("/.") || name.endsWith(StagedOutput.STAGING_SUFFIX)
+          || saveInside != null && name.startsWith(saveInside);
+      if (!skipped) {
+        out.put(CheckpointFiles.resolve(dir, name), name);
+      }
+    }
+    return out;
+  }
+
+  /**
    * The files an HF output gets from MindSpeed's {@code --hf-cfg-dir}: as its converter, the folder's own files (not
    * its subfolders') named {@code *.json}, {@code *.model}, {@code *.model.X}, {@code *.jinja}, {@code merges.txt},
    * {@code modeling_*.py}, {@code configuration_*.py}, {@code tokenization_*.py} or {@code sample_finetune.py};
@@ -218,8 +242,7 @@ public final class ConversionPlanner {
   }
 
   /** config.json for HF output: the input's, with the layer structure the output actually has. */
-  static byte[] outputConfig(String path, ModelConfig in, ModelConfig out) throws IOException {
-    byte[] original = CheckpointFiles.readSmallFile(path, 16L << 20);
+  static byte[] outputConfig(byte[] original, ModelConfig in, ModelConfig out) throws IOException {
     boolean sameLayers = in.hiddenLayers == out.hiddenLayers && in.firstKDenseReplace == out.firstKDenseReplace
         && in.nextnPredictLayers == out.nextnPredictLayers;
     if (sameLayers && !in.fp8) {

@@ -25,8 +25,8 @@ final class Fp8ToBf16Planner implements KindPlanner {
     String fingerprint = ConversionPlanner.fingerprint(r, identity);
     ObjectNode config = (ObjectNode) new ObjectMapper().readTree(CheckpointFiles.readSmallFile(configPath, 16L << 20));
     config.remove("quantization_config");
-    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), ConversionPlanner.sideFiles(
-        r.loadDir(), "config.json"), Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME,
+    CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), ConversionPlanner.modelFolderFiles(
+        r.loadDir(), r.saveDir()), Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME,
         new ConversionPlanner.IndexMarker(plan), ConversionPlanner.manifestHeader(r, identity, fingerprint));
     return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, new HfShardSources(shards, cfg));
   }

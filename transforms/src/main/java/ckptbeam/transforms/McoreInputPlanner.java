@@ -16,22 +16,14 @@ import java.util.Map;
 final class McoreInputPlanner implements KindPlanner {
   @Override
   public CheckedConversion plan(ConversionRequest r, boolean validate) throws IOException {
-    String configPath = r.modelConfigPath();
-    if (r.hfConfigDir() != null && !CheckpointFiles.isDirectory(r.hfConfigDir())) {
-      throw new IOException("--hf-cfg-dir " + r.hfConfigDir() + ": no such directory");
-    }
     if (r.hfConfigDir() != null && r.hfConfigDir().equals(ConversionRequest.withoutTrailingSlash(r.saveDir()))) {
       // MindSpeed's script writes into the HF folder it read; here the output would copy files onto themselves and
       // leave the folder's own shards beside the new ones
       throw new IllegalArgumentException("--hf-cfg-dir " + r.hfConfigDir() + " is the save dir: write the HF output "
           + "into another folder");
     }
-    if (r.modelConfig() == null && !CheckpointFiles.exists(configPath)) {
-      throw new IOException(r.hfConfigDir() != null ? "--hf-cfg-dir " + r.hfConfigDir() + " has no config.json "
-          + "(or pass --model-config FILE)" : "no --model-config given and " + configPath + " does not exist "
-          + "(hf2mcore copies the HF config.json there; pass --model-config FILE or --hf-cfg-dir DIR)");
-    }
-    ModelConfig in = ModelConfig.read(configPath);
+    McoreInputConfig config = McoreInputConfig.of(r);
+    ModelConfig in = config.parse();
     Hf2McorePlan forward = Mcore2HfPlan.forwardPlan(in, r.layout());
     LoraOptions lora = null;
     if (r.lora() != null) {
@@ -40,7 +32,7 @@ final class McoreInputPlanner implements KindPlanner {
           loraDir == null ? null : McoreTracker.iterationDir(loraDir));
     }
     Map<String, String> identity = ConversionPlanner.identity(r.loadDir(), McoreTracker.FILE_NAME);
-    identity.put("config.json", ConversionPlanner.sha256IfExists(configPath));
+    identity.put("config.json", ckptbeam.io.storage.Sha256.of(config.json));
     if (lora != null && lora.loraDir != null) {
       identity.put("lora/" + McoreTracker.FILE_NAME,
           ConversionPlanner.sha256IfExists(CheckpointFiles.resolve(lora.loraDir, McoreTracker.FILE_NAME)));
@@ -61,7 +53,7 @@ final class McoreInputPlanner implements KindPlanner {
     String iterationDir = McoreTracker.iterationDir(r.loadDir());
     if (r.kind() == ConversionRequest.Kind.LORA_EXPORT) {
       if (in.v4()) {
-        throw new IOException(configPath + ": a DeepSeek-V4 model; exporting its LoRA factors as a PEFT adapter "
+        throw new IOException(config.source + ": a DeepSeek-V4 model; exporting its LoRA factors as a PEFT adapter "
             + "(--save-lora-to-hf) is not supported (MindSpeed's V4 converter has no export either); merge them "
             + "instead (mcore2hf --lora-r --lora-alpha)");
       }
@@ -84,8 +76,9 @@ final class McoreInputPlanner implements KindPlanner {
       }
     }
     InputSources sources = new RankFileSources(plan, r.loadDir(), lora);
-    Map<String, byte[]> generated = Map.of("config.json", ConversionPlanner.outputConfig(configPath, in,
+    Map<String, byte[]> generated = Map.of("config.json", ConversionPlanner.outputConfig(config.json, in,
         forward.config()));
+    List<String> notes = config.note() == null ? List.of() : List.of(config.note());
     Map<String, String> sideFiles = r.hfConfigDir() != null ? ConversionPlanner.hfConfigFiles(r.hfConfigDir())
         : ConversionPlanner.sideFiles(r.loadDir(), "config.json");
     if (to != null) {
@@ -93,11 +86,11 @@ final class McoreInputPlanner implements KindPlanner {
       Mcore2McorePlan both = new Mcore2McorePlan(plan, target);
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles, generated,
           Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);
-      return new CheckedConversion(r, both, commit, fingerprint, List.of(), ConversionPlanner.plannedBytes(target),
+      return new CheckedConversion(r, both, commit, fingerprint, notes, ConversionPlanner.plannedBytes(target),
           sources);
     }
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), sideFiles, generated,
         SafetensorsIndex.FILE_NAME, new ConversionPlanner.IndexMarker(plan), header);
-    return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, sources);
+    return new CheckedConversion(r, plan, commit, fingerprint, notes, -1, sources);
   }
 }

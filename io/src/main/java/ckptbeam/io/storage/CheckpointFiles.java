@@ -205,9 +205,45 @@ public final class CheckpointFiles {
     });
   }
 
-  /** Copies a small file (config, tokenizer) from one checkpoint folder to another. */
-  public static void copySmallFile(String from, String to, long maxBytes) throws IOException {
-    writeSmallFile(to, readSmallFile(from, maxBytes));
+  /**
+   * Copies a file of any size from one checkpoint folder to another (config, tokenizer, code, a README), streamed in
+   * 8 MiB pieces. A local destination is written beside itself and renamed into place; a remote copy is retried
+   * whole.
+   */
+  public static void copyFile(String from, String to) throws IOException {
+    if (isLocal(to)) {
+      Path p = localPath(to);
+      if (p.getParent() != null) {
+        Files.createDirectories(p.getParent());
+      }
+      Path tmp = p.resolveSibling(p.getFileName() + StagedOutput.STAGING_SUFFIX);
+      try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING)) {
+        stream(from, out);
+      }
+      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      return;
+    }
+    StoreRetry.run(to + ": writing a copy of " + from, () -> {
+      try (WritableByteChannel out = FileSystems.create(FileSystems.matchNewResource(to, false), MimeTypes.BINARY)) {
+        stream(from, out);
+      }
+    });
+  }
+
+  private static void stream(String from, WritableByteChannel out) throws IOException {
+    try (RangeReader in = open(from)) {
+      long size = in.size();
+      ByteBuffer buf = ByteBuffer.allocate((int) Math.min(size, 8 << 20));
+      for (long done = 0; done < size; ) {
+        buf.clear().limit((int) Math.min(buf.capacity(), size - done));
+        in.readFully(done, buf);
+        buf.flip();
+        while (buf.hasRemaining()) {
+          done += out.write(buf);
+        }
+      }
+    }
   }
 
   /** Deletes the given files if they exist. */
