@@ -483,6 +483,35 @@ class ModelFamilyTest {
     assertTrue(report.startsWith("OK "), report);
   }
 
+  /**
+   * An MXFP4 expert scale holding e8m0's NaN code (255) is refused by name while the shards are located, before
+   * anything is written (V4 spec §7.2), by both commands that read the release.
+   */
+  @ParameterizedTest
+  @CsvSource({"hf2mcore", "fp8-to-bf16"})
+  void v4ReleaseWithANaNExpertScaleIsRefusedBeforeAnythingIsWritten(String command) throws Exception {
+    Path release = Checkpoints.tinyModel(work.resolve("v4-nan-" + command), "--v4", "--fp8");
+    String scale = "layers.1.ffn.experts.2.w2.scale";
+    ckptbeam.io.tensor.TensorLocation loc = null;
+    for (Path shard : Files.list(release).filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+      for (ckptbeam.io.tensor.TensorLocation t : ckptbeam.io.safetensors.SafetensorsHeader.read(shard.toString())
+          .tensors()) {
+        loc = t.name().equals(scale) ? t : loc;
+      }
+    }
+    long row = loc.shape().dim(0) - 1; // the last row's first scale
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(Path.of(loc.file()),
+        java.nio.file.StandardOpenOption.WRITE)) {
+      ch.write(java.nio.ByteBuffer.wrap(new byte[] {(byte) 0xFF}), loc.offset() + row * loc.shape().dim(1));
+    }
+    Path out = work.resolve("never-" + command);
+    Checkpoints.Run r = Checkpoints.cli(command, "--load-dir", release.toString(), "--save-dir", out.toString(),
+        "--quiet");
+    assertEquals(1, r.exit, r.toString());
+    assertTrue(r.err.contains("scale \"" + scale + "\" holds NaN at block [" + row + ", 0]"), r.err);
+    assertFalse(Files.exists(out), "nothing written: " + r);
+  }
+
   @Test
   void v4ReleaseWithAMissingOrV3NamedScaleIsRefusedByName() throws Exception {
     Path release = Checkpoints.tinyModel(work.resolve("v4-bad"), "--v4", "--fp8");

@@ -1,6 +1,7 @@
 package ckptbeam.transforms;
 
 import ckptbeam.io.CheckpointFormatException;
+import ckptbeam.io.compute.Fp8Dequant;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.tensor.DType;
@@ -38,7 +39,14 @@ final class HfShardSources implements InputSources {
 
   @Override
   public LocatedFile locate(SourceFile shard) throws IOException {
-    return SourceLocator.hfShard(shard);
+    LocatedFile located = SourceLocator.hfShard(shard);
+    if (config.fp8 && config.v4()) {
+      // every e8m0 scale of the shard, MXFP4's too (1/16 of the expert bytes), is read here, shard by shard on the
+      // workers, before anything is written: a NaN code (255) is refused by name (V4 spec §7.2)
+      Fp8Dequant.checkScalesOfFile(located.path(), located.tensors().values().stream()
+          .filter(t -> t.dtype() == DType.F8_E8M0).toList());
+    }
+    return located;
   }
 
   @Override

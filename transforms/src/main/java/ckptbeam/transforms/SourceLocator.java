@@ -128,6 +128,12 @@ public final class SourceLocator {
           throw new CheckpointFormatException(t.file(), "Quantised", "tensor \"" + name + "\" is " + t.dtype()
               + " with a scale \"" + scale.name() + "\": neither FP8 (F8_E4M3) nor MXFP4 (I8)");
         }
+        if (t.dtype() == DType.F8_E5M2 || cfg.v4() && t.dtype().size() == 1) {
+          // DeepSeek's reference would decode any other 1-byte tensor as FP8 and fail, or keep its raw bytes
+          throw new CheckpointFormatException(t.file(), "Quantised", "tensor \"" + name + "\" is " + t.dtype()
+              + ": DeepSeek's quantised weights are F8_E4M3" + (cfg.v4() ? " or MXFP4 (I8)" : "") + " with block "
+              + "scales, and other weights are not 1-byte");
+        }
         out.put(name, t);
         continue;
       }
@@ -141,7 +147,7 @@ public final class SourceLocator {
         out.put(name, new Mxfp4Dequant(t, scale).asBf16());
         continue;
       }
-      Fp8Dequant dequant = new Fp8Dequant(t, scale, cfg.fp8BlockRows, cfg.fp8BlockCols);
+      Fp8Dequant dequant = new Fp8Dequant(t, scale, cfg.fp8BlockRows, cfg.fp8BlockCols, cfg.v4());
       out.put(name, dequant.asBf16());
       dequants.add(dequant);
     }

@@ -11,6 +11,7 @@ import ckptbeam.io.tensor.Band;
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.Shape;
 import ckptbeam.io.tensor.SourceSlice;
+import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -90,6 +91,20 @@ class DeepSeekV4MappingTest {
     IOException q = assertThrows(IOException.class,
         () -> parse(ok.replace("{", "{\"quantization_config\":{\"quant_method\":\"awq\"},")));
     assertTrue(q.getMessage().contains("only DeepSeek's \"fp8\""), q.getMessage());
+  }
+
+  /** A 1-byte tensor of the release without a scale is refused by name, not passed through as raw bytes (§8 #31). */
+  @Test
+  void aOneByteTensorWithoutAScaleIsRefusedByName() throws IOException {
+    ModelConfig release = parse(flash(4, 8).replace("{", "{\"quantization_config\":{\"quant_method\":\"fp8\","
+        + "\"fmt\":\"e4m3\",\"scale_fmt\":\"ue8m0\",\"weight_block_size\":[128,128]},"));
+    for (DType dtype : List.of(DType.U8, DType.F8_E5M2)) {
+      Map<String, TensorLocation> located = Map.of("layers.0.attn.wq_a.weight", new TensorLocation(
+          "layers.0.attn.wq_a.weight", "model-1.safetensors", dtype, Shape.of(16, 16), 0));
+      IOException e = assertThrows(IOException.class, () -> SourceLocator.dequantizeFp8(located, release));
+      assertTrue(e.getMessage().contains("\"layers.0.attn.wq_a.weight\" is " + dtype + ": DeepSeek's quantised "
+          + "weights are F8_E4M3 or MXFP4 (I8)"), e.getMessage());
+    }
   }
 
   private static ModelConfig parse(String json) throws IOException {

@@ -23,7 +23,7 @@ final class DequantRangeReader implements RangeReader {
   private final int scaleCols;
   private long scaleRow = -1;
   private float[] rowScales;
-  /** V4's e8m0 scales: a non-finite result is refused (V3's float32 path keeps the reference's arithmetic). */
+  /** e8m0 scales: products are looked up in {@link E8m0Tables} (and a non-finite one is refused). */
   private final boolean strict;
   /** With e8m0 scales, the codes of {@link #rowScales}. */
   private final int[] rowScaleCodes;
@@ -73,10 +73,7 @@ final class DequantRangeReader implements RangeReader {
           for (; c < end; c++, k++, pos += 2) {
             short v = E8m0Tables.FP8[table + (codes[k] & 0xFF)];
             if ((v & 0x7F80) == 0x7F80) {
-              float y = Float8E4M3.toFloat(codes[k]) * rowScales[block];
-              throw new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row
-                  + ", " + (col + c) + "] (code " + (codes[k] & 0xFF) + ") dequantises to " + y + "; a weight must "
-                  + "be finite");
+              throw nonFinite(row, col + c, codes[k], Float8E4M3.toFloat(codes[k]) * rowScales[block]);
             }
             out.putShort(pos, v);
           }
@@ -84,11 +81,20 @@ final class DequantRangeReader implements RangeReader {
         continue;
       }
       for (int c = 0; c < run; c++, k++, pos += 2) {
-        float s = rowScales[(col + c) / d.blockCols];
-        out.putShort(pos, BFloat16.fromFloat(Float8E4M3.toFloat(codes[k]) * s));
+        float y = Float8E4M3.toFloat(codes[k]) * rowScales[(col + c) / d.blockCols];
+        short v = BFloat16.fromFloat(y);
+        if (d.finiteOnly && (v & 0x7F80) == 0x7F80) {
+          throw nonFinite(row, col + c, codes[k], y);
+        }
+        out.putShort(pos, v);
       }
     }
     dst.position(dst.limit());
+  }
+
+  private CheckpointFormatException nonFinite(long row, long col, byte code, float y) {
+    return new CheckpointFormatException(d.weight.file(), "Fp8", "FP8 " + d.weight.name() + " [" + row + ", " + col
+        + "] (code " + (code & 0xFF) + ") dequantises to " + y + "; a weight must be finite");
   }
 
   private void loadScales(long blockRow) throws IOException {

@@ -33,12 +33,23 @@ public final class Fp8Dequant implements ComputedSource {
   public final TensorLocation scale;
   public final int blockRows;
   public final int blockCols;
+  /**
+   * Whether a non-finite result (a NaN code, an overflowing product) is refused rather than written as DeepSeek's
+   * kernel would: always with e8m0 scales, and for DeepSeek-V4 with float32 scales too (V4 spec §6.7 item 5).
+   */
+  public final boolean finiteOnly;
 
+  /** V3's FP8: non-finite results refused with e8m0 scales only (float32 scales keep the reference's arithmetic). */
   public Fp8Dequant(TensorLocation weight, TensorLocation scale, int blockRows, int blockCols) {
+    this(weight, scale, blockRows, blockCols, scale.dtype() == DType.F8_E8M0);
+  }
+
+  public Fp8Dequant(TensorLocation weight, TensorLocation scale, int blockRows, int blockCols, boolean finiteOnly) {
     this.weight = Objects.requireNonNull(weight);
     this.scale = Objects.requireNonNull(scale);
     this.blockRows = blockRows;
     this.blockCols = blockCols;
+    this.finiteOnly = finiteOnly || scale.dtype() == DType.F8_E8M0;
   }
 
   /** The bf16 tensor this reads as; its offset is 0 (a virtual buffer). */
@@ -108,7 +119,11 @@ public final class Fp8Dequant implements ComputedSource {
     }
   }
 
-  private static void checkScalesOfFile(String file, List<TensorLocation> scales) throws IOException {
+  /**
+   * Reads every scale of {@code scales} (float32 or e8m0 tensors of {@code file}) and refuses a non-finite one, naming
+   * the tensor and the block.
+   */
+  public static void checkScalesOfFile(String file, List<TensorLocation> scales) throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
     try (RangeReader r = CheckpointFiles.open(file)) {
       for (TensorLocation s : scales) {
@@ -152,11 +167,12 @@ public final class Fp8Dequant implements ComputedSource {
       return false;
     }
     Fp8Dequant d = (Fp8Dequant) o;
-    return weight.equals(d.weight) && scale.equals(d.scale) && blockRows == d.blockRows && blockCols == d.blockCols;
+    return weight.equals(d.weight) && scale.equals(d.scale) && blockRows == d.blockRows && blockCols == d.blockCols
+        && finiteOnly == d.finiteOnly;
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(weight, scale, blockRows, blockCols);
+    return Objects.hash(weight, scale, blockRows, blockCols, finiteOnly);
   }
 }

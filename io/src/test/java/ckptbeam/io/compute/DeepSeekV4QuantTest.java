@@ -65,6 +65,31 @@ class DeepSeekV4QuantTest {
     assertTrue(inf.getMessage().contains("Infinity"), inf.getMessage());
   }
 
+  /**
+   * The reference tolerates float32 scales in a V4 release (two roundings, as V3); V4's refusal of non-finite results
+   * holds there too, while V3's float32 path keeps DeepSeek's arithmetic (a NaN code reads as bf16 NaN).
+   */
+  @Test
+  void fp8WithFloat32ScalesRefusesNonFiniteResultsForV4Only() throws IOException {
+    Path f = dir.resolve("f32-scales");
+    ByteBuffer scale = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, 1e38f);
+    Files.write(f, Bytes.concat(new byte[] {0x7F, 0x38, 0x7E}, scale.array()));
+    TensorLocation w = new TensorLocation("w.weight", f.toString(), DType.F8_E4M3, Shape.of(1, 3), 0);
+    TensorLocation s = new TensorLocation("w.scale", f.toString(), DType.F32, Shape.of(1, 1), 3);
+    short[] v3 = Bf16Reads.read(new Fp8Dequant(w, s, 128, 128).asBf16(), 1, 3);
+    assertEquals(0x7FC0, v3[0] & 0xFFFF, "V3: NaN code read as NaN");
+    assertEquals(0x7F80, v3[2] & 0x7FFF, "V3: 448 * 1e38 overflows to infinity");
+    IOException nan = assertThrows(IOException.class,
+        () -> Bf16Reads.read(new Fp8Dequant(w, s, 128, 128, true).asBf16(), 1, 3));
+    assertTrue(nan.getMessage().contains("w.weight [0, 0] (code 127)") && nan.getMessage().contains("finite"),
+        nan.getMessage());
+    Files.write(f, Bytes.concat(new byte[] {0x38, 0x38, 0x7E}, scale.array()));
+    IOException inf = assertThrows(IOException.class,
+        () -> Bf16Reads.read(new Fp8Dequant(w, s, 128, 128, true).asBf16(), 1, 3));
+    assertTrue(inf.getMessage().contains("w.weight [0, 2]") && inf.getMessage().contains("Infinity"),
+        inf.getMessage());
+  }
+
   /** Every finite (code, e8m0 scale) pair through the reader equals the formula, bf16(f32(code) · 2^(s−127)). */
   @Test
   void fp8AndMxfp4ReadersMatchTheFormulaForEveryPair() throws IOException {

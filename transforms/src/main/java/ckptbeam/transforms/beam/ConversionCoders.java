@@ -42,7 +42,7 @@ import org.apache.beam.sdk.values.TypeDescriptor;
  */
 public final class ConversionCoders {
   /** The encoding's version, written before every value. */
-  static final int FORMAT = 4;
+  static final int FORMAT = 5;
 
   private ConversionCoders() {}
 
@@ -293,6 +293,7 @@ public final class ConversionCoders {
       writeLocation(f.scale, out);
       out.writeInt(f.blockRows);
       out.writeInt(f.blockCols);
+      out.writeBoolean(f.finiteOnly);
     } else if (c instanceof Nf4Dequant n) {
       out.writeByte(2);
       writeString(n.format.name(), out);
@@ -352,7 +353,8 @@ public final class ConversionCoders {
       case 0:
         return stored;
       case 1:
-        return stored.computedBy(new Fp8Dequant(readLocation(in), readLocation(in), in.readInt(), in.readInt()));
+        return stored.computedBy(new Fp8Dequant(readLocation(in), readLocation(in), in.readInt(), in.readInt(),
+            in.readBoolean()));
       case 2: {
         Nf4.Format format = Nf4.Format.valueOf(readString(in));
         TensorLocation packed = readLocation(in);
