@@ -275,8 +275,9 @@ def expected_files_v4(cfg, a, hf):
                 sd[mp + "hnorm.weight"] = hf[P + "hnorm.weight"]
                 sd[mp + "eh_proj.weight"] = rows(torch.cat([hf[P + "e_proj.weight"],
                                                             hf[P + "h_proj.weight"]], 1), t)
-                if pp > 1:  # a Base checkpoint's own MTP embedding (deepseek4_base), else the model's
-                    src = P + "emb.tok_emb.weight" if a.v4_base else "embed.weight"
+                if pp > 1:  # the MTP layer's own embedding where the checkpoint has one (Base), else the model's
+                    own = "mtp.%d.emb.tok_emb.weight" % (M - 1)  # each MTP layer writes the key: the last one's wins
+                    src = own if own in hf else "embed.weight"
                     sd["embedding.word_embeddings.weight"] = rows(hf[src], t)
                 layer(sd, mp + "transformer_layer.", P, R + m, t, r, True)
                 sd["mtp.final_layernorms.%d.weight" % m] = hf[P + "norm.weight"]

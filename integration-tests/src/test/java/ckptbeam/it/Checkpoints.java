@@ -3,6 +3,8 @@ package ckptbeam.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ckptbeam.io.safetensors.SafetensorsHeader;
+import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.PickleAudit;
 import ckptbeam.pipelines.Main;
 import java.io.ByteArrayOutputStream;
@@ -97,6 +99,21 @@ final class Checkpoints {
     try (Stream<Path> s = Files.walk(dir)) {
       for (Path p : s.filter(Files::isRegularFile).collect(Collectors.toList())) {
         out.put(dir.relativize(p).toString(), Files.readAllBytes(p));
+      }
+    }
+    return out;
+  }
+
+  /** Every tensor of an HF checkpoint folder (its shards), name → its bytes. */
+  static TreeMap<String, byte[]> hfTensors(Path dir) throws IOException {
+    TreeMap<String, byte[]> out = new TreeMap<>();
+    try (Stream<Path> s = Files.list(dir)) {
+      for (Path shard : s.filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+        byte[] file = Files.readAllBytes(shard);
+        for (TensorLocation t : SafetensorsHeader.read(shard.toString()).tensors()) {
+          long bytes = t.shape().numel() * t.dtype().size();
+          out.put(t.name(), java.util.Arrays.copyOfRange(file, (int) t.offset(), (int) (t.offset() + bytes)));
+        }
       }
     }
     return out;

@@ -51,9 +51,8 @@ final class ModelTypeFlags {
             : "V3-family (model_type other than deepseek_v4)"));
       }
       if (type.equals("deepseek4_base")) {
-        notes.add("--model-type-hf deepseek4_base: the MTP stage's embedding copy is the checkpoint's own MTP "
-            + "embedding, and the rank files' args lack tie_mtp_embeddings_and_lmhead, so mcore2hf writes the Base MTP "
-            + "embedding and head back");
+        notes.add("--model-type-hf deepseek4_base: the rank files' args lack tie_mtp_embeddings_and_lmhead, so "
+            + "mcore2hf writes each MTP layer's own embedding and head back, as copies of the main ones (as MindSpeed)");
       }
     }
     String etp = flags.get(EXPERT_TP);

@@ -18,8 +18,13 @@ import java.util.regex.Pattern;
 final class Hf2McorePlanner implements KindPlanner {
   @Override
   public CheckedConversion plan(ConversionRequest r, boolean validate) throws IOException {
-    ModelConfig cfg = ModelConfig.read(CheckpointFiles.resolve(r.loadDir(), "config.json"));
-    LayoutOptions layout = ConversionPlanner.targetLayout(r.layout(), cfg);
+    ModelConfig config = ModelConfig.read(CheckpointFiles.resolve(r.loadDir(), "config.json"));
+    LayoutOptions layout = ConversionPlanner.targetLayout(r.layout(), config);
+    boolean mtpCopy = config.v4() && layout.mtpLayers() > 0;
+    SafetensorsIndex index = validate || mtpCopy ? SafetensorsIndex.read(r.loadDir()) : null;
+    // the MTP stage's embedding copy is the (last) MTP layer's own embedding where the checkpoint has one
+    ModelConfig cfg = mtpCopy ? config.withOwnMtpEmbedding(index.weightMap().containsKey(
+        ownMtpEmbedding(config, layout))) : config;
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
     Map<String, String> identity = ConversionPlanner.identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
     String fingerprint = ConversionPlanner.fingerprint(r, identity, layout);
@@ -29,7 +34,6 @@ final class Hf2McorePlanner implements KindPlanner {
     if (!validate) {
       return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, new HfShardSources(null, cfg));
     }
-    SafetensorsIndex index = SafetensorsIndex.read(r.loadDir());
     // one pass over the plan: the HF tensors it reads, and the bytes it will write (bf16, as nearly every tensor is)
     Map<String, Shape> needed = new LinkedHashMap<>();
     long planned = 0;
@@ -76,6 +80,11 @@ final class Hf2McorePlanner implements KindPlanner {
     return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, new HfShardSources(shards, cfg));
   }
 
+  /** The HF name of the embedding the MTP stage's copy would be read from in a Base checkpoint: the last MTP layer's. */
+  private static String ownMtpEmbedding(ModelConfig cfg, LayoutOptions layout) {
+    return HfNames.layer(cfg, cfg.hiddenLayers + layout.mtpLayers() - 1, TensorMapping.V4_BASE_MTP_EMBED);
+  }
+
   /** An MTP layer's compressor or indexer: another V4 generation's (V4 spec §1.3), checked against every name. */
   private static final Pattern MTP_ATTENTION_EXTRAS = Pattern.compile("mtp\\.\\d+\\.attn\\.(compressor|indexer)\\..*");
 
@@ -87,15 +96,16 @@ final class Hf2McorePlanner implements KindPlanner {
       List<String> notes) throws IOException {
     String baseKey = HfNames.layer(cfg, cfg.hiddenLayers, TensorMapping.V4_BASE_MTP_EMBED);
     boolean base = index.weightMap().containsKey(baseKey);
-    if (layout.v4Base() && layout.mtpLayers() > 0 && layout.pp() > 1 && !base) {
-      // the MTP stage's embedding copy would be read from it; at pp 1 nothing Base-specific is read
-      throw new IOException(indexPath + ": --model-type-hf deepseek4_base, but the checkpoint has no Base MTP "
-          + "tensors (no \"" + baseKey + "\") for the MTP stage's embedding copy; convert it as deepseek4");
+    if (layout.v4Base() && layout.mtpLayers() > 0 && !base) {
+      notes.add("--model-type-hf deepseek4_base, but the checkpoint has no Base MTP tensors (no \"" + baseKey
+          + "\"): the MTP stage's embedding copy is the model's embedding, and mcore2hf will write copies of the main "
+          + "embedding and head as the MTP layers' own");
     }
     if (!layout.v4Base() && base) {
-      notes.add("the checkpoint has a Base model's MTP embedding and head (\"" + baseKey + "\"): converted as "
-          + "deepseek4, they are not read (the trainer ties them to the main ones); --model-type-hf deepseek4_base "
-          + "keeps the Base type in the rank files' args");
+      notes.add("the checkpoint has a Base model's MTP embedding and head (\"" + baseKey + "\"): as MindSpeed, the "
+          + "MTP stage's embedding copy (pp > 1) is that embedding and the MTP head is not converted (the trainer "
+          + "ties it to the main one); converted as deepseek4, mcore2hf will not write them back: "
+          + "--model-type-hf deepseek4_base keeps the Base type in the rank files' args");
     }
     for (String n : index.weightMap().keySet()) {
       if (n.contains(".indexer.wk.") || n.contains("engram.")

@@ -36,6 +36,7 @@ public final class HfInventory {
   /** As {@link #of(ModelConfig)}; {@code v4Base}: a DeepSeek-V4 Base checkpoint, whose MTP layers have their own
    * embedding and head. */
   public static List<Entry> of(ModelConfig c, boolean v4Base) {
+    c = c.withOwnMtpEmbedding(v4Base);
     List<Entry> plain = plain(c, v4Base);
     if (!c.fp8) {
       return plain;
@@ -116,8 +117,7 @@ public final class HfInventory {
     for (Part part : parts) {
       for (Row row : TensorMapping.ROWS) {
         if (row.part() != part || row.family() != c.family || !row.when().holdsForConfig(c)
-            || !row.when().holdsForLayer(c, l) || row.when() == TensorMapping.When.V4_BASE && !v4Base
-            || row.when() == TensorMapping.When.V4_NOT_BASE && v4Base) {
+            || !row.when().holdsForLayer(c, l)) {
           continue;
         }
         for (Source s : row.sources()) {

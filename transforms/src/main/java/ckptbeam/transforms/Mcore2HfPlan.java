@@ -51,7 +51,9 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       }
       layout.checkMtpFits(cfg);
       int k = Math.min(layout.firstKDense() >= 0 ? layout.firstKDense() : cfg.firstKDenseReplace, Math.max(real, 0));
-      ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers());
+      // a Base checkpoint's MTP stage copy is (was written from) the MTP layer's own embedding
+      ModelConfig out = cfg.withLayers(Math.max(real, 1), k, layout.mtpLayers()).withOwnMtpEmbedding(
+          cfg.v4() && layout.v4Base());
       return new Hf2McorePlan(out, layout.toBuilder().numLayers(numLayers).firstKDense(k).build().resolve(out));
     } catch (LayoutException e) {
       throw e.on(LayoutException.Side.SOURCE);
@@ -118,14 +120,12 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       }
     }
     if (cfg.v4() && o.v4Base()) {
-      // MindSpeed writes a deepseek4_base checkpoint's MTP embedding and head back as copies of the main ones
-      // (§11.8); where the MTP stage kept the checkpoint's own embedding (pp > 1), that is what comes back
+      // MindSpeed writes a deepseek4_base checkpoint's MTP embedding and head back as copies of the main ones, and
+      // never reads the MTP stage's embedding copy (V4 spec §5.4, §8 #11: copied; §11.8)
       for (int m = 0; m < o.mtpLayers(); m++) {
         String embed = HfNames.layer(cfg, real + m, TensorMapping.V4_BASE_MTP_EMBED);
-        if (!regions.containsKey(embed)) {
-          regions.put(embed, regions.get(HfNames.V4_EMBED));
-          hfShapes.put(embed, hfShapes.get(HfNames.V4_EMBED));
-        }
+        regions.put(embed, regions.get(HfNames.V4_EMBED));
+        hfShapes.put(embed, hfShapes.get(HfNames.V4_EMBED));
         String head = HfNames.layer(cfg, real + m, TensorMapping.V4_BASE_MTP_HEAD);
         regions.put(head, regions.get("head.weight"));
         hfShapes.put(head, hfShapes.get("head.weight"));

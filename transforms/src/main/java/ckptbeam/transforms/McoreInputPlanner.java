@@ -82,7 +82,8 @@ final class McoreInputPlanner implements KindPlanner {
     Map<String, String> sideFiles = r.hfConfigDir() != null ? ConversionPlanner.hfConfigFiles(r.hfConfigDir())
         : ConversionPlanner.sideFiles(r.loadDir(), "config.json");
     if (to != null) {
-      Hf2McorePlan target = new Hf2McorePlan(forward.config(), to);
+      // as hf2mcore of what mcore2hf writes: a Base type's output has the MTP layers' own embedding
+      Hf2McorePlan target = new Hf2McorePlan(forward.config().withOwnMtpEmbedding(to.v4Base()), to);
       Mcore2McorePlan both = new Mcore2McorePlan(plan, target);
       CheckpointCommit commit = new CheckpointCommit(r.saveDir(), both.targets(), sideFiles, generated,
           Hf2McorePlan.TRACKER, CheckpointCommit.tracker(Hf2McorePlan.ITERATION), header);

@@ -71,6 +71,12 @@ public final class ModelConfig implements Serializable {
   private final int[] compressRatios;
   /** V4: config.json's int, float, string, bool and list fields in file order (the rank files' args copy them). */
   private final LinkedHashMap<String, Object> scalarFields;
+  /**
+   * V4: whether the checkpoint's MTP layers have their own embedding ({@code mtp.{m}.emb.tok_emb.weight}, a Base
+   * checkpoint): the MTP stage's embedding copy is then read from it, whatever the model type (V4 spec §3.9). Not in
+   * config.json: the planner sets it from the HF index, or from the model type of an mcore checkpoint's args.
+   */
+  public final boolean ownMtpEmbedding;
 
   /** Reads the model dimensions from an HF {@code config.json}. */
   public static ModelConfig read(String path) throws IOException {
@@ -81,6 +87,7 @@ public final class ModelConfig implements Serializable {
   }
 
   private ModelConfig(Reader r) throws IOException {
+    ownMtpEmbedding = false;
     JsonNode type = r.root.get("model_type");
     family = type != null && "deepseek_v4".equals(type.asText()) ? Family.V4 : Family.V3;
     if (family == Family.V4) {
@@ -173,7 +180,9 @@ public final class ModelConfig implements Serializable {
     }
   }
 
-  private ModelConfig(ModelConfig c, int hiddenLayers, int firstKDenseReplace, int nextnPredictLayers) {
+  private ModelConfig(ModelConfig c, int hiddenLayers, int firstKDenseReplace, int nextnPredictLayers,
+      boolean ownMtpEmbedding) {
+    this.ownMtpEmbedding = ownMtpEmbedding;
     family = c.family;
     headDim = c.headDim;
     oLoraRank = c.oLoraRank;
@@ -207,7 +216,12 @@ public final class ModelConfig implements Serializable {
 
   /** The same dimensions with another layer structure (mcore → HF renumbers layers 0 … R-1, §4.1). */
   public ModelConfig withLayers(int hiddenLayers, int firstKDenseReplace, int nextnPredictLayers) {
-    return new ModelConfig(this, hiddenLayers, firstKDenseReplace, nextnPredictLayers);
+    return new ModelConfig(this, hiddenLayers, firstKDenseReplace, nextnPredictLayers, ownMtpEmbedding);
+  }
+
+  /** The same model, whose MTP layers have ({@code own}) or lack their own embedding ({@link #ownMtpEmbedding}). */
+  public ModelConfig withOwnMtpEmbedding(boolean own) {
+    return new ModelConfig(this, hiddenLayers, firstKDenseReplace, nextnPredictLayers, own);
   }
 
   /** Parses {@code config.json} bytes; {@code source} names the file in error messages. */

@@ -74,9 +74,9 @@ public final class TensorMapping {
     HASH,
     /** V4: every other layer, MTP layers included (routes with a bias). */
     NOT_HASH,
-    /** V4 as MindSpeed's {@code deepseek4_base}: the MTP layers' own embedding copy is read. */
+    /** V4, a checkpoint whose MTP layers have their own embedding (Base): it is the MTP stage's copy. */
     V4_BASE,
-    /** V4 as {@code deepseek4}: the model's embedding is the MTP stage's copy. */
+    /** V4, a checkpoint whose MTP layers have none: the model's embedding is the MTP stage's copy. */
     V4_NOT_BASE,
     /** V4 per-expert weights at expert-TP 1: whole on every tp rank. */
     V4_EXPERT_TP_1,
@@ -98,6 +98,8 @@ public final class TensorMapping {
     boolean holdsForConfig(ModelConfig c) {
       switch (this) {
         case DSA_INDEXER: return c.dsaIndexer();
+        case V4_BASE: return c.ownMtpEmbedding;
+        case V4_NOT_BASE: return !c.ownMtpEmbedding;
         case SHARED_EXPERTS: return c.sharedExperts > 0;
         default: return true;
       }
@@ -107,8 +109,6 @@ public final class TensorMapping {
       switch (this) {
         case WITHOUT_MTP: return o.mtpLayers() == 0;
         case WITH_MTP: return o.mtpLayers() > 0;
-        case V4_BASE: return o.v4Base();
-        case V4_NOT_BASE: return !o.v4Base();
         case V4_EXPERT_TP_1: return o.expertTensorParallel() <= 1;
         case V4_EXPERT_TP_TP: return o.expertTensorParallel() > 1;
         case FUSED_MLA: return !o.mlaMmSplit();
@@ -356,7 +356,8 @@ public final class TensorMapping {
     row(u, "v4_mtp_hnorm", "mtp.layers.{m}.hnorm.weight", p, Split.REPLICATED, vector("hnorm.weight", H));
     row(u, "v4_mtp_eh_proj", "mtp.layers.{m}.eh_proj.weight", p, Split.SIDE_BY_SIDE, matrix("e_proj.weight", H, H),
         matrix("h_proj.weight", H, H));
-    // The MTP stage's embedding copy (pp > 1): a Base checkpoint's own MTP embedding, else the model's (§11.8)
+    // The MTP stage's embedding copy (pp > 1): the MTP layer's own embedding where the checkpoint has one (Base),
+    // else the model's, whatever the model type (as MindSpeed; §11.8)
     row(u, "v4_mtp_embedding", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, When.V4_NOT_BASE, Split.ROWS,
         new Source(HfNames.V4_EMBED, VOCAB, H, DType.BF16, true));
     row(u, "v4_mtp_embedding_base", "embedding.word_embeddings.weight", Part.MTP_EMBEDDING, When.V4_BASE,
