@@ -17,6 +17,8 @@ final class ModelTypeFlags {
   static final String EXPERT_TP = "expert-tensor-parallel-size";
   static final String LOAD_TYPE = "load-model-type";
   static final String SAVE_TYPE = "save-model-type";
+  static final String TRANSFORMER_IMPL = "transformer-impl";
+  static final String SAVE_LAYER_BY_LAYER = "save-layer-by-layer";
 
   private ModelTypeFlags() {}
 
@@ -27,7 +29,11 @@ final class ModelTypeFlags {
             + "rank) or the tp size (per-expert weights split like V3's); V3: checked against the layout.")
         .defaultValue("V4: 1; V3: from the layout")
         .value(LOAD_TYPE).help("hf|mg", "MindSpeed's convert_ckpt_v2.py direction flags; checked against the command.")
-        .value(SAVE_TYPE).help("hf|mg", "As --load-model-type, for the output.");
+        .value(SAVE_TYPE).help("hf|mg", "As --load-model-type, for the output.")
+        .value(TRANSFORMER_IMPL).help("local|transformer_engine", "MindSpeed's flag: accepted and ignored (no tensor "
+            + "depends on it), with a note.")
+        .flag(SAVE_LAYER_BY_LAYER).help("MindSpeed's flag: accepted and ignored (rank files are streamed anyway), with "
+            + "a note.");
   }
 
   /** Refuses flags that disagree with the checkpoint or the layout; returns notes for the user. */
@@ -35,6 +41,11 @@ final class ModelTypeFlags {
     List<String> notes = new ArrayList<>();
     Map<String, String> flags = r.options();
     checkDirection(r);
+    for (String ignored : List.of(TRANSFORMER_IMPL, SAVE_LAYER_BY_LAYER)) {
+      if (flags.containsKey(ignored)) {
+        notes.add("--" + ignored + " is accepted for MindSpeed's scripts and ignored: the output does not depend on it");
+      }
+    }
     if (cfg == null) {
       return notes;
     }

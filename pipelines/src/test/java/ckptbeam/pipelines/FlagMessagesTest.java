@@ -55,4 +55,21 @@ class FlagMessagesTest {
     assertEquals(want, error("watch", "--direction", "hf2mcore", "--input-pattern", work.resolve("in/*").toString(),
         "--save-root", work.resolve("out").toString(), "--load-model-type", "mg"));
   }
+
+  /** MindSpeed's --transformer-impl and --save-layer-by-layer run unchanged: accepted, ignored, and said so. */
+  @Test
+  void mindSpeedsIgnoredFlagsAreAcceptedWithANote() throws Exception {
+    Path hf = work.resolve("hf-ignored");
+    TinyModel.write(hf, TinyModel.DEFAULTS);
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    PrintStream out = new PrintStream(log, true, StandardCharsets.UTF_8);
+    assertEquals(0, Main.run(new String[] {"hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        work.resolve("m-ignored").toString(), "--transformer-impl", "local", "--save-layer-by-layer", "--quiet"}, out,
+        out));
+    String said = log.toString(StandardCharsets.UTF_8);
+    for (String flag : new String[] {"--transformer-impl", "--save-layer-by-layer"}) {
+      org.junit.jupiter.api.Assertions.assertTrue(said.contains(flag + " is accepted for MindSpeed's scripts and "
+          + "ignored"), said);
+    }
+  }
 }

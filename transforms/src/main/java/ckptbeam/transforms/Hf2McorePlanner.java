@@ -101,6 +101,10 @@ final class Hf2McorePlanner implements KindPlanner {
           + "\"): the MTP stage's embedding copy is the model's embedding, and mcore2hf will write copies of the main "
           + "embedding and head as the MTP layers' own");
     }
+    if (layout.mlaMmSplit()) {
+      notes.add("--mla-mm-split has no effect on DeepSeek-V4 (its attention has no q/kv up-projections to split); "
+          + "accepted as MindSpeed does, and recorded in the rank files' args");
+    }
     if (!layout.v4Base() && base) {
       notes.add("the checkpoint has a Base model's MTP embedding and head (\"" + baseKey + "\"): as MindSpeed, the "
           + "MTP stage's embedding copy (pp > 1) is that embedding and the MTP head is not converted (the trainer "

@@ -304,9 +304,6 @@ public final class LayoutOptions implements java.io.Serializable {
     if (tpExtendEp) {
       fail(Setting.TP_EXTEND_EP, why + ": the reference mixes gate and up rows inside each expert (§11.5)");
     }
-    if (mlaMmSplit) {
-      fail(Setting.MLA_MM_SPLIT, why + ": V4's attention has no q/kv up-projections to split");
-    }
     if (nf4 != null) {
       fail(Setting.NF4, why + " yet");
     }

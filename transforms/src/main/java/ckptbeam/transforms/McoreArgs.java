@@ -61,7 +61,7 @@ final class McoreArgs {
     a.put("mtp_num_layers", (long) o.mtpLayers());
     a.put("moe_grouped_gemm", o.groupedGemm());
     a.put("moe_tp_extend_ep", false);
-    a.put("mla_mm_split", false);
+    a.put("mla_mm_split", o.mlaMmSplit()); // accepted without effect on V4's tensors, recorded as MindSpeed does
     a.put("dualpipe", false);
     a.put("save_layer_by_layer", true);
     return a;

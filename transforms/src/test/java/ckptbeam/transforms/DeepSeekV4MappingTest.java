@@ -299,12 +299,34 @@ class DeepSeekV4MappingTest {
     assertEquals(ours, theirs);
   }
 
+  /** MindSpeed accepts --mla-mm-split for V4 and writes the same tensors: V4 has no up-projections to split. */
+  @Test
+  void mlaMmSplitChangesNoV4Tensor() {
+    Hf2McorePlan plain = new Hf2McorePlan(SMALL, LayoutOptions.builder().tp(2).build().resolve(SMALL));
+    Hf2McorePlan split = new Hf2McorePlan(SMALL, LayoutOptions.builder().tp(2).mlaMmSplit(true).build()
+        .resolve(SMALL));
+    assertEquals(plain.rankFiles(), split.rankFiles());
+    for (RankFile f : plain.rankFiles()) {
+      assertEquals(described(plain.plan(f).contents), described(split.plan(f).contents), f.dirName());
+    }
+  }
+
+  /** A rank file's contents spelled out: every key, shape, dtype and source slice. */
+  private static String described(Map<String, List<AssembledTensor>> contents) {
+    StringBuilder out = new StringBuilder();
+    contents.forEach((chunk, ts) -> ts.forEach(t -> {
+      out.append(chunk).append('/').append(t);
+      t.bands().forEach(b -> out.append(" | ").append(b.slices()));
+      out.append('\n');
+    }));
+    return out.toString();
+  }
+
   @Test
   void layoutsTheTrainerCannotUseAreRefused() {
     Map<String, LayoutOptions.Builder> bad = new LinkedHashMap<>();
     bad.put("dualpipe", LayoutOptions.builder().pp(2).dualpipe(true).numLayers(8).noopLayers(List.of(6, 7)));
     bad.put("tpExtendEp", LayoutOptions.builder().tp(2).ep(2).groupedGemm(true).tpExtendEp(true));
-    bad.put("mlaMmSplit", LayoutOptions.builder().mlaMmSplit(true));
     bad.put("numLayers", LayoutOptions.builder().numLayers(5).pp(1));
     bad.put("tp", LayoutOptions.builder().tp(16));
     bad.put("expertTensorParallel", LayoutOptions.builder().tp(2).expertTensorParallel(2).groupedGemm(true));
