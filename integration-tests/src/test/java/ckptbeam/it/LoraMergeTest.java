@@ -85,7 +85,8 @@ class LoraMergeTest {
       "LoRA of a layer the model does not have|k=[x for x in m if 'layers.0.' in x and x.endswith("
           + "'lora_A.default.weight')][0]; m[k.replace('layers.0.', 'layers.9.')]=m[k]|LoRA weights for a module "
           + "this layout does not hold",
-      "no merge flags|NONE|pass --lora-r and --lora-alpha"})
+      "no merge flags|NONE|pass --lora-r and --lora-alpha",
+      "merge flags and no factors|BASE|hold no LoRA factors (lora_A/lora_B) for any module the layout converts"})
   void loraProblemsAreNamed(String name, String mutation, String message) throws Exception {
     Path hf = Checkpoints.tinyModel(work.resolve("hf"));
     Path mcore = work.resolve("mcore");
@@ -96,9 +97,11 @@ class LoraMergeTest {
         "--out", work.toString(), "--hidden", "64"));
     assertEquals(0, made.exit, made.output);
     Files.copy(hf.resolve("config.json"), work.resolve("combined/config.json"));
-    List<String> args = new ArrayList<>(List.of("mcore2hf", "--load-dir", work.resolve("combined").toString(),
-        "--save-dir", work.resolve("out").toString()));
-    if (!mutation.equals("NONE")) {
+    List<String> args = new ArrayList<>(List.of("mcore2hf", "--load-dir", work.resolve(mutation.equals("BASE")
+        ? "mcore" : "combined").toString(), "--save-dir", work.resolve("out").toString()));
+    if (mutation.equals("BASE")) {
+      args.addAll(List.of("--lora-r", "4", "--lora-alpha", "8")); // on the base checkpoint, which has no LoRA
+    } else if (!mutation.equals("NONE")) {
       // change the LoRA factors of the checkpoint with torch; both merge flags are given
       Path rank = work.resolve("combined/iter_0000001/mp_rank_00/model_optim_rng.pt");
       Torch.Result r = Torch.run(List.of(Torch.PYTHON, "-c", "import torch,sys; p=sys.argv[1]; d=torch.load(p); "

@@ -1,6 +1,8 @@
 package ckptbeam.transforms;
 
+import ckptbeam.io.compute.LoraMerge;
 import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -46,6 +48,13 @@ final class RankFileSources implements InputSources {
 
   @Override
   public Located assemble(List<LocatedFile> files) throws IOException {
-    return new Located(SourceLocator.rankFilesLocated(files), List.of());
+    Map<String, TensorLocation> located = SourceLocator.rankFilesLocated(files);
+    if (lora != null && located.values().stream().noneMatch(t -> t.computed() instanceof LoraMerge)) {
+      // MindSpeed would silently write the base (V4 spec §8 #19): flags that merge nothing are a mistake
+      throw new IOException("--lora-r and --lora-alpha ask for a LoRA merge, but " + (lora.loraDir != null
+          ? "the --lora-load checkpoint " + lora.loraDir : "the rank files") + " hold no LoRA factors (lora_A/lora_B) "
+          + "for any module the layout converts: nothing to merge; without those flags the base is converted");
+    }
+    return new Located(located, List.of());
   }
 }
