@@ -328,6 +328,10 @@ public final class LayoutOptions implements java.io.Serializable {
     divisible("hidden_size (eh_proj rows)", cfg.hiddenSize, tp, Setting.TP);
     divisible("n_shared_experts * moe_intermediate_size", cfg.sharedIntermediateSize(), tp, Setting.TP);
     divisible("n_routed_experts", cfg.routedExperts, ep, Setting.EP);
+    if (expertTensorParallel > 1) {
+      // per-expert weights split like V3's over the tp ranks
+      divisible("moe_intermediate_size", cfg.moeIntermediateSize, tp, Setting.EXPERT_TP);
+    }
     if (numLayers - noopLayers.size() != cfg.hiddenLayers) {
       fail(Setting.NUM_LAYERS, " " + numLayers + " minus " + noopLayers.size() + " noop layers is not config.json's "
           + "num_hidden_layers " + cfg.hiddenLayers + ": a V4 layout holds every layer (the compress ratios and hash "

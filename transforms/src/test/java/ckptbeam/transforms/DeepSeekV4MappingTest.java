@@ -335,4 +335,16 @@ class DeepSeekV4MappingTest {
       assertTrue(e.getMessage().contains(b.getKey()), e.getMessage());
     }
   }
+
+  /** Per-expert weights at expert-TP = tp split the expert width: it must divide, as every other split dimension. */
+  @Test
+  void anExpertWidthTheTpSizeDoesNotDivideIsRefused() throws IOException {
+    ModelConfig odd = parse(flash(6, 8).replace("\"moe_intermediate_size\":2048", "\"moe_intermediate_size\":2047")
+        .replace("\"n_shared_experts\":1", "\"n_shared_experts\":2")); // shared experts 4094 wide: divisible
+    LayoutOptions wholeExperts = LayoutOptions.builder().tp(2).build().resolve(odd);
+    assertEquals(2, wholeExperts.tp());
+    LayoutException e = assertThrows(LayoutException.class,
+        () -> LayoutOptions.builder().tp(2).expertTensorParallel(2).build().resolve(odd));
+    assertTrue(e.getMessage().contains("moe_intermediate_size = 2047 is not divisible"), e.getMessage());
+  }
 }
