@@ -1,5 +1,6 @@
 package ckptbeam.it;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -12,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
@@ -101,6 +103,28 @@ class BadInputTest {
     edit(hf.resolve("config.json"), "\"vocab_size\" : 128", "\"vocab_size\" : 256");
     // embed_tokens and lm_head are both wrong; which is reported first depends on the runner's order
     fails(convert(hf), ".weight\" has shape [128, 64] but config.json implies [256, 64]");
+  }
+
+  /**
+   * A folder without an index (as a single {@code model.safetensors} is saved) is read from its shards' headers, the
+   * same rank files as with the index; a tensor in two of its shards is then refused, naming both.
+   */
+  @Test
+  void aFolderWithoutAnIndexIsReadFromItsShards() throws IOException {
+    Path hf = copy();
+    assertEquals(0, Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        work.resolve("out-index").toString()).exit);
+    TreeMap<String, byte[]> withIndex = Checkpoints.dataContents(work.resolve("out-index"));
+    Files.delete(hf.resolve("model.safetensors.index.json"));
+    Checkpoints.Run r = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        work.resolve("out-no-index").toString());
+    assertEquals(0, r.exit, r.toString());
+    TreeMap<String, byte[]> without = Checkpoints.dataContents(work.resolve("out-no-index"));
+    assertEquals(withIndex.keySet(), without.keySet());
+    withIndex.forEach((name, bytes) -> assertArrayEquals(bytes, without.get(name), name));
+    String second = shard(hf, 2);
+    Files.copy(hf.resolve(second), hf.resolve("model-copy.safetensors"));
+    fails(convert(hf), "model-copy.safetensors", "DuplicateTensor", "is also in " + second);
   }
 
   @Test

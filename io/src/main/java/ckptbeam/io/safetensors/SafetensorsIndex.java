@@ -42,13 +42,35 @@ public final class SafetensorsIndex {
     this.totalSize = totalSize;
   }
 
-  /** Reads {@code dir/model.safetensors.index.json}. */
+  /**
+   * Reads {@code dir/model.safetensors.index.json}; a folder without one (a single {@code model.safetensors}, as small
+   * models are saved) is indexed from the headers of its top-level {@code *.safetensors} files, every one of them: a
+   * tensor in two of them is refused, naming both.
+   */
   public static SafetensorsIndex read(String dir) throws IOException {
     String path = CheckpointFiles.resolve(dir, FILE_NAME);
-    if (!CheckpointFiles.exists(path)) {
-      throw new FileNotFoundException(path + ": no such file (a sharded HF checkpoint needs its index)");
+    if (CheckpointFiles.exists(path)) {
+      return parse(path, CheckpointFiles.readSmallFile(path, MAX_INDEX_BYTES));
     }
-    return parse(path, CheckpointFiles.readSmallFile(path, MAX_INDEX_BYTES));
+    List<String> shards = CheckpointFiles.list(dir).stream()
+        .filter(f -> !f.contains("/") && f.endsWith(".safetensors")).toList();
+    if (shards.isEmpty()) {
+      throw new FileNotFoundException(path + ": no such file, and no *.safetensors file beside it (a sharded HF "
+          + "checkpoint needs its index)");
+    }
+    Map<String, String> weightMap = new LinkedHashMap<>();
+    for (String shard : shards) {
+      checkShardName(dir, shard, shard);
+      for (ckptbeam.io.tensor.TensorLocation t : SafetensorsHeader.read(CheckpointFiles.resolve(dir, shard))
+          .tensors()) {
+        String other = weightMap.putIfAbsent(t.name(), shard);
+        if (other != null) {
+          throw new CheckpointFormatException(CheckpointFiles.resolve(dir, shard), "DuplicateTensor", "tensor \""
+              + t.name() + "\" is also in " + other + ", and there is no " + FILE_NAME + " to say which one counts");
+        }
+      }
+    }
+    return new SafetensorsIndex(weightMap, null);
   }
 
   public static SafetensorsIndex parse(String source, byte[] json) throws CheckpointFormatException {
