@@ -308,6 +308,23 @@ class ModelFamilyTest {
         work.resolve("refused-huge").toString());
     assertTrue(huge.exit == 2 && huge.err.contains("the checkpoint's args (its rank files) say num_layers 1000000000 "
         + "with 2 noop slot(s), 999999998 HF layers, but config.json"), huge.toString());
+    // a layout refused for V4 that the args name (dualpipev, tp-extend-ep) is refused as such
+    Path dualpipe = Checkpoints.copyTree(mcore, work.resolve("dualpipe"));
+    editArgs(dualpipe, "a.dualpipe = True");
+    Checkpoints.Run dual = Checkpoints.cli("mcore2hf", "--load-dir", dualpipe.toString(), "--save-dir",
+        work.resolve("refused-dualpipe").toString());
+    assertTrue(dual.exit == 2 && dual.err.contains("say dualpipe: MindSpeed's dualpipev layout is not supported for "
+        + "DeepSeek-V4"), dual.toString());
+    // a hash routing table naming an expert the model does not have is refused, as on the HF side
+    Path routed = Checkpoints.copyTree(mcore, work.resolve("bad-tid2eid"));
+    editArgs(routed, "for m in [v for k, v in d.items() if k.startswith('model')]:",
+        "    for k in [k for k in m if k.endswith('mlp.router.tid2eid')]:",
+        "        m[k] = m[k].clone(); m[k][5, 1] = 99");
+    Checkpoints.Run wrongExpert = Checkpoints.cli("mcore2hf", "--load-dir", routed.toString(), "--save-dir",
+        work.resolve("refused-tid2eid").toString());
+    assertTrue(wrongExpert.exit != 0 && wrongExpert.err.contains("mlp.router.tid2eid\" entry 11 is expert 99, outside "
+        + "0.."), wrongExpert.toString());
+    assertFalse(Files.exists(work.resolve("refused-tid2eid/model.safetensors.index.json")));
     // MindSpeed's V4 --num-layers counts HF layers without the noop slots: 6 here, where the args say 8 slots
     Path same = run("mcore2hf", mcore, "back-6", "--num-layers 6");
     assertSameData(back, same);

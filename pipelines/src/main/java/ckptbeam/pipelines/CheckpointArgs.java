@@ -55,6 +55,16 @@ final class CheckpointArgs {
     if (args == null) {
       return o;
     }
+    // layouts refused for V4 (docs/mapping.md §11.5) are named as such, not left to fail on a missing key
+    if (Boolean.TRUE.equals(args.get("dualpipe")) || "dualpipev".equals(args.get("schedules_method"))) {
+      throw new IllegalArgumentException("the checkpoint's args (its rank files) say dualpipe: MindSpeed's dualpipev "
+          + "layout is not supported for DeepSeek-V4 (its V4 hf2mcore puts layers in other chunks than its trainer and "
+          + "mcore2hf expect; docs/mapping.md §11.5)");
+    }
+    if (Boolean.TRUE.equals(args.get("moe_tp_extend_ep"))) {
+      throw new IllegalArgumentException("the checkpoint's args (its rank files) say moe_tp_extend_ep: not supported "
+          + "for DeepSeek-V4 (the reference mixes gate and up rows inside each expert; docs/mapping.md §11.5)");
+    }
     LayoutOptions.Builder b = o.toBuilder();
     String from = " but the checkpoint's args (its rank files) say ";
     int tp = size(a, args, side + "-tensor-parallel-size", "tensor_model_parallel_size", o.tp(), from);

@@ -57,7 +57,7 @@ final class HfShardSources implements InputSources {
       located = SourceLocator.dequantizeFp8(located, config);
     }
     if (config.v4()) {
-      checkTid2eid(located);
+      checkTid2eid(located.values(), config.routedExperts);
       located = canonicalNames(located);
     }
     return new Located(located, unindexedNote(unindexed).stream().toList());
@@ -75,12 +75,13 @@ final class HfShardSources implements InputSources {
   }
 
   /**
-   * DeepSeek-V4's hash routing tables: an integer dtype and every entry an expert id in [0, E) (V4 spec §7.2), read
-   * before anything is written (a few MB per hash layer). A wrong id would route tokens to an expert that is not there.
+   * DeepSeek-V4's hash routing tables (HF {@code ffn.gate.tid2eid}, mcore {@code mlp.router.tid2eid}): an integer
+   * dtype and every entry an expert id in [0, {@code experts}) (V4 spec §7.2), read before anything is written (a few
+   * MB per hash layer). A wrong id would route tokens to an expert that is not there.
    */
-  private void checkTid2eid(Map<String, TensorLocation> located) throws IOException {
-    for (TensorLocation t : located.values()) {
-      if (!t.name().endsWith(".ffn.gate.tid2eid")) {
+  static void checkTid2eid(Iterable<TensorLocation> tensors, long experts) throws IOException {
+    for (TensorLocation t : tensors) {
+      if (!t.name().endsWith(".ffn.gate.tid2eid") && !t.name().endsWith(".mlp.router.tid2eid")) {
         continue;
       }
       if (t.dtype() != DType.I32 && t.dtype() != DType.I64) {
@@ -97,9 +98,9 @@ final class HfShardSources implements InputSources {
           r.readFully(t.offset() + done * size, buf);
           for (int i = 0; i < n; i++) {
             long id = size == 4 ? buf.getInt(i * 4) : buf.getLong(i * 8);
-            if (id < 0 || id >= config.routedExperts) {
+            if (id < 0 || id >= experts) {
               throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" entry " + (done + i)
-                  + " is expert " + id + ", outside 0.." + (config.routedExperts - 1) + " (n_routed_experts)");
+                  + " is expert " + id + ", outside 0.." + (experts - 1) + " (n_routed_experts)");
             }
           }
           done += n;
