@@ -325,6 +325,18 @@ class ModelFamilyTest {
     assertTrue(wrongExpert.exit != 0 && wrongExpert.err.contains("mlp.router.tid2eid\" entry 11 is expert 99, outside "
         + "0.."), wrongExpert.toString());
     assertFalse(Files.exists(work.resolve("refused-tid2eid/model.safetensors.index.json")));
+    // a replicated tensor whose copies differ (here a norm on tp rank 1, ep rank 1: a pair the trainer saves) is
+    // refused, naming both rank files
+    Path drifted = Checkpoints.copyTree(mcore, work.resolve("drifted"));
+    Path tp1 = drifted.resolve("iter_0000001/mp_rank_01_000_001/model_optim_rng.pt");
+    Torch.Result edited = Torch.run(List.of(Torch.PYTHON, "-c", "import sys, torch; d = torch.load(sys.argv[1], "
+        + "weights_only=False); d['model0']['decoder.layers.0.input_layernorm.weight'][0] += 1; torch.save(d, "
+        + "sys.argv[1])", tp1.toString()));
+    assertEquals(0, edited.exit, edited.output);
+    Checkpoints.Run copies = Checkpoints.cli("mcore2hf", "--load-dir", drifted.toString(), "--save-dir",
+        work.resolve("refused-drifted").toString());
+    assertTrue(copies.exit != 0 && copies.err.contains(tp1 + ": model0/decoder.layers.0.input_layernorm.weight differs "
+        + "from its copy in " + drifted.resolve("iter_0000001/mp_rank_00_000_000/model_optim_rng.pt")), copies.toString());
     // MindSpeed's V4 --num-layers counts HF layers without the noop slots: 6 here, where the args say 8 slots
     Path same = run("mcore2hf", mcore, "back-6", "--num-layers 6");
     assertSameData(back, same);

@@ -88,6 +88,26 @@ public final class Mcore2HfPlan extends HfShardsPlan {
     return out;
   }
 
+  /**
+   * Rank-file tensors that should be copies of one another (a tensor replicated over tp or ep ranks: the same HF
+   * slices, the same shape), of at most {@code maxElements} elements: source names, in groups of two or more, the
+   * layout's first copy first. MindSpeed's mcore2hf takes one copy and never compares them (V4 spec §7.2 item 6).
+   * The MTP stage's embedding is left out: it is not read back, and a Base checkpoint's may be its own.
+   */
+  public List<List<String>> replicas(long maxElements) {
+    Map<String, List<String>> bySlices = new LinkedHashMap<>();
+    for (RankFile f : rankFilesRead()) {
+      forward.contents(f).forEach((chunk, ts) -> ts.forEach(t -> {
+        if (t.shape().numel() <= maxElements && !t.key().endsWith("word_embeddings.weight")) {
+          StringBuilder slices = new StringBuilder(t.shape().toString());
+          t.bands().forEach(b -> b.slices().forEach(s -> slices.append(' ').append(s).append('/').append(s.viewCols())));
+          bySlices.computeIfAbsent(slices.toString(), k -> new ArrayList<>()).add(sourceName(f, chunk, t.key()));
+        }
+      }));
+    }
+    return bySlices.values().stream().filter(g -> g.size() > 1).toList();
+  }
+
   // ---- inversion ----
 
   private void build() {

@@ -2,9 +2,12 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.compute.LoraMerge;
 import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -61,6 +64,38 @@ final class RankFileSources implements InputSources {
           ? "the --lora-load checkpoint " + lora.loraDir : "the rank files") + " hold no LoRA factors (lora_A/lora_B) "
           + "for any module the layout converts: nothing to merge; without those flags the base is converted");
     }
+    checkReplicas(located);
     return new Located(located, List.of());
+  }
+
+  /**
+   * The small tensors the layout replicates over tp or ep ranks (norms, biases, sinks, …; up to 512 Ki elements) must
+   * be equal in every rank file that holds them: only the first copy is converted, and a checkpoint whose copies
+   * drifted apart (a broken save, an edited file) would otherwise lose the others silently (V4 spec §7.2 item 6).
+   * Computed sources (merged with LoRA, dequantised NF4) are not compared.
+   */
+  private void checkReplicas(Map<String, TensorLocation> located) throws IOException {
+    for (List<String> group : plan.replicas(512 * 1024)) {
+      TensorLocation first = null;
+      byte[] want = null;
+      for (String name : group) {
+        TensorLocation loc = located.get(name);
+        if (loc == null || loc.computed() != null) {
+          continue;
+        }
+        byte[] bytes = new byte[Math.toIntExact(loc.shape().numel() * loc.dtype().size())];
+        try (RangeReader r = CheckpointFiles.open(loc.file())) {
+          r.readFully(loc.offset(), ByteBuffer.wrap(bytes));
+        }
+        if (first == null) {
+          first = loc;
+          want = bytes;
+        } else if (!Arrays.equals(want, bytes)) {
+          String key = name.substring(name.indexOf(':') + 1);
+          throw new IOException(loc.file() + ": " + key + " differs from its copy in " + first.file() + "; the "
+              + "layout replicates it over the tensor/expert-parallel ranks, so the copies must be equal");
+        }
+      }
+    }
   }
 }

@@ -299,6 +299,22 @@ class DeepSeekV4MappingTest {
     assertEquals(ours, theirs);
   }
 
+  /** The copies mcore2hf compares: tensors replicated over tp or ep ranks, not the ones split over them. */
+  @Test
+  void replicasAreTheTensorsTheLayoutCopiesOverRanks() {
+    LayoutOptions o = LayoutOptions.builder().tp(2).ep(2).groupedGemm(true).build().resolve(SMALL);
+    Mcore2HfPlan plan = new Mcore2HfPlan(new Hf2McorePlan(SMALL, o), "iter_0000001");
+    List<List<String>> groups = plan.replicas(1L << 40);
+    List<String> norm = groups.stream().filter(g -> g.get(0).endsWith("decoder.layers.0.input_layernorm.weight"))
+        .findFirst().orElseThrow();
+    // expert-TP 1: every (tp, ep) pair is read only where the trainer saves it; each holds the norm
+    assertEquals(plan.rankFilesRead().size(), norm.size(), norm.toString());
+    assertTrue(groups.stream().flatMap(List::stream).noneMatch(n -> n.endsWith("attn_sink")
+        || n.endsWith("word_embeddings.weight")), "split and embedding tensors are not replicas");
+    assertTrue(plan.replicas(3).stream().allMatch(g -> g.get(0).contains("hc_scale")), "only tensors up to the size "
+        + "asked for: the mHC scales of 1 and 3 elements");
+  }
+
   /** MindSpeed accepts --mla-mm-split for V4 and writes the same tensors: V4 has no up-projections to split. */
   @Test
   void mlaMmSplitChangesNoV4Tensor() {
