@@ -107,7 +107,8 @@ class BadInputTest {
 
   /**
    * A folder without an index (as a single {@code model.safetensors} is saved) is read from its shards' headers, the
-   * same rank files as with the index; a tensor in two of its shards is then refused, naming both.
+   * same rank files as with the index; a tensor in two of its shards is then refused, naming both. With an index, a
+   * shard it does not name is not read, and a note says so.
    */
   @Test
   void aFolderWithoutAnIndexIsReadFromItsShards() throws IOException {
@@ -115,16 +116,22 @@ class BadInputTest {
     assertEquals(0, Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
         work.resolve("out-index").toString()).exit);
     TreeMap<String, byte[]> withIndex = Checkpoints.dataContents(work.resolve("out-index"));
+    String second = shard(hf, 2);
+    Files.copy(hf.resolve(second), hf.resolve("model-copy.safetensors"));
+    Checkpoints.Run noted = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
+        work.resolve("out-noted").toString());
+    assertEquals(0, noted.exit, noted.toString());
+    assertTrue((noted.out + noted.err).contains("1 *.safetensors file(s) in " + hf + " are not named by its index "
+        + "and are not read, e.g. model-copy.safetensors"), noted.toString());
     Files.delete(hf.resolve("model.safetensors.index.json"));
+    fails(convert(hf), "model-copy.safetensors", "DuplicateTensor", "is also in " + second);
+    Files.delete(hf.resolve("model-copy.safetensors"));
     Checkpoints.Run r = Checkpoints.cli("hf2mcore", "--load-dir", hf.toString(), "--save-dir",
         work.resolve("out-no-index").toString());
     assertEquals(0, r.exit, r.toString());
     TreeMap<String, byte[]> without = Checkpoints.dataContents(work.resolve("out-no-index"));
     assertEquals(withIndex.keySet(), without.keySet());
     withIndex.forEach((name, bytes) -> assertArrayEquals(bytes, without.get(name), name));
-    String second = shard(hf, 2);
-    Files.copy(hf.resolve(second), hf.resolve("model-copy.safetensors"));
-    fails(convert(hf), "model-copy.safetensors", "DuplicateTensor", "is also in " + second);
   }
 
   @Test

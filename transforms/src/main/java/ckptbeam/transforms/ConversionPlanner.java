@@ -134,6 +134,18 @@ public final class ConversionPlanner {
     return shards;
   }
 
+  /**
+   * A note on the folder's {@code *.safetensors} files that the index does not name: they are not read (loaders that
+   * go by the index never see them either), but nothing is left out silently.
+   */
+  static List<String> unindexedShardsNote(String loadDir, SafetensorsIndex index) throws IOException {
+    java.util.Set<String> named = new java.util.HashSet<>(index.weightMap().values());
+    List<String> extra = CheckpointFiles.list(loadDir).stream()
+        .filter(f -> !f.contains("/") && f.endsWith(".safetensors") && !named.contains(f)).toList();
+    return extra.isEmpty() ? List.of() : List.of(extra.size() + " *.safetensors file(s) in " + loadDir + " are not "
+        + "named by its index and are not read, e.g. " + extra.get(0));
+  }
+
   /** Side files (config, tokenizer) present in {@code dir}, to copy, except those named in {@code except}. */
   static Map<String, String> sideFiles(String dir, String... except) throws IOException {
     Map<String, String> out = new LinkedHashMap<>();

@@ -28,6 +28,7 @@ final class Fp8ToBf16Planner implements KindPlanner {
     CheckpointCommit commit = new CheckpointCommit(r.saveDir(), plan.targets(), ConversionPlanner.modelFolderFiles(
         r.loadDir(), r.saveDir()), Map.of("config.json", PythonJson.write(config, 2)), SafetensorsIndex.FILE_NAME,
         new ConversionPlanner.IndexMarker(plan), ConversionPlanner.manifestHeader(r, identity, fingerprint));
-    return new CheckedConversion(r, plan, commit, fingerprint, List.of(), -1, new HfShardSources(shards, cfg));
+    List<String> notes = validate ? ConversionPlanner.unindexedShardsNote(r.loadDir(), index) : List.of();
+    return new CheckedConversion(r, plan, commit, fingerprint, notes, -1, new HfShardSources(shards, cfg));
   }
 }

@@ -64,6 +64,7 @@ final class Hf2McorePlanner implements KindPlanner {
       }
     }
     List<SourceFile> shards = ConversionPlanner.shards(r.loadDir(), index);
+    notes.addAll(ConversionPlanner.unindexedShardsNote(r.loadDir(), index));
     TreeSet<String> ignored = new TreeSet<>(index.weightMap().keySet());
     ignored.removeAll(needed.keySet());
     if (cfg.v4()) {
