@@ -10,6 +10,7 @@ All written with torch.save, pickle protocol 4, defaultdict models, like the ref
 """
 import argparse
 import collections
+import hashlib
 import os
 import re
 
@@ -30,6 +31,13 @@ def save(path, obj):
     torch.save(obj, path, pickle_protocol=4)
 
 
+def seeded(key, w):
+    """A generator seeded by a tensor's key and bytes."""
+    h = hashlib.sha256(key.encode() + w.contiguous().view(torch.int16 if w.element_size() == 2 else torch.uint8)
+                       .numpy().tobytes()).hexdigest()
+    return torch.Generator().manual_seed(int(h[:15], 16))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mcore", required=True)
@@ -40,7 +48,6 @@ def main():
     ap.add_argument("--local-experts", type=int, default=1, help="experts per grouped-GEMM rank file")
     a = ap.parse_args()
     s = a.alpha / a.r
-    g = torch.Generator().manual_seed(5)
     it = os.path.join(a.mcore, "iter_0000001")
     factors = 0
     for rank in sorted(os.listdir(it)):
@@ -52,6 +59,9 @@ def main():
                 continue
             c, l, m = (collections.defaultdict(dict) for _ in range(3))
             for key, w in value.items():
+                # factors seeded by the module and its base weight: a module the layout replicates over tp or ep
+                # ranks gets the same factors in every copy (as training keeps them), split ones get their own
+                g = seeded(key, w)
                 if key.endswith("experts.weight1") or key.endswith("experts.weight2"):
                     H, r = a.hidden, a.r
                     buf = w.reshape(-1)
