@@ -69,6 +69,8 @@ class Fp8Test {
     }
     Files.createDirectories(in.resolve(".cache/huggingface"));
     Files.writeString(in.resolve(".cache/huggingface/download.lock"), "x");
+    Files.createDirectories(in.resolve("original"));
+    Files.writeString(in.resolve("original/pytorch_model.bin"), "weights in another format");
     Path out = in.resolve("bf16"); // inside the input folder: not copied into itself
     Checkpoints.Run r = Checkpoints.cli("fp8-to-bf16", "--load-dir", in.toString(), "--save-dir", out.toString());
     assertEquals(0, r.exit, r.toString());
@@ -76,6 +78,7 @@ class Fp8Test {
       assertArrayEquals(f.getValue(), Files.readAllBytes(out.resolve(f.getKey())), f.getKey());
     }
     assertFalse(Files.exists(out.resolve(".cache")), "hidden folders are not copied");
+    assertFalse(Files.exists(out.resolve("original")), "nor weights in other formats");
     assertFalse(Files.exists(out.resolve("bf16")), "the save dir is not copied into itself");
     ObjectNode config = (ObjectNode) new ObjectMapper().readTree(out.resolve("config.json").toFile());
     assertFalse(config.has("quantization_config"), config.toString());

@@ -302,26 +302,21 @@ class ModelFamilyTest {
     assertTrue(base.exit != 0 && base.err.contains("say deepseek4 (tie_mtp_embeddings_and_lmhead is set)"),
         base.toString());
     // args that ask for more layers than config.json describes (a hostile or foreign file) are refused at once
-    Path hostile = Checkpoints.copyTree(mcore, work.resolve("hostile"));
-    editArgs(hostile, "a.num_layers = 1000000000");
-    Checkpoints.Run huge = Checkpoints.cli("mcore2hf", "--load-dir", hostile.toString(), "--save-dir",
-        work.resolve("refused-huge").toString());
+    Checkpoints.Run huge = mcore2hfOfAnEditedCopy(mcore, "huge", "a.num_layers = 1000000000");
     assertTrue(huge.exit == 2 && huge.err.contains("the checkpoint's args (its rank files) say num_layers 1000000000 "
         + "with 2 noop slot(s), 999999998 HF layers, but config.json"), huge.toString());
     // a layout refused for V4 that the args name (dualpipev, tp-extend-ep) is refused as such
-    Path dualpipe = Checkpoints.copyTree(mcore, work.resolve("dualpipe"));
-    editArgs(dualpipe, "a.dualpipe = True");
-    Checkpoints.Run dual = Checkpoints.cli("mcore2hf", "--load-dir", dualpipe.toString(), "--save-dir",
-        work.resolve("refused-dualpipe").toString());
+    Checkpoints.Run dual = mcore2hfOfAnEditedCopy(mcore, "dualpipe", "a.dualpipe = True");
     assertTrue(dual.exit == 2 && dual.err.contains("say dualpipe: MindSpeed's dualpipev layout is not supported for "
         + "DeepSeek-V4"), dual.toString());
+    Checkpoints.Run extend = mcore2hfOfAnEditedCopy(mcore, "extend", "a.moe_tp_extend_ep = True");
+    assertTrue(extend.exit == 2 && extend.err.contains("say moe_tp_extend_ep: not supported for DeepSeek-V4"),
+        extend.toString());
     // a hash routing table naming an expert the model does not have is refused, as on the HF side
-    Path routed = Checkpoints.copyTree(mcore, work.resolve("bad-tid2eid"));
-    editArgs(routed, "for m in [v for k, v in d.items() if k.startswith('model')]:",
+    Checkpoints.Run wrongExpert = mcore2hfOfAnEditedCopy(mcore, "tid2eid",
+        "for m in [v for k, v in d.items() if k.startswith('model')]:",
         "    for k in [k for k in m if k.endswith('mlp.router.tid2eid')]:",
         "        m[k] = m[k].clone(); m[k][5, 1] = 99");
-    Checkpoints.Run wrongExpert = Checkpoints.cli("mcore2hf", "--load-dir", routed.toString(), "--save-dir",
-        work.resolve("refused-tid2eid").toString());
     assertTrue(wrongExpert.exit != 0 && wrongExpert.err.contains("mlp.router.tid2eid\" entry 11 is expert 99, outside "
         + "0.."), wrongExpert.toString());
     assertFalse(Files.exists(work.resolve("refused-tid2eid/model.safetensors.index.json")));
@@ -503,6 +498,9 @@ class ModelFamilyTest {
       }
       String report = Torch.checkMcore(base, work.resolve("base-as-" + type), check.toArray(new String[0]));
       assertTrue(report.startsWith("OK "), report);
+      Checkpoints.Run verified = Checkpoints.cli("verify", "--hf", base.toString(), "--mcore",
+          work.resolve("base-as-" + type).toString());
+      assertEquals(0, verified.exit, verified.toString());
     }
     Path back = run("mcore2hf", work.resolve("base-as-deepseek4_base"), "back", "");
     TreeMap<String, byte[]> in = Checkpoints.hfTensors(base);
@@ -655,7 +653,22 @@ class ModelFamilyTest {
     assertFalse(Files.exists(work.resolve("refused").resolve("latest_checkpointed_iteration.txt")));
   }
 
-  /** Runs Python {@code statements} on the args Namespace {@code a} of every rank file of {@code mcore}, in torch. */
+  /**
+   * mcore2hf of a copy of {@code mcore} (into {@code refused-NAME}) whose rank files were edited by Python
+   * {@code statements} ({@link #editArgs}).
+   */
+  private Checkpoints.Run mcore2hfOfAnEditedCopy(Path mcore, String name, String... statements)
+      throws Exception {
+    Path copy = Checkpoints.copyTree(mcore, work.resolve("edited-" + name));
+    editArgs(copy, statements);
+    return Checkpoints.cli("mcore2hf", "--load-dir", copy.toString(), "--save-dir",
+        work.resolve("refused-" + name).toString());
+  }
+
+  /**
+   * Runs Python {@code statements} on every rank file of {@code mcore} in torch, with its args Namespace as {@code a}
+   * and the whole saved dict as {@code d}.
+   */
   private static void editArgs(Path mcore, String... statements) throws Exception {
     Torch.requireTorch();
     List<String> script = new ArrayList<>(List.of("import glob, sys, torch",

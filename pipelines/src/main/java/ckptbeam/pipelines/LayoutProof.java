@@ -18,6 +18,7 @@ import ckptbeam.transforms.LayoutOptions;
 import ckptbeam.transforms.Mcore2HfPlan;
 import ckptbeam.transforms.ModelConfig;
 import ckptbeam.transforms.RankFile;
+import ckptbeam.transforms.TensorMapping;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.Serializable;
@@ -98,9 +99,12 @@ final class LayoutProof implements Serializable {
 
   Hf2McorePlan plan() throws IOException {
     if (plan == null) {
-      ModelConfig cfg = ModelConfig.read(CheckpointFiles.resolve(hfDir, "config.json"));
-      plan = new Hf2McorePlan(cfg, layout.resolve(cfg));
+      ModelConfig read = ModelConfig.read(CheckpointFiles.resolve(hfDir, "config.json"));
+      LayoutOptions resolved = layout.resolve(read);
       index = SafetensorsIndex.read(hfDir);
+      // as hf2mcore planned it: a Base checkpoint's MTP stage copy comes from its own MTP embedding
+      ModelConfig cfg = read.withMtpEmbeddingOf(index.weightMap().keySet(), resolved.mtpLayers());
+      plan = new Hf2McorePlan(cfg, resolved);
       iteration = McoreTracker.iterationDir(mcoreDir);
       headers = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
@@ -243,6 +247,12 @@ final class LayoutProof implements Serializable {
   /** The tensors HF → mcore leaves out by design (docs/mapping.md §2.1, §3.8, §4.1). */
   private static boolean droppedBySpec(String name, Hf2McorePlan plan) {
     ModelConfig cfg = plan.config();
+    if (cfg.v4()) {
+      // a Base checkpoint's MTP head is never converted, nor its MTP embedding at pp 1 (docs/mapping.md §11.8)
+      int layer = HfNames.layerOf(cfg, name);
+      return layer >= cfg.hiddenLayers && (layer - cfg.hiddenLayers >= plan.options().mtpLayers()
+          || name.endsWith("." + TensorMapping.V4_BASE_MTP_HEAD) || name.endsWith("." + TensorMapping.V4_BASE_MTP_EMBED));
+    }
     int layer = HfNames.layerOf(name);
     if (name.endsWith("_scale_inv") || name.endsWith("shared_head.head.weight")) {
       return true;

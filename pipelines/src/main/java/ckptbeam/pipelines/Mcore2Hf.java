@@ -24,7 +24,8 @@ public final class Mcore2Hf {
         .value("save-dir").help("DIR", "The HF output folder, local or gs://; must be empty unless --overwrite or "
             + "--resume. Required.")
         .value("model-config").help("FILE", "The HF config.json with the model dimensions.")
-        .defaultValue("the one in --hf-cfg-dir, else the one hf2mcore copied into --load-dir")
+        .defaultValue("the one in --hf-cfg-dir, else the one hf2mcore copied into --load-dir, else (DeepSeek-V4) one "
+            + "rebuilt from the rank files' args")
         .value("hf-cfg-dir").help("DIR", "MindSpeed's flag: an HF folder (the original model) whose config.json "
             + "gives the dimensions and whose config, tokenizer and modeling files the output gets (never its index).")
         .defaultValue("--load-dir's copies");

@@ -31,9 +31,8 @@ final class ModelTypeFlags {
         .value(LOAD_TYPE).help("hf|mg", "MindSpeed's convert_ckpt_v2.py direction flags; checked against the command.")
         .value(SAVE_TYPE).help("hf|mg", "As --load-model-type, for the output.")
         .value(TRANSFORMER_IMPL).help("local|transformer_engine", "MindSpeed's flag: accepted and ignored (no tensor "
-            + "depends on it), with a note.")
-        .flag(SAVE_LAYER_BY_LAYER).help("MindSpeed's flag: accepted and ignored (rank files are streamed anyway), with "
-            + "a note.");
+            + "depends on it).")
+        .flag(SAVE_LAYER_BY_LAYER).help("MindSpeed's flag: accepted and ignored (rank files are streamed anyway).");
   }
 
   /** Refuses flags that disagree with the checkpoint or the layout; returns notes for the user. */

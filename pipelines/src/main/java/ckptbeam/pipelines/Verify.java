@@ -106,18 +106,13 @@ final class Verify {
     listed.add(mcoreOutput ? McoreTracker.FILE_NAME : SafetensorsIndex.FILE_NAME);
     List<String> problems = new ArrayList<>();
     for (String rel : CheckpointFiles.list(dir)) {
-      if (!listed.contains(rel) && looksLikeCheckpointContent(rel)) {
+      if (!listed.contains(rel) && CheckpointCommit.looksLikeCheckpointContent(rel)) {
         problems.add(rel + ": not in the manifest (checkpoint content this conversion did not write)");
       }
     }
     return problems;
   }
 
-  static boolean looksLikeCheckpointContent(String rel) {
-    String name = rel.substring(rel.lastIndexOf('/') + 1);
-    return name.endsWith(".pt") || name.endsWith(".pth") || name.endsWith(".bin") || name.endsWith(".safetensors")
-        || name.endsWith(".index.json") || name.equals(McoreTracker.FILE_NAME);
-  }
 
   /**
    * The layout proof as a pipeline: one element per rank file, spread over the workers, each checked against the HF

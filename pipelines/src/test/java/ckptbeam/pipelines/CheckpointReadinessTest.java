@@ -79,6 +79,13 @@ class CheckpointReadinessTest {
     Files.write(rank, Arrays.copyOf(bytes, bytes.length - 10));
     assertTrue(tp2.missing(dir).contains("no zip directory"), tp2.missing(dir));
     Files.write(rank, bytes);
+    // a V3 checkpoint's config.json may come after its rank files: without it (nor V4 args to rebuild it from), wait
+    Path config = mc.resolve("config.json");
+    byte[] configBytes = Files.readAllBytes(config);
+    Files.delete(config);
+    assertEquals("config.json", tp2.missing(dir));
+    Files.write(config, configBytes);
+    assertNull(tp2.missing(dir));
     Files.delete(mc.resolve("latest_checkpointed_iteration.txt"));
     assertEquals("latest_checkpointed_iteration.txt", tp2.missing(dir));
   }

@@ -23,6 +23,17 @@ public final class CheckpointCommit implements Serializable {
   private static final long serialVersionUID = 1L;
   public static final String MANIFEST = "ckptbeam-manifest.json";
 
+  /**
+   * Whether a file (relative path) is checkpoint content, weights or what indexes them (torch, safetensors, an index,
+   * the mcore tracker), rather than a side file: such files are not copied as side files, and a checkpoint's own are
+   * listed in its manifest.
+   */
+  public static boolean looksLikeCheckpointContent(String rel) {
+    String name = rel.substring(rel.lastIndexOf('/') + 1);
+    return name.endsWith(".pt") || name.endsWith(".pth") || name.endsWith(".bin") || name.endsWith(".safetensors")
+        || name.endsWith(".index.json") || name.equals(ckptbeam.io.torch.McoreTracker.FILE_NAME);
+  }
+
   /** The content of the completion marker, given every file written (sorted). */
   @FunctionalInterface
   public interface Marker extends Serializable {

@@ -140,8 +140,7 @@ public final class ConversionPlanner {
    */
   static List<String> unindexedShardsNote(String loadDir, SafetensorsIndex index) throws IOException {
     java.util.Set<String> named = new java.util.HashSet<>(index.weightMap().values());
-    List<String> extra = CheckpointFiles.list(loadDir).stream()
-        .filter(f -> !f.contains("/") && f.endsWith(".safetensors") && !named.contains(f)).toList();
+    List<String> extra = SafetensorsIndex.topLevelShards(loadDir).stream().filter(f -> !named.contains(f)).toList();
     return extra.isEmpty() ? List.of() : List.of(extra.size() + " *.safetensors file(s) in " + loadDir + " are not "
         + "named by its index and are not read, e.g. " + extra.get(0));
   }
@@ -160,9 +159,10 @@ public final class ConversionPlanner {
 
   /**
    * fp8-to-bf16's side files: every file under the input folder, at any depth (tokenizer, chat template, code such as
-   * {@code inference/*.py}, README, licence), except the weights ({@code *.safetensors}), the index and config.json
-   * (written anew), hidden files and folders ({@code .git}, {@code .cache}), our own records, and the save dir when it
-   * lies inside the input folder. Source path → path relative to the save dir.
+   * {@code inference/*.py}, README, licence), except checkpoint content (weights in any format and their indexes,
+   * {@link CheckpointCommit#looksLikeCheckpointContent}), config.json (written anew), hidden files and folders
+   * ({@code .git}, {@code .cache}), our own records, and the save dir when it lies inside the input folder; a link
+   * out of the folder is refused. Source path → path relative to the save dir.
    */
   static Map<String, String> modelFolderFiles(String dir, String saveDir) throws IOException {
     String root = ConversionRequest.withoutTrailingSlash(dir) + "/";
@@ -170,12 +170,14 @@ public final class ConversionPlanner {
     String saveInside = save.startsWith(root) ? save.substring(root.length()) : null;
     Map<String, String> out = new LinkedHashMap<>();
     for (String name : CheckpointFiles.list(dir)) {
-      boolean skipped = name.endsWith(".safetensors") || name.equals(SafetensorsIndex.FILE_NAME)
+      boolean skipped = CheckpointCommit.looksLikeCheckpointContent(name)
           || name.equals("config.json") || name.equals(CheckpointCommit.MANIFEST)
           || name.startsWith(".") || name.contains("/.") || name.endsWith(StagedOutput.STAGING_SUFFIX)
           || saveInside != null && name.startsWith(saveInside);
       if (!skipped) {
-        out.put(CheckpointFiles.resolve(dir, name), name);
+        String path = CheckpointFiles.resolve(dir, name);
+        CheckpointFiles.checkInside(dir, path);
+        out.put(path, name);
       }
     }
     return out;

@@ -23,8 +23,7 @@ final class Hf2McorePlanner implements KindPlanner {
     boolean mtpCopy = config.v4() && layout.mtpLayers() > 0;
     SafetensorsIndex index = validate || mtpCopy ? SafetensorsIndex.read(r.loadDir()) : null;
     // the MTP stage's embedding copy is the (last) MTP layer's own embedding where the checkpoint has one
-    ModelConfig cfg = mtpCopy ? config.withOwnMtpEmbedding(index.weightMap().containsKey(
-        ownMtpEmbedding(config, layout))) : config;
+    ModelConfig cfg = mtpCopy ? config.withMtpEmbeddingOf(index.weightMap().keySet(), layout.mtpLayers()) : config;
     Hf2McorePlan plan = new Hf2McorePlan(cfg, layout);
     Map<String, String> identity = ConversionPlanner.identity(r.loadDir(), SafetensorsIndex.FILE_NAME, "config.json");
     String fingerprint = ConversionPlanner.fingerprint(r, identity, layout);
@@ -81,11 +80,6 @@ final class Hf2McorePlanner implements KindPlanner {
     return new CheckedConversion(r, plan, commit, fingerprint, notes, planned, new HfShardSources(shards, cfg));
   }
 
-  /** The HF name of the embedding the MTP stage's copy would be read from in a Base checkpoint: the last MTP layer's. */
-  private static String ownMtpEmbedding(ModelConfig cfg, LayoutOptions layout) {
-    return HfNames.layer(cfg, cfg.hiddenLayers + layout.mtpLayers() - 1, TensorMapping.V4_BASE_MTP_EMBED);
-  }
-
   /** An MTP layer's compressor or indexer: another V4 generation's (V4 spec §1.3), checked against every name. */
   private static final Pattern MTP_ATTENTION_EXTRAS = Pattern.compile("mtp\\.\\d+\\.attn\\.(compressor|indexer)\\..*");
 
@@ -95,7 +89,7 @@ final class Hf2McorePlanner implements KindPlanner {
    */
   private static void checkV4(ModelConfig cfg, LayoutOptions layout, SafetensorsIndex index, String indexPath,
       List<String> notes) throws IOException {
-    String baseKey = HfNames.layer(cfg, cfg.hiddenLayers, TensorMapping.V4_BASE_MTP_EMBED);
+    String baseKey = cfg.ownMtpEmbeddingName(Math.max(1, layout.mtpLayers()));
     boolean base = index.weightMap().containsKey(baseKey);
     if (layout.v4Base() && layout.mtpLayers() > 0 && !base) {
       notes.add("--model-type-hf deepseek4_base, but the checkpoint has no Base MTP tensors (no \"" + baseKey

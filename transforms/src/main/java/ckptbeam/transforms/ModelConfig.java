@@ -219,6 +219,22 @@ public final class ModelConfig implements Serializable {
     return new ModelConfig(this, hiddenLayers, firstKDenseReplace, nextnPredictLayers, ownMtpEmbedding);
   }
 
+  /**
+   * The HF name of the embedding a Base checkpoint's MTP stage copy is read from with {@code mtpLayers} MTP layers:
+   * the last MTP layer's (each layer writes the same key, the last one's value stays; V4 spec §3.9).
+   */
+  public String ownMtpEmbeddingName(int mtpLayers) {
+    return HfNames.layer(this, hiddenLayers + mtpLayers - 1, TensorMapping.V4_BASE_MTP_EMBED);
+  }
+
+  /**
+   * The model as an HF checkpoint holding {@code hfTensors} has it with {@code mtpLayers} MTP layers converted: a V4
+   * checkpoint whose (last) MTP layer has its own embedding gives the MTP stage's copy from it.
+   */
+  public ModelConfig withMtpEmbeddingOf(java.util.Set<String> hfTensors, int mtpLayers) {
+    return v4() && mtpLayers > 0 ? withOwnMtpEmbedding(hfTensors.contains(ownMtpEmbeddingName(mtpLayers))) : this;
+  }
+
   /** The same model, whose MTP layers have ({@code own}) or lack their own embedding ({@link #ownMtpEmbedding}). */
   public ModelConfig withOwnMtpEmbedding(boolean own) {
     return new ModelConfig(this, hiddenLayers, firstKDenseReplace, nextnPredictLayers, own);

@@ -3,14 +3,16 @@ package ckptbeam.transforms;
 import ckptbeam.io.compute.LoraMerge;
 import ckptbeam.io.storage.CheckpointFiles;
 import ckptbeam.io.storage.RangeReader;
+import ckptbeam.io.storage.Sha256;
 import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The sources of mcore input: each rank file's pickle (and its {@code --lora-load} counterpart) gives the tensors
@@ -75,27 +77,42 @@ final class RankFileSources implements InputSources {
    * Computed sources (merged with LoRA, dequantised NF4) are not compared.
    */
   private void checkReplicas(Map<String, TensorLocation> located) throws IOException {
-    for (List<String> group : plan.replicas(512 * 1024)) {
-      TensorLocation first = null;
-      byte[] want = null;
+    List<List<String>> groups = plan.replicas(512 * 1024);
+    Map<String, List<TensorLocation>> byFile = new TreeMap<>(); // each rank file opened once (a request per open on gs://)
+    for (List<String> group : groups) {
       for (String name : group) {
         TensorLocation loc = located.get(name);
-        if (loc == null || loc.computed() != null) {
+        if (loc != null && loc.computed() == null) {
+          byFile.computeIfAbsent(loc.file(), f -> new ArrayList<>()).add(loc);
+        }
+      }
+    }
+    Map<String, String> digests = new HashMap<>();
+    for (Map.Entry<String, List<TensorLocation>> file : byFile.entrySet()) {
+      try (RangeReader r = CheckpointFiles.open(file.getKey())) {
+        for (TensorLocation loc : file.getValue()) {
+          byte[] bytes = new byte[Math.toIntExact(loc.shape().numel() * loc.dtype().size())];
+          r.readFully(loc.offset(), ByteBuffer.wrap(bytes));
+          digests.put(loc.name(), Sha256.of(bytes));
+        }
+      }
+    }
+    for (List<String> group : groups) {
+      String first = null;
+      for (String name : group) {
+        if (!digests.containsKey(name)) {
           continue;
         }
-        byte[] bytes = new byte[Math.toIntExact(loc.shape().numel() * loc.dtype().size())];
-        try (RangeReader r = CheckpointFiles.open(loc.file())) {
-          r.readFully(loc.offset(), ByteBuffer.wrap(bytes));
-        }
         if (first == null) {
-          first = loc;
-          want = bytes;
-        } else if (!Arrays.equals(want, bytes)) {
+          first = name;
+        } else if (!digests.get(first).equals(digests.get(name))) {
           String key = name.substring(name.indexOf(':') + 1);
-          throw new IOException(loc.file() + ": " + key + " differs from its copy in " + first.file() + "; the "
-              + "layout replicates it over the tensor/expert-parallel ranks, so the copies must be equal");
+          throw new IOException(located.get(name).file() + ": " + key + " differs from its copy in "
+              + located.get(first).file() + "; the layout replicates it over the tensor/expert-parallel ranks, so the "
+              + "copies must be equal");
         }
       }
     }
   }
+
 }

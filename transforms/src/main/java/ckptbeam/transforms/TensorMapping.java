@@ -450,8 +450,8 @@ public final class TensorMapping {
   }
 
   /** A V4 Base checkpoint's MTP layers' own embedding and head (docs/mapping.md §11.8). */
-  static final String V4_BASE_MTP_EMBED = "emb.tok_emb.weight";
-  static final String V4_BASE_MTP_HEAD = "head.weight";
+  public static final String V4_BASE_MTP_EMBED = "emb.tok_emb.weight";
+  public static final String V4_BASE_MTP_HEAD = "head.weight";
 
   /** HF tensors of an MTP layer HF → mcore does not convert: mcore shares {@code output_layer} (§3.8). */
   public static final List<Source> MTP_UNCONVERTED = List.of(matrix("shared_head.head.weight", VOCAB, H));

@@ -107,6 +107,27 @@ class DeepSeekV4MappingTest {
     }
   }
 
+  /** A V4 release's FP8 weights refuse non-finite results whatever their scales' dtype (float32 ones too). */
+  @Test
+  void v4Fp8WeightsAreReadFiniteOnlyWithAnyScaleDtype(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+      throws IOException {
+    String file = dir.resolve("m.safetensors").toString(); // the planner reads the scales: four float32 ones
+    java.nio.ByteBuffer scales = java.nio.ByteBuffer.allocate(65536 + 16).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 4; i++) {
+      scales.putFloat(65536 + 4 * i, 1f);
+    }
+    java.nio.file.Files.write(java.nio.file.Path.of(file), scales.array());
+    ModelConfig release = parse(flash(4, 8).replace("{", "{\"quantization_config\":{\"quant_method\":\"fp8\","
+        + "\"fmt\":\"e4m3\",\"scale_fmt\":\"ue8m0\",\"weight_block_size\":[128,128]},"));
+    Map<String, TensorLocation> located = new LinkedHashMap<>();
+    located.put("layers.0.attn.wq_a.weight", new TensorLocation("layers.0.attn.wq_a.weight", file, DType.F8_E4M3,
+        Shape.of(256, 256), 0));
+    located.put("layers.0.attn.wq_a.scale", new TensorLocation("layers.0.attn.wq_a.scale", file, DType.F32,
+        Shape.of(2, 2), 65536));
+    TensorLocation view = SourceLocator.dequantizeFp8(located, release).get("layers.0.attn.wq_a.weight");
+    assertTrue(((ckptbeam.io.compute.Fp8Dequant) view.computed()).finiteOnly);
+  }
+
   private static ModelConfig parse(String json) throws IOException {
     return ModelConfig.parse("config.json", json.getBytes(StandardCharsets.UTF_8));
   }

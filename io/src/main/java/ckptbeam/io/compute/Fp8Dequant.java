@@ -150,9 +150,11 @@ public final class Fp8Dequant implements ComputedSource {
   /** Refuses a scale that is NaN or infinite, naming the tensor and the block ({@code index}: its flat index). */
   static void checkFinite(TensorLocation scale, long index, float value) throws CheckpointFormatException {
     if (!Float.isFinite(value)) {
-      long cols = scale.shape().dim(1);
+      // a scale of another rank (not yet checked against its weight) is named by its flat index
+      String at = scale.shape().rank() == 2 ? "[" + index / scale.shape().dim(1) + ", " + index % scale.shape().dim(1)
+          + "]" : "[" + index + "]";
       throw new CheckpointFormatException(scale.file(), "Fp8Scale", "scale \"" + scale.name() + "\" holds " + value
-          + " at block [" + index / cols + ", " + index % cols + "]; a block scale must be a finite number");
+          + " at block " + at + "; a block scale must be a finite number");
     }
   }
 

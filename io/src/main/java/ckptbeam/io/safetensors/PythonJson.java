@@ -93,11 +93,14 @@ public final class PythonJson {
     }
     BigDecimal exact = new BigDecimal(Math.abs(d));
     BigDecimal shortest = exact;
-    for (int p = 1; p <= 17; p++) {
-      BigDecimal rounded = exact.round(new MathContext(p, RoundingMode.HALF_EVEN));
-      if (rounded.doubleValue() == Math.abs(d)) {
-        shortest = rounded;
-        break;
+    for (int p = 1; p <= 17 && shortest == exact; p++) {
+      // both p-digit neighbours: at a power of two the doubles around it are not evenly spaced, and the one farther
+      // from the exact value can be the only one that reads back
+      for (RoundingMode mode : new RoundingMode[] {RoundingMode.FLOOR, RoundingMode.CEILING}) {
+        BigDecimal candidate = exact.round(new MathContext(p, mode));
+        if (candidate.doubleValue() == Math.abs(d) && (shortest == exact || closer(candidate, shortest, exact))) {
+          shortest = candidate;
+        }
       }
     }
     shortest = shortest.stripTrailingZeros();
@@ -121,6 +124,12 @@ public final class PythonJson {
     int exponent = decpt - 1;
     return out.append('e').append(exponent < 0 ? '-' : '+').append(String.format("%02d", Math.abs(exponent)))
         .toString();
+  }
+
+  /** Whether {@code a} is nearer {@code exact} than {@code b}, or as near with an even last digit (Python's tie rule). */
+  private static boolean closer(BigDecimal a, BigDecimal b, BigDecimal exact) {
+    int c = a.subtract(exact).abs().compareTo(b.subtract(exact).abs());
+    return c < 0 || c == 0 && !a.unscaledValue().testBit(0);
   }
 
   /** Python's {@code ensure_ascii}: every character outside printable ASCII as backslash, u, four lower-case hex digits. */

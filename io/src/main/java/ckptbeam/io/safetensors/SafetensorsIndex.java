@@ -52,8 +52,7 @@ public final class SafetensorsIndex {
     if (CheckpointFiles.exists(path)) {
       return parse(path, CheckpointFiles.readSmallFile(path, MAX_INDEX_BYTES));
     }
-    List<String> shards = CheckpointFiles.list(dir).stream()
-        .filter(f -> !f.contains("/") && f.endsWith(".safetensors")).toList();
+    List<String> shards = topLevelShards(dir);
     if (shards.isEmpty()) {
       throw new FileNotFoundException(path + ": no such file, and no *.safetensors file beside it (a sharded HF "
           + "checkpoint needs its index)");
@@ -71,6 +70,11 @@ public final class SafetensorsIndex {
       }
     }
     return new SafetensorsIndex(weightMap, null);
+  }
+
+  /** The {@code *.safetensors} files directly in {@code dir} (not in its subfolders), by name, sorted. */
+  public static List<String> topLevelShards(String dir) throws IOException {
+    return CheckpointFiles.list(dir).stream().filter(f -> !f.contains("/") && f.endsWith(".safetensors")).toList();
   }
 
   public static SafetensorsIndex parse(String source, byte[] json) throws CheckpointFormatException {

@@ -186,13 +186,12 @@ public final class CheckpointFiles {
   /** Writes a small file in one go (tracker files, JSON). Local files are written to a temp file then renamed. */
   public static void writeSmallFile(String path, byte[] data) throws IOException {
     if (isLocal(path)) {
-      Path p = localPath(path);
-      if (p.getParent() != null) {
-        Files.createDirectories(p.getParent());
-      }
-      Path tmp = p.resolveSibling(p.getFileName() + StagedOutput.STAGING_SUFFIX);
-      Files.write(tmp, data);
-      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      writeLocal(localPath(path), out -> {
+        ByteBuffer b = ByteBuffer.wrap(data);
+        while (b.hasRemaining()) {
+          out.write(b);
+        }
+      });
       return;
     }
     StoreRetry.run(path + ": writing", () -> {
@@ -212,16 +211,7 @@ public final class CheckpointFiles {
    */
   public static void copyFile(String from, String to) throws IOException {
     if (isLocal(to)) {
-      Path p = localPath(to);
-      if (p.getParent() != null) {
-        Files.createDirectories(p.getParent());
-      }
-      Path tmp = p.resolveSibling(p.getFileName() + StagedOutput.STAGING_SUFFIX);
-      try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-          StandardOpenOption.TRUNCATE_EXISTING)) {
-        stream(from, out);
-      }
-      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      writeLocal(localPath(to), out -> stream(from, out));
       return;
     }
     StoreRetry.run(to + ": writing a copy of " + from, () -> {
@@ -229,6 +219,32 @@ public final class CheckpointFiles {
         stream(from, out);
       }
     });
+  }
+
+  /** What writes a local file's content. */
+  private interface LocalContent {
+    void writeTo(FileChannel out) throws IOException;
+  }
+
+  /**
+   * Writes a local file beside itself and renames it into place, so that no reader sees it half written; the partial
+   * file is removed when writing fails.
+   */
+  private static void writeLocal(Path p, LocalContent content) throws IOException {
+    if (p.getParent() != null) {
+      Files.createDirectories(p.getParent());
+    }
+    Path tmp = p.resolveSibling(p.getFileName() + StagedOutput.STAGING_SUFFIX);
+    try {
+      try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING)) {
+        content.writeTo(out);
+      }
+      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
   }
 
   private static void stream(String from, WritableByteChannel out) throws IOException {

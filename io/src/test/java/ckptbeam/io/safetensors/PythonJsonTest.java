@@ -33,5 +33,11 @@ class PythonJsonTest {
     assertEquals("2e-323", PythonJson.pythonRepr(2e-323));
     assertEquals("1.7976931348623157e+308", PythonJson.pythonRepr(Double.MAX_VALUE));
     assertEquals("Infinity", PythonJson.pythonRepr(Double.POSITIVE_INFINITY));
+    // powers of two, where the nearest 16-digit decimal does not read back but the other neighbour does
+    assertEquals("5.960464477539063e-08", PythonJson.pythonRepr(Math.scalb(1.0, -24)));
+    assertEquals("8.271806125530277e-25", PythonJson.pythonRepr(Math.scalb(1.0, -80)));
+    assertEquals("1.152921504606847e+18", PythonJson.pythonRepr(Math.scalb(1.0, 60)));
+    assertEquals("8.98846567431158e+307", PythonJson.pythonRepr(Math.scalb(1.0, 1023)));
+    assertEquals("2.2250738585072014e-308", PythonJson.pythonRepr(Double.MIN_NORMAL));
   }
 }
