@@ -23,8 +23,9 @@ import java.util.Map;
  * When a checkpoint folder that is still being written can be converted. HF: {@code config.json} and the index exist,
  * and every shard the index names is present with the size its header implies. Megatron-core: the tracker file, the
  * config (or, for DeepSeek-V4, the first rank file whose args it is rebuilt from) and every rank file of the tracked
- * iteration (for the layout given) exist, each rank file ending with its zip directory. A folder that is complete but malformed counts as ready: its conversion then fails with the
- * reader's message, and that failure is reported, instead of waiting for a fix forever.
+ * iteration (for the layout given) exist, each rank file ending with its zip directory. A folder that is complete but
+ * malformed counts as ready: its conversion then fails with the reader's message, and that failure is reported,
+ * instead of waiting for a fix forever.
  */
 final class CheckpointReadiness implements Serializable {
   private static final long serialVersionUID = 1L;
