@@ -251,7 +251,8 @@ final class LayoutProof implements Serializable {
       // a Base checkpoint's MTP head is never converted, nor its MTP embedding at pp 1 (docs/mapping.md §11.8)
       int layer = HfNames.layerOf(cfg, name);
       return layer >= cfg.hiddenLayers && (layer - cfg.hiddenLayers >= plan.options().mtpLayers()
-          || name.endsWith("." + TensorMapping.V4_BASE_MTP_HEAD) || name.endsWith("." + TensorMapping.V4_BASE_MTP_EMBED));
+          || name.endsWith("." + TensorMapping.V4_BASE_MTP_HEAD)
+          || name.endsWith("." + TensorMapping.V4_BASE_MTP_EMBED));
     }
     int layer = HfNames.layerOf(name);
     if (name.endsWith("_scale_inv") || name.endsWith("shared_head.head.weight")) {

@@ -42,7 +42,8 @@ final class ModelTypeFlags {
     checkDirection(r);
     for (String ignored : List.of(TRANSFORMER_IMPL, SAVE_LAYER_BY_LAYER)) {
       if (flags.containsKey(ignored)) {
-        notes.add("--" + ignored + " is accepted for MindSpeed's scripts and ignored: the output does not depend on it");
+        notes.add("--" + ignored + " is accepted for MindSpeed's scripts and ignored: the output does not depend on "
+            + "it");
       }
     }
     if (cfg == null) {
@@ -62,7 +63,8 @@ final class ModelTypeFlags {
       }
       if (type.equals("deepseek4_base")) {
         notes.add("--model-type-hf deepseek4_base: the rank files' args lack tie_mtp_embeddings_and_lmhead, so "
-            + "mcore2hf writes each MTP layer's own embedding and head back, as copies of the main ones (as MindSpeed)");
+            + "mcore2hf writes each MTP layer's own embedding and head back, as copies of the main ones (as "
+            + "MindSpeed)");
       }
     }
     String etp = flags.get(EXPERT_TP);

@@ -100,7 +100,8 @@ public final class Mcore2HfPlan extends HfShardsPlan {
       forward.contents(f).forEach((chunk, ts) -> ts.forEach(t -> {
         if (t.shape().numel() <= maxElements && !t.key().endsWith("word_embeddings.weight")) {
           StringBuilder slices = new StringBuilder(t.shape().toString());
-          t.bands().forEach(b -> b.slices().forEach(s -> slices.append(' ').append(s).append('/').append(s.viewCols())));
+          t.bands().forEach(b -> b.slices().forEach(
+              s -> slices.append(' ').append(s).append('/').append(s.viewCols())));
           bySlices.computeIfAbsent(slices.toString(), k -> new ArrayList<>()).add(sourceName(f, chunk, t.key()));
         }
       }));

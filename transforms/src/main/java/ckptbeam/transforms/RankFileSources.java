@@ -78,7 +78,8 @@ final class RankFileSources implements InputSources {
    */
   private void checkReplicas(Map<String, TensorLocation> located) throws IOException {
     List<List<String>> groups = plan.replicas(512 * 1024);
-    Map<String, List<TensorLocation>> byFile = new TreeMap<>(); // each rank file opened once (a request per open on gs://)
+    // each rank file opened once (on gs://, every open is a request)
+    Map<String, List<TensorLocation>> byFile = new TreeMap<>();
     for (List<String> group : groups) {
       for (String name : group) {
         TensorLocation loc = located.get(name);

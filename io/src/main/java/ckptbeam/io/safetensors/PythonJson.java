@@ -126,13 +126,13 @@ public final class PythonJson {
         .toString();
   }
 
-  /** Whether {@code a} is nearer {@code exact} than {@code b}, or as near with an even last digit (Python's tie rule). */
+  /** Whether {@code a} is nearer {@code exact} than {@code b}, or as near with an even last digit (Python's rule). */
   private static boolean closer(BigDecimal a, BigDecimal b, BigDecimal exact) {
     int c = a.subtract(exact).abs().compareTo(b.subtract(exact).abs());
     return c < 0 || c == 0 && !a.unscaledValue().testBit(0);
   }
 
-  /** Python's {@code ensure_ascii}: every character outside printable ASCII as backslash, u, four lower-case hex digits. */
+  /** Python's {@code ensure_ascii}: a character outside printable ASCII as backslash, u, four lower-case hex digits. */
   private static final class AsciiEscapes extends CharacterEscapes {
     private static final long serialVersionUID = 1L;
     private final int[] table = standardAsciiEscapesForJSON();
