@@ -333,6 +333,16 @@ class ModelFamilyTest {
     Path tp0 = drifted.resolve("iter_0000001/mp_rank_00_000_000/model_optim_rng.pt");
     assertTrue(copies.exit != 0 && copies.err.contains(tp1 + ": model0/decoder.layers.0.input_layernorm.weight differs "
         + "from its copy in " + tp0), copies.toString());
+    // a rank file whose args name another layout (a file of another checkpoint) is refused by name
+    Path mixed = Checkpoints.copyTree(mcore, work.resolve("mixed"));
+    Path stranger = mixed.resolve("iter_0000001/mp_rank_01_001_001/model_optim_rng.pt");
+    Torch.Result other = Torch.run(List.of(Torch.PYTHON, "-c", "import sys, torch; d = torch.load(sys.argv[1], "
+        + "weights_only=False); d['args'].num_layers = 12; torch.save(d, sys.argv[1])", stranger.toString()));
+    assertEquals(0, other.exit, other.output);
+    Checkpoints.Run mixedRun = Checkpoints.cli("mcore2hf", "--load-dir", mixed.toString(), "--save-dir",
+        work.resolve("refused-mixed").toString());
+    assertTrue(mixedRun.exit != 0 && mixedRun.err.contains(stranger + ": its args say num_layers 12, but the layout "
+        + "being read"), mixedRun.toString());
     // MindSpeed's V4 --num-layers counts HF layers without the noop slots: 6 here, where the args say 8 slots
     Path same = run("mcore2hf", mcore, "back-6", "--num-layers 6");
     assertSameData(back, same);

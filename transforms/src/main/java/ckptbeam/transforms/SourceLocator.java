@@ -168,6 +168,9 @@ public final class SourceLocator {
     boolean warnedNf4 = false;
     String path = CheckpointFiles.resolve(loadDir, plan.rankPath(rank));
     TorchCheckpointReader reader = TorchCheckpointReader.open(path);
+    if (plan.forward().config().v4()) {
+      checkArgsAgree(reader, plan.forward().options());
+    }
     TorchCheckpointReader loraReader = reader;
     if (lora != null && lora.loraDir != null) {
       String loraPath = CheckpointFiles.resolve(lora.loraDir, lora.loraIterationDir + "/" + rank.dirName() + "/"
@@ -301,6 +304,30 @@ public final class SourceLocator {
       }
     }
     return new LocatedFile(path, out, List.of());
+  }
+
+  /**
+   * A DeepSeek-V4 rank file's args must name the layout being read (taken from the first rank file's args, or the
+   * flags): a file of another checkpoint mixed into the folder is refused by name (V4 spec §8 #22), not read with the
+   * wrong layout.
+   */
+  private static void checkArgsAgree(TorchCheckpointReader reader, LayoutOptions o) throws IOException {
+    if (!(reader.root() instanceof Map<?, ?> root) || !(root.get("args") instanceof PickleReader.PyObject ns)
+        || !(ns.state instanceof Map<?, ?> args)) {
+      return;
+    }
+    Map<String, Integer> layout = new LinkedHashMap<>();
+    layout.put("tensor_model_parallel_size", o.tp());
+    layout.put("pipeline_model_parallel_size", o.pp());
+    layout.put("expert_model_parallel_size", o.ep());
+    layout.put("num_layers", o.numLayers());
+    for (Map.Entry<String, Integer> field : layout.entrySet()) {
+      if (args.get(field.getKey()) instanceof Number n && n.intValue() != field.getValue()) {
+        throw new IOException(reader.file() + ": its args say " + field.getKey() + " " + n + ", but the layout being "
+            + "read (the first rank file's args, or the flags) has " + field.getValue() + ": a rank file of another "
+            + "checkpoint?");
+      }
+    }
   }
 
   /**
