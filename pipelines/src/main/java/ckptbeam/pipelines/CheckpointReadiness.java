@@ -161,7 +161,8 @@ final class CheckpointReadiness implements Serializable {
       // a DeepSeek-V4 checkpoint's layout (and, without config.json, its model) is in its first rank file's args:
       // that file must be whole to be read
       String first = McoreInputConfig.firstRankFile(folder);
-      boolean v4 = CheckpointFiles.exists(config) ? ModelConfig.read(config).v4() : first != null;
+      ModelConfig cfg = CheckpointFiles.exists(config) ? McoreInputConfig.of(r).parse() : null;
+      boolean v4 = cfg != null ? cfg.v4() : first != null;
       if (v4 && first == null) {
         return iterationDir + "/mp_rank_00…/model_optim_rng.pt (its args give the layout)";
       }
@@ -171,14 +172,16 @@ final class CheckpointReadiness implements Serializable {
           return lacking;
         }
       }
-      McoreInputConfig input;
-      try {
-        input = McoreInputConfig.of(r);
-      } catch (IOException e) {
-        // no config.json yet, and no DeepSeek-V4 args to rebuild it from: it may still be on its way
-        return CheckpointFiles.exists(config) ? null : "config.json";
+      if (cfg == null) {
+        McoreInputConfig rebuilt;
+        try {
+          rebuilt = McoreInputConfig.of(r);
+        } catch (IOException e) {
+          // no config.json yet, and no DeepSeek-V4 args to rebuild it from: it may still be on its way
+          return "config.json";
+        }
+        cfg = rebuilt.parse();
       }
-      ModelConfig cfg = input.parse();
       if (cfg.v4()) {
         r = CheckpointArgs.complete(a, r, first);
       }

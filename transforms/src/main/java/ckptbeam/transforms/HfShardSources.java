@@ -2,13 +2,9 @@ package ckptbeam.transforms;
 
 import ckptbeam.io.CheckpointFormatException;
 import ckptbeam.io.compute.Fp8Dequant;
-import ckptbeam.io.storage.CheckpointFiles;
-import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.TensorLocation;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -57,7 +53,7 @@ final class HfShardSources implements InputSources {
       located = SourceLocator.dequantizeFp8(located, config);
     }
     if (config.v4()) {
-      checkTid2eid(located.values(), config.routedExperts);
+      SourceLocator.checkTid2eid(located.values(), config.routedExperts);
       located = canonicalNames(located);
     }
     return new Located(located, unindexedNote(unindexed).stream().toList());
@@ -72,41 +68,6 @@ final class HfShardSources implements InputSources {
       out.put(alias ? canonical : e.getKey(), e.getValue());
     }
     return out;
-  }
-
-  /**
-   * DeepSeek-V4's hash routing tables (HF {@code ffn.gate.tid2eid}, mcore {@code mlp.router.tid2eid}): an integer
-   * dtype and every entry an expert id in [0, {@code experts}) (V4 spec §7.2), read before anything is written (a few
-   * MB per hash layer). A wrong id would route tokens to an expert that is not there.
-   */
-  static void checkTid2eid(Iterable<TensorLocation> tensors, long experts) throws IOException {
-    for (TensorLocation t : tensors) {
-      if (!t.name().endsWith(".ffn.gate.tid2eid") && !t.name().endsWith(".mlp.router.tid2eid")) {
-        continue;
-      }
-      if (t.dtype() != DType.I32 && t.dtype() != DType.I64) {
-        throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" is " + t.dtype()
-            + ", not an integer table of expert ids (I32 or I64)");
-      }
-      int size = t.dtype().size();
-      long count = t.shape().numel();
-      ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-      try (RangeReader r = CheckpointFiles.open(t.file())) {
-        for (long done = 0; done < count; ) {
-          int n = (int) Math.min(count - done, buf.capacity() / size);
-          buf.clear().limit(n * size);
-          r.readFully(t.offset() + done * size, buf);
-          for (int i = 0; i < n; i++) {
-            long id = size == 4 ? buf.getInt(i * 4) : buf.getLong(i * 8);
-            if (id < 0 || id >= experts) {
-              throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" entry " + (done + i)
-                  + " is expert " + id + ", outside 0.." + (experts - 1) + " (n_routed_experts)");
-            }
-          }
-          done += n;
-        }
-      }
-    }
   }
 
   /** The note on tensors stored in shards that the index does not name. */

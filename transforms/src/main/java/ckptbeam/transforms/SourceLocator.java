@@ -5,6 +5,7 @@ import ckptbeam.io.compute.Fp8Dequant;
 import ckptbeam.io.compute.Mxfp4Dequant;
 import ckptbeam.io.safetensors.SafetensorsHeader;
 import ckptbeam.io.storage.CheckpointFiles;
+import ckptbeam.io.storage.RangeReader;
 import ckptbeam.io.tensor.AssembledTensor;
 import ckptbeam.io.tensor.DType;
 import ckptbeam.io.tensor.Shape;
@@ -12,6 +13,8 @@ import ckptbeam.io.tensor.TensorLocation;
 import ckptbeam.io.torch.PickleReader;
 import ckptbeam.io.torch.TorchCheckpointReader;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -237,6 +240,9 @@ public final class SourceLocator {
         }
       }
     }
+    if (plan.forward().config().v4()) {
+      checkTid2eid(out.values(), plan.forward().config().routedExperts); // on the worker that reads this rank file
+    }
     return new LocatedFile(path, out, List.of());
   }
 
@@ -306,6 +312,40 @@ public final class SourceLocator {
     return new LocatedFile(path, out, List.of());
   }
 
+  /**
+   * DeepSeek-V4's hash routing tables (HF {@code ffn.gate.tid2eid}, mcore {@code mlp.router.tid2eid}): an integer
+   * dtype and every entry an expert id in [0, {@code experts}) (V4 spec §7.2), read before anything is written (a few
+   * MB per hash layer). A wrong id would route tokens to an expert that is not there.
+   */
+  static void checkTid2eid(Iterable<TensorLocation> tensors, long experts) throws IOException {
+    for (TensorLocation t : tensors) {
+      if (!t.name().endsWith(".ffn.gate.tid2eid") && !t.name().endsWith(".mlp.router.tid2eid")) {
+        continue;
+      }
+      if (t.dtype() != DType.I32 && t.dtype() != DType.I64) {
+        throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" is " + t.dtype()
+            + ", not an integer table of expert ids (I32 or I64)");
+      }
+      int size = t.dtype().size();
+      long count = t.shape().numel();
+      ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+      try (RangeReader r = CheckpointFiles.open(t.file())) {
+        for (long done = 0; done < count; ) {
+          int n = (int) Math.min(count - done, buf.capacity() / size);
+          buf.clear().limit(n * size);
+          r.readFully(t.offset() + done * size, buf);
+          for (int i = 0; i < n; i++) {
+            long id = size == 4 ? buf.getInt(i * 4) : buf.getLong(i * 8);
+            if (id < 0 || id >= experts) {
+              throw new CheckpointFormatException(t.file(), "Tid2eid", "\"" + t.name() + "\" entry " + (done + i)
+                  + " is expert " + id + ", outside 0.." + (experts - 1) + " (n_routed_experts)");
+            }
+          }
+          done += n;
+        }
+      }
+    }
+  }
   /**
    * A DeepSeek-V4 rank file's args must name the layout being read (taken from the first rank file's args, or the
    * flags): a file of another checkpoint mixed into the folder is refused by name (V4 spec §8 #22), not read with the
